@@ -1,0 +1,151 @@
+"""The ``mpigc`` command line (see ``mpigc --help``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from mpigc import __version__
+from mpigc.errors import InputError
+
+DESCRIPTION = """\
+MPI benchmark suite for gradient coding under stragglers.
+
+Run a scheme on MPI ranks (rank 0 decodes, ranks 1..M are workers) or in the
+discrete-event simulator, with injected slowdowns and failures, and write
+per-round timings and errors to HDF5. Without CONFIG the embedded default
+config is used; `mpigc validate` prints it with every default.
+"""
+
+EPILOG = """\
+examples:
+  mpigc simulate --out results.h5
+  mpigc simulate jobs/configs/p1-canonical.toml --set run.rounds=200
+  mpiexec -n 9 python -m mpigc run --set code.scheme=crc
+  mpigc plan --set code.ordering=optimal --set code.load=4
+  mpigc info results.h5
+
+exit codes: 0 success, 2 bad input (config, arguments, world size), 1 failure during a run
+"""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="TOML config file (default: the embedded default config)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set code.parts=2 (repeatable; values are TOML)")
+
+
+def _runner(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--out", metavar="FILE.h5", default="mpigc-results.h5",
+                   help="HDF5 result file; runs are added if it exists (default: %(default)s)")
+    p.add_argument("--name", help="run name (default: the entry's name or scheme; -2, -3... if taken)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="mpigc", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"mpigc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _runner(sub.add_parser("run", help="run on MPI: mpiexec -n M+1 python -m mpigc run [CONFIG]",
+                           description="Run the config's schemes on MPI ranks; needs code.workers + 1 ranks."))
+    _runner(sub.add_parser("simulate", help="run the same schemes in virtual time",
+                           description="Simulate the config's schemes on one straggler realisation."))
+    v = sub.add_parser("validate", help="check a config and print it resolved, with every default")
+    _common(v)
+    v.add_argument("--keys", action="store_true", help="also list every key with its default and meaning")
+    p = sub.add_parser("plan", help="assignment, orders, Qmax against its bound, worst condition number")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    i = sub.add_parser("info", help="summary table of every run in a result file")
+    i.add_argument("file", help="HDF5 result file")
+    i.add_argument("--csv", action="store_true", help="CSV instead of the aligned table")
+    sub.add_parser("schemes", help="list schemes and the config keys they use")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``mpigc`` and ``python -m mpigc``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        from mpigc.mpi.launch import main as run_main
+
+        return run_main(args)
+    try:
+        return COMMANDS[args.command](args)
+    except InputError as error:
+        print(f"mpigc: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mpigc: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from mpigc import report
+    from mpigc.config import load_config
+    from mpigc.sim.driver import simulate
+
+    config = load_config(args.config, args.overrides, backend="sim")
+    rows = simulate(config, args.out, args.name)
+    print(report.summary_table(rows))
+    if args.out:
+        print(f"# wrote {len(rows)} run(s) to {args.out}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from mpigc.config import describe_keys, load_config, to_toml
+    from mpigc.sim.driver import plan_entries, workers_of
+
+    config = load_config(args.config, args.overrides, backend="sim")
+    plan_entries(config, workers_of(config))
+    print(to_toml(config))
+    if args.keys:
+        print(describe_keys())
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from mpigc.config import load_config
+    from mpigc.planinfo import describe_plan, format_plan
+
+    config = load_config(args.config, args.overrides, backend="sim")
+    plans = describe_plan(config)
+    print(json.dumps(plans, indent=2) if args.json else format_plan(plans))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from mpigc import report, results
+
+    runs = results.read_runs(args.file)
+    rows = [(run.name, str(run.attrs.get("scheme", "?")), report.summarize(run.tables["rounds"])) for run in runs]
+    if args.csv:
+        import csv
+
+        csv.writer(sys.stdout).writerows(report.csv_rows(rows))
+    else:
+        first = runs[0].attrs if runs else {}
+        print(report.provenance_header({k: first.get(k) for k in ("mpigc_version", "created", "host", "backend")}))
+        print(report.summary_table(rows))
+    return 0
+
+
+def cmd_schemes(args: argparse.Namespace) -> int:
+    from mpigc.codes import SCHEMES, scheme_class
+
+    scheme_class("partial")  # loads every scheme module
+    width = max(map(len, SCHEMES))
+    for name in sorted(SCHEMES):
+        cls = SCHEMES[name]
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        keys = ", ".join(getattr(cls, "config_keys", ()))
+        print(f"{name:<{width}}  {doc}" + (f"\n{'':<{width}}  keys: {keys}" if keys else ""))
+    return 0
+
+
+COMMANDS = {"simulate": cmd_simulate, "validate": cmd_validate, "plan": cmd_plan, "info": cmd_info,
+            "schemes": cmd_schemes}

@@ -1,0 +1,211 @@
+"""The contract every gradient code fulfils, whatever moves its messages.
+
+A scheme is planned once from metadata (assignment, orders, seeds). It then
+answers three questions that both backends ask:
+
+* worker side: after its ``p``-th task, does worker ``w`` send a message,
+  and which linear combination of its chunk-part gradients is it
+  (:meth:`Scheme.message_row`, :meth:`Scheme.encode`);
+* master side, vectorised over rounds: given when each message arrives, when
+  can the master first decode exactly (:meth:`Scheme.decode_times`);
+* master side, per round: given the set of messages that arrived, which
+  coefficients combine them into the gradient (:class:`Decoder`).
+
+Coefficients are planned from metadata only; vectors are only combined. A
+chunk-part gradient ``g_i^(k)`` is column ``i * parts + k`` of a message's
+coefficient row, and message vectors have length ``d_pad / parts``.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+MessageKey = tuple[int, int]  # (worker, task position)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every worker holds and in which order it processes it."""
+
+    assignment: np.ndarray  # bool (N, m)
+    orders: tuple[np.ndarray, ...]  # orders[w] = chunk indices in processing order
+    parts: int
+
+    @property
+    def chunks(self) -> int:
+        return self.assignment.shape[0]
+
+    @property
+    def workers(self) -> int:
+        return self.assignment.shape[1]
+
+    @property
+    def loads(self) -> np.ndarray:
+        return np.array([len(o) for o in self.orders])
+
+    @property
+    def max_load(self) -> int:
+        return int(self.loads.max())
+
+
+@dataclass
+class Combination:
+    """Decoder output: part ``k`` of the gradient is ``sum_j weights[k, j] * v[keys[j]]``."""
+
+    keys: list[MessageKey]
+    weights: np.ndarray  # (parts, len(keys))
+    exact: bool
+    coef_error: float
+    cond: float = float("nan")  # worst condition number of a system actually solved
+
+    @property
+    def used(self) -> set[MessageKey]:
+        mask = np.any(self.weights != 0, axis=0)
+        return {k for k, u in zip(self.keys, mask) if u}
+
+
+def combine(comb: Combination, vectors: dict[MessageKey, np.ndarray], dim: int) -> np.ndarray:
+    """Apply a combination to message vectors; return the gradient of length ``dim``."""
+    parts = comb.weights.shape[0]
+    if not comb.keys:
+        return np.zeros(dim)
+    stacked = np.stack([vectors[k] for k in comb.keys])
+    out = (comb.weights @ stacked).reshape(-1)
+    return out[:dim]
+
+
+def split_parts(grad: np.ndarray, parts: int) -> np.ndarray:
+    """Pad a gradient with zeros to a multiple of ``parts``; return shape (parts, d_pad/parts)."""
+    d = grad.shape[0]
+    part_len = -(-d // parts)
+    if part_len * parts != d:
+        grad = np.concatenate([grad, np.zeros(part_len * parts - d)])
+    return grad.reshape(parts, part_len)
+
+
+def least_squares_combination(rows: np.ndarray, keys: list[MessageKey], chunks: int, parts: int) -> Combination:
+    """Best linear decode of arbitrary messages: ``X = E pinv(M)`` (PROTOCOLS §3)."""
+    target = np.zeros((parts, chunks * parts))
+    for k in range(parts):
+        target[k, k::parts] = 1.0
+    if len(keys) == 0:
+        return Combination([], np.zeros((parts, 0)), False, 1.0)
+    weights = target @ np.linalg.pinv(rows)
+    err = coef_error(weights @ rows, target)
+    return Combination(list(keys), weights, err < 1e-12, err)
+
+
+def coef_error(phi: np.ndarray, target: np.ndarray) -> float:
+    """``||Phi - E||_F^2 / ||E||_F^2`` (PROTOCOLS §5)."""
+    return float(np.sum((phi - target) ** 2) / np.sum(target**2))
+
+
+class Decoder(ABC):
+    """Master-side state of one round: metadata of the messages heard of so far."""
+
+    def __init__(self, scheme: "Scheme") -> None:
+        self.scheme = scheme
+        self.keys: list[MessageKey] = []
+
+    def add(self, worker: int, position: int) -> None:
+        """Record that the message of ``worker`` after task ``position`` arrived."""
+        self.keys.append((worker, position))
+
+    @property
+    @abstractmethod
+    def exact(self) -> bool:
+        """Whether the messages so far determine the gradient exactly."""
+
+    @abstractmethod
+    def combination(self) -> Combination:
+        """Exact coefficients when :attr:`exact`, else the best approximate ones."""
+
+
+class GenericDecoder(Decoder):
+    """Decodes any scheme by least squares over the message coefficient rows."""
+
+    @property
+    def exact(self) -> bool:
+        return self.combination().exact
+
+    def combination(self) -> Combination:
+        s = self.scheme
+        keys = [k for k in self.keys if s.counts(k, self.keys)]
+        rows = np.array([s.message_row(*k) for k in keys]).reshape(len(keys), -1)
+        return least_squares_combination(rows, keys, s.plan.chunks, s.plan.parts)
+
+
+class Scheme(ABC):
+    """A gradient code planned for one configuration (see module docstring).
+
+    Subclasses are registered by name with :func:`mpigc.codes.register` and
+    built by :func:`mpigc.codes.make_scheme`.
+    """
+
+    #: the assignment used when ``code.assignment`` is unset
+    default_assignment: str = "cyclic"
+    #: the only assignments the scheme is defined on (empty: any)
+    allowed_assignments: tuple[str, ...] = ()
+
+    def __init__(self, plan: Plan, code, seed: int) -> None:
+        self.plan = plan
+        self.code = code
+        self.seed = seed
+        self.info: dict = {}
+
+    # -- worker side -------------------------------------------------------
+    @abstractmethod
+    def sends_after(self, worker: int) -> np.ndarray:
+        """Task positions after which ``worker`` sends a message (sorted)."""
+
+    @abstractmethod
+    def message_row(self, worker: int, position: int) -> np.ndarray:
+        """Coefficient row (length N*parts) of the message sent after ``position``."""
+
+    def encode(self, worker: int, position: int, chunk_grads: dict[int, np.ndarray]) -> np.ndarray:
+        """Message vector from the worker's chunk gradients (full length d each)."""
+        parts = self.plan.parts
+        row = self.message_row(worker, position).reshape(self.plan.chunks, parts)
+        out = None
+        for chunk in self.plan.orders[worker][: position + 1]:
+            coefs = row[chunk]
+            if not np.any(coefs):
+                continue
+            term = coefs @ split_parts(chunk_grads[int(chunk)], parts)
+            out = term if out is None else out + term
+        if out is None:
+            any_grad = next(iter(chunk_grads.values()))
+            out = np.zeros(split_parts(any_grad, parts).shape[1])
+        return out
+
+    # -- master side -------------------------------------------------------
+    def send_mask(self) -> np.ndarray:
+        """Bool (m, P): whether worker w sends after position p."""
+        mask = np.zeros((self.plan.workers, self.plan.max_load), dtype=bool)
+        for w in range(self.plan.workers):
+            mask[w, self.sends_after(w)] = True
+        return mask
+
+    def counts(self, key: MessageKey, heard: list[MessageKey]) -> bool:
+        """Whether a received message may enter the decode (ablations override)."""
+        return True
+
+    @abstractmethod
+    def decode_times(self, arrival: np.ndarray) -> np.ndarray:
+        """First exact-decode time per round.
+
+        ``arrival`` has shape (R, m, P): arrival time of the message worker w
+        sends after position p, ``inf`` where none arrives (not a send point,
+        failed worker, or beyond its load). Returns shape (R,), ``inf`` where
+        the round never decodes exactly.
+        """
+
+    def decoder(self) -> Decoder:
+        """A fresh master-side decoder for one round."""
+        return GenericDecoder(self)
+
+    def describe(self) -> dict:
+        """Facts for ``mpigc plan``: scheme-specific extras."""
+        return dict(self.info)

@@ -1,0 +1,180 @@
+"""P1's partial-straggler protocol (PROTOCOLS §3.5), ``stream`` transport.
+
+Worker w sends ``u_{w,i} = sum_k G[k, w] g_i^(k)`` after each chunk i. Chunk
+i is recovered once messages from l distinct holders arrived, by least
+squares over all of its messages. With ``use_partial = false`` (the
+ablation) a worker's messages count only once it has finished every chunk.
+"""
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+
+from mpigc.codes.base import Combination, Decoder, MessageKey, Plan, Scheme
+from mpigc.codes.registry import register
+from mpigc.errors import InputError
+from mpigc.seeding import stream
+
+MAX_COND = 1e6
+MAX_DRAWS = 20
+MAX_SUBSETS = 100_000
+
+
+@register("partial")
+class PartialStragglers(Scheme):
+    """Every finished chunk is useful: decode when each chunk has l finishers."""
+
+    def __init__(self, plan: Plan, code, seed: int) -> None:
+        super().__init__(plan, code, seed)
+        replication = plan.assignment.sum(axis=1)
+        low = int(np.argmin(replication))
+        if plan.parts > replication[low]:
+            raise InputError(
+                "code.parts",
+                f"l = {plan.parts} exceeds the replication {replication[low]} of chunk {low}",
+            )
+        self.use_partial = bool(getattr(code, "use_partial", True))
+        self.position = np.full((plan.workers, plan.chunks), -1)
+        for w, order in enumerate(plan.orders):
+            self.position[w, order] = np.arange(len(order))
+        self.generator, self.worst_cond, draws = self._draw_generator(seed)
+        self.info.update({"code condition (worst l-subset)": self.worst_cond, "generator draws": draws})
+        self._solve_cache: dict[tuple[int, ...], tuple[np.ndarray, float]] = {}
+        self._holder_index = self._holders_by_chunk()
+
+    # -- planning ----------------------------------------------------------
+    def _draw_generator(self, seed: int) -> tuple[np.ndarray, float, int]:
+        """Draw G (l × m) until every l-subset of a chunk's holders is well conditioned."""
+        l, m = self.plan.parts, self.plan.workers
+        subsets = self._holder_subsets(stream(seed, "code", 2))
+        worst, g = np.inf, None
+        for draw in range(1, MAX_DRAWS + 1):
+            g = stream(seed, "code", 3, draw).standard_normal((l, m))
+            worst = float(np.linalg.cond(g.T[subsets]).max()) if l > 1 else 1.0
+            if worst <= MAX_COND:
+                return g, worst, draw
+        import warnings
+
+        warnings.warn(f"partial: worst l-subset condition number {worst:.3g} after {MAX_DRAWS} draws")
+        return g, worst, MAX_DRAWS
+
+    def _holder_subsets(self, rng: np.random.Generator) -> np.ndarray:
+        l = self.plan.parts
+        subsets: list[tuple[int, ...]] = []
+        for i in range(self.plan.chunks):
+            holders = np.flatnonzero(self.plan.assignment[i])
+            subsets.extend(combinations(holders.tolist(), l))
+            if len(subsets) > 4 * MAX_SUBSETS:
+                break
+        arr = np.array(subsets, dtype=int).reshape(-1, l)
+        if len(arr) > MAX_SUBSETS:
+            arr = arr[rng.choice(len(arr), MAX_SUBSETS, replace=False)]
+        return arr
+
+    def _holders_by_chunk(self) -> tuple[np.ndarray, np.ndarray]:
+        """(workers, positions) of each chunk's holders, shape (N, r_max), padded with -1."""
+        a = self.plan.assignment
+        r_max = int(a.sum(axis=1).max())
+        workers = np.full((self.plan.chunks, r_max), -1)
+        for i in range(self.plan.chunks):
+            holders = np.flatnonzero(a[i])
+            workers[i, : len(holders)] = holders
+        positions = np.where(workers >= 0, self.position[np.maximum(workers, 0), np.arange(self.plan.chunks)[:, None]], -1)
+        return workers, positions
+
+    # -- worker side -------------------------------------------------------
+    def sends_after(self, worker: int) -> np.ndarray:
+        return np.arange(len(self.plan.orders[worker]))
+
+    def message_row(self, worker: int, position: int) -> np.ndarray:
+        l = self.plan.parts
+        row = np.zeros(self.plan.chunks * l)
+        chunk = int(self.plan.orders[worker][position])
+        row[chunk * l : chunk * l + l] = self.generator[:, worker]
+        return row
+
+    # -- master side -------------------------------------------------------
+    def counts(self, key: MessageKey, heard: list[MessageKey]) -> bool:
+        if self.use_partial:
+            return True
+        worker = key[0]
+        return (worker, len(self.plan.orders[worker]) - 1) in heard
+
+    def effective_arrival(self, arrival: np.ndarray) -> np.ndarray:
+        """When each message may enter the decode; ablation: when the worker's last one arrived."""
+        if self.use_partial:
+            return arrival
+        last = arrival[:, np.arange(self.plan.workers), self.plan.loads - 1]
+        return np.where(np.isfinite(arrival), np.maximum(arrival, last[:, :, None]), np.inf)
+
+    def chunk_arrivals(self, arrival: np.ndarray) -> np.ndarray:
+        """Arrival times of each chunk's messages, shape (R, N, r_max), inf-padded."""
+        eff = np.concatenate([self.effective_arrival(arrival), np.full(arrival.shape[:2] + (1,), np.inf)], axis=2)
+        workers, positions = self._holder_index
+        return eff[:, np.maximum(workers, 0), np.where(positions >= 0, positions, -1)]
+
+    def decode_times(self, arrival: np.ndarray) -> np.ndarray:
+        per_chunk = np.sort(self.chunk_arrivals(arrival), axis=2)[:, :, self.plan.parts - 1]
+        return per_chunk.max(axis=1)
+
+    def coverage(self, arrival: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """c_i(t) per round: messages of chunk i usable by time t, shape (R, N)."""
+        return np.sum(self.chunk_arrivals(arrival) <= t[:, None, None], axis=2)
+
+    def coef_error_from_coverage(self, coverage: np.ndarray) -> np.ndarray:
+        """Closed form Σ_i (l − min(c_i, l)) / (N l), valid for well-conditioned G."""
+        l = self.plan.parts
+        return np.sum(l - np.minimum(coverage, l), axis=-1) / (self.plan.chunks * l)
+
+    def solve(self, workers: tuple[int, ...]) -> tuple[np.ndarray, float]:
+        """Least-squares weights pinv(G[:, S]ᵀ) (l × |S|) and cond(G[:, S]) for holder set S."""
+        hit = self._solve_cache.get(workers)
+        if hit is None:
+            g_s = self.generator[:, list(workers)]
+            hit = (np.linalg.pinv(g_s.T), float(np.linalg.cond(g_s)))
+            if len(self._solve_cache) < 100_000:
+                self._solve_cache[workers] = hit
+        return hit
+
+    def decoder(self) -> Decoder:
+        return _PartialDecoder(self)
+
+
+class _PartialDecoder(Decoder):
+    scheme: PartialStragglers
+
+    def _by_chunk(self) -> dict[int, list[MessageKey]]:
+        groups: dict[int, list[MessageKey]] = {}
+        for key in dict.fromkeys(self.keys):
+            if self.scheme.counts(key, self.keys):
+                groups.setdefault(int(self.scheme.plan.orders[key[0]][key[1]]), []).append(key)
+        return groups
+
+    @property
+    def exact(self) -> bool:
+        groups = self._by_chunk()
+        l = self.scheme.plan.parts
+        return len(groups) == self.scheme.plan.chunks and all(len(k) >= l for k in groups.values())
+
+    def combination(self) -> Combination:
+        s = self.scheme
+        l, n = s.plan.parts, s.plan.chunks
+        keys: list[MessageKey] = []
+        blocks: list[np.ndarray] = []
+        err, worst = 0.0, float("nan")
+        groups = self._by_chunk()
+        for chunk in range(n):
+            chunk_keys = groups.get(chunk, [])
+            if not chunk_keys:
+                err += l
+                continue
+            weights, cond = s.solve(tuple(w for w, _ in chunk_keys))
+            phi = weights @ s.generator[:, [w for w, _ in chunk_keys]].T
+            err += float(np.sum((phi - np.eye(l)) ** 2))
+            worst = cond if not worst >= cond else worst
+            keys.extend(chunk_keys)
+            blocks.append(weights)
+        weights = np.concatenate(blocks, axis=1) if blocks else np.zeros((l, 0))
+        exact = len(groups) == n and all(len(k) >= l for k in groups.values())
+        return Combination(keys, weights, exact, err / (n * l), worst)

@@ -1,0 +1,457 @@
+"""TOML config → validated, frozen dataclasses (DESIGN.md "Config (TOML)").
+
+``load_config`` reads a file (or the embedded ``default.toml``), applies
+``--set key=value`` overrides, checks every key's type and range and raises
+:class:`~mpigc.errors.InputError` naming the dotted key on the first problem.
+``to_toml`` writes a resolved config back (re-loadable); ``describe_keys``
+prints the table of every key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.resources
+import textwrap
+import tomllib
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from mpigc._toml import Key as _Key, check as _check, format_key, format_value, show
+from mpigc.errors import InputError
+
+BACKENDS = ("sim", "mpi")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """``[run]``: rounds, seeding, verification and output cadence."""
+
+    rounds: int = 100
+    seed: int = 0
+    verify: bool = False
+    round_timeout: float | None = None
+    flush_every: int | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class CodeConfig:
+    """One scheme entry: the ``[code]`` table with the entry's overrides applied."""
+
+    scheme: str = "partial"
+    name: str | None = None
+    workers: int | None = None
+    chunks: int | None = None
+    load: int = 2
+    parts: int = 1
+    assignment: str | None = None
+    ordering: str = "natural"
+    decode: str = "exact"
+    deadline: float | None = None
+    transport: str = "stream"
+    use_partial: bool = True
+    rescale: bool = False
+    points: str = "chebyshev"
+    ladder: tuple[int, ...] = ()
+    B: int = 1
+    W: int = 2
+    lam: int = 1
+    mu: float = 1.0
+
+
+@dataclass(frozen=True)
+class WorkloadConfig:
+    """``[workload]``: model and data."""
+
+    model: str = "least-squares"
+    samples: int = 2000
+    features: int = 100
+    hidden: int = 16
+    dataset: str = "synthetic"
+    step: float = 0.1
+    models: int | None = None
+    noise: float = 0.1
+
+
+@dataclass(frozen=True)
+class DelaysConfig:
+    """``[delays]``: the straggler model and failures."""
+
+    model: str = "shifted-exponential"
+    chunk_time: float = 0.01
+    failures: float = 0.0
+    fail_count: int = 0
+    compute: str = "emulated"
+    shift: float = 1.0
+    scale: float = 1.0
+    per: str = "chunk"
+    slow: tuple[int, ...] = ()
+    factor: float = 2.0
+    alpha: float = 2.0
+    p: float = 0.1
+    p_bad: float = 0.1
+    p_good: float = 0.5
+    B: int = 1
+    W: int = 2
+    lam: int = 1
+    violate: float = 0.0
+    trace: str | None = None
+    slope: float | None = None
+    wrap: bool = True
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """``[network]``: simulated link (simulator only)."""
+
+    latency: float = 0.0
+    bandwidth: float = 0.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """A fully resolved configuration: one :class:`CodeConfig` per scheme entry."""
+
+    run: RunConfig
+    codes: tuple[CodeConfig, ...]
+    workload: WorkloadConfig
+    delays: DelaysConfig
+    network: NetworkConfig
+    backend: str
+
+
+def _k(name: str, kind: str, doc: str, **kw: Any) -> _Key:
+    return _Key(name, kind, doc, **kw)
+
+
+_PROB = dict(lo=0.0, hi=1.0)
+_KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
+    "run": (RunConfig, (
+        _k("rounds", "int", "rounds to run (jobs for sequential schemes)", lo=1),
+        _k("seed", "int", "root seed of every random stream", lo=0),
+        _k("verify", "bool", "compute the true gradient each round and record grad_error"),
+        _k("round_timeout", "float", "seconds before a round ends undecoded; auto = 10*load*chunk_time",
+           lo=0, lo_open=True, finite=False),
+        _k("flush_every", "int", "rounds buffered per HDF5 write; auto = 1 (run) or 1000 (simulate)", lo=1),
+        _k("detail", "str", "what to record; auto = full (run) or rounds (simulate)",
+           choices=("rounds", "workers", "full")),
+    )),
+    "code": (CodeConfig, (
+        _k("scheme", "str", "scheme name, or a list of names / inline tables of overrides"),
+        _k("name", "str", "run name in the result file; auto = the scheme"),
+        _k("workers", "int", "workers m; auto = world size - 1 (run) or 8 (simulate)", lo=1),
+        _k("chunks", "int", "data chunks N; auto = the scheme's natural N (m)", lo=1),
+        _k("load", "int", "chunks per worker (delta)", lo=1),
+        _k("parts", "int", "gradient split into l parts", lo=1),
+        _k("assignment", "str", "cyclic | frc | graph:circulant | graph:random-regular | file:PATH; "
+                                "auto = the scheme's own"),
+        _k("ordering", "str", "order of chunks inside a worker",
+           choices=("natural", "random", "optimal", "greedy")),
+        _k("decode", "str", "exact, or approximate at the deadline", choices=("exact", "approx")),
+        _k("deadline", "float", "seconds; approximate decoding deadline T_dl", lo=0, lo_open=True,
+           finite=False),
+        _k("transport", "str", "partial: send coded parts (stream) or notes then requests",
+           choices=("stream", "request")),
+        _k("use_partial", "bool", "partial: count unfinished workers' chunks (false = ablation)"),
+        _k("rescale", "bool", "uncoded: scale by m/|F| when approximate"),
+        _k("points", "str", "poly: evaluation points", choices=("chebyshev", "integers")),
+        _k("ladder", "ints", "nested: increasing straggler tolerances, e.g. [0, 1, 3]", lo=0),
+        _k("B", "int", "sequential: burst length", lo=1),
+        _k("W", "int", "sequential: window", lo=1),
+        _k("lambda", "int", "sequential: stragglers per window", lo=0),
+        _k("mu", "float", "sequential: round ends at (1+mu)*t_min", lo=0),
+    )),
+    "workload": (WorkloadConfig, (
+        _k("model", "str", "model trained", choices=("least-squares", "logistic", "mlp")),
+        _k("samples", "int", "samples in the dataset", lo=1),
+        _k("features", "int", "features per sample", lo=1),
+        _k("hidden", "int", "mlp: hidden units", lo=1),
+        _k("dataset", "str", '"synthetic" or a .npz/.h5 file with X and y'),
+        _k("step", "float", "gradient step size", lo=0, lo_open=True),
+        _k("models", "int", "sequential: models trained together K; auto = T_seq + 1", lo=1),
+        _k("noise", "float", "synthetic: label noise", lo=0),
+    )),
+    "delays": (DelaysConfig, (
+        _k("model", "str", "straggler model", choices=("none", "constant", "shifted-exponential", "pareto",
+                                                       "bimodal", "gilbert-elliott", "bursty", "trace")),
+        _k("chunk_time", "float", "seconds of modelled work per chunk", lo=0, lo_open=True),
+        _k("failures", "float", "probability a worker is silent for a round", **_PROB),
+        _k("fail_count", "int", "exactly this many random workers silent each round", lo=0),
+        _k("compute", "str", "sleep to the modelled time, or add delay to real compute",
+           choices=("emulated", "real")),
+        _k("shift", "float", "shifted-exponential: shift", lo=0),
+        _k("scale", "float", "shifted-exponential: mean of the exponential", lo=0, lo_open=True),
+        _k("per", "str", "draw per chunk or once per worker-round", choices=("chunk", "worker")),
+        _k("slow", "ints", "constant: slow workers (0-based)", lo=0),
+        _k("factor", "float", "slowdown of slow workers / bad rounds", lo=1),
+        _k("alpha", "float", "pareto: shape", lo=1, lo_open=True,
+           message="Pareto shape must be > 1 (infinite mean otherwise)"),
+        _k("p", "float", "bimodal: probability a worker-round is slow", **_PROB),
+        _k("p_bad", "float", "gilbert-elliott: good -> bad probability", **_PROB),
+        _k("p_good", "float", "gilbert-elliott: bad -> good probability", **_PROB),
+        _k("B", "int", "bursty: burst length", lo=1),
+        _k("W", "int", "bursty: window", lo=1),
+        _k("lambda", "int", "bursty: stragglers per window", lo=0),
+        _k("violate", "float", "bursty: probability a round breaks the model", **_PROB),
+        _k("trace", "str", "trace: CSV of per-round, per-worker seconds, or an HDF5 result file",
+           unset="unset"),
+        _k("slope", "float", "trace: seconds per unit of normalised load (P3's affine model)",
+           unset="unset"),
+        _k("wrap", "bool", "trace: wrap rounds and workers around"),
+    )),
+    "network": (NetworkConfig, (
+        _k("latency", "float", "seconds per message (simulator)", lo=0),
+        _k("bandwidth", "float", "bytes/s per link, 0 = infinite (simulator)", lo=0),
+    )),
+}
+_SPECS = {t: {k.name: k for k in keys} for t, (_, keys) in _KEYS.items()}
+
+
+def _default(table: str, key: _Key) -> Any:
+    cls = _KEYS[table][0]
+    return {f.name: f.default for f in dataclasses.fields(cls)}[key.field]
+
+
+def _unknown_key(table: str, name: str, prefix: str) -> InputError:
+    close = difflib.get_close_matches(name, list(_SPECS[table]), n=1)
+    if close:
+        return InputError(f"{prefix}.{name}", f"unknown key; did you mean '{prefix}.{close[0]}'?")
+    homes = [t for t in _SPECS if name in _SPECS[t]]
+    if homes:
+        return InputError(f"{prefix}.{name}", f"unknown key in [{table}]; did you mean '{homes[0]}.{name}'?")
+    return InputError(f"{prefix}.{name}", f"unknown key (keys of [{table}]: {', '.join(_SPECS[table])})")
+
+
+def _check_tables(raw: Mapping[str, Any]) -> None:
+    for name, value in raw.items():
+        if name not in _SPECS:
+            close = difflib.get_close_matches(name, list(_SPECS), n=1)
+            homes = [t for t in _SPECS if name in _SPECS[t]]
+            if close:
+                problem = f"unknown table; did you mean '{close[0]}'?"
+            elif homes:
+                problem = f"unknown table; did you mean '{homes[0]}.{name}' (keys belong under [{homes[0]}])?"
+            else:
+                problem = f"unknown table (tables: {', '.join(_SPECS)})"
+            raise InputError(name, problem)
+        if not isinstance(value, dict):
+            raise InputError(name, f"must be a table [{name}], got {show(value)}")
+
+
+def _values(table: str, raw: Mapping[str, Any], prefix: str, skip: Sequence[str] = ()) -> dict[str, Any]:
+    """Check every key of one raw table; return dataclass field → value."""
+    out = {}
+    for name, value in raw.items():
+        if name in skip:
+            continue
+        if name not in _SPECS[table]:
+            raise _unknown_key(table, name, prefix)
+        key = _SPECS[table][name]
+        out[key.field] = _check(key, f"{prefix}.{name}", value)
+    return out
+
+
+def _resolve_codes(raw: Mapping[str, Any], base: dict[str, Any]) -> tuple[CodeConfig, ...]:
+    """Expand ``code.scheme`` (a name or a list of entries) into one CodeConfig per entry.
+
+    ``base`` holds the checked values of the other ``[code]`` keys (workers resolved).
+    """
+    scheme = raw.get("scheme", CodeConfig.scheme)
+    entries: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(scheme, str):
+        entries.append(("code", {"scheme": scheme}))
+    elif isinstance(scheme, list):
+        if not scheme:
+            raise InputError("code.scheme", "must name at least one scheme, got an empty list")
+        for i, entry in enumerate(scheme):
+            label = f"code.scheme[{i}]"
+            if isinstance(entry, str):
+                entries.append((label, {"scheme": entry}))
+            elif isinstance(entry, dict):
+                if "scheme" not in entry:
+                    raise InputError(label, 'an inline table needs a scheme key, e.g. {scheme = "partial", ...}')
+                if "workers" in entry:
+                    raise InputError(f"{label}.workers", "must be the same for every entry; set code.workers")
+                entries.append((label, _values("code", entry, label)))
+            else:
+                raise InputError(label, f"must be a scheme name or an inline table, got {show(entry)}")
+    else:
+        raise InputError("code.scheme", f"must be a scheme name or a list of them, got {show(scheme)}")
+    codes = []
+    for label, over in entries:
+        code = CodeConfig(**{**base, **over})
+        if code.decode == "approx" and code.deadline is None:
+            key = f"{label}.deadline" if "decode" in over else "code.deadline"
+            raise InputError(key, 'required when code.decode = "approx"')
+        if any(b <= a for a, b in zip(code.ladder, code.ladder[1:])):
+            key = f"{label}.ladder" if "ladder" in over else "code.ladder"
+            raise InputError(key, f"must be strictly increasing, got {show(list(code.ladder))}")
+        codes.append(code)
+    return tuple(codes)
+
+
+def _check_delays(d: DelaysConfig, workers: int) -> None:
+    if d.failures > 0 and d.fail_count > 0:
+        raise InputError("delays.fail_count", f"cannot be combined with delays.failures = {d.failures:g}; "
+                                              "use one or the other")
+    if d.fail_count >= workers:
+        raise InputError("delays.fail_count", f"must be less than code.workers = {workers}, got {d.fail_count}")
+    bad = [w for w in d.slow if w >= workers]
+    if bad:
+        raise InputError("delays.slow", f"worker {bad[0]} does not exist (workers are 0..{workers - 1})")
+    if d.model == "trace" and d.trace is None:
+        raise InputError("delays.trace", 'required when delays.model = "trace"')
+
+
+def _parse_override(item: str) -> tuple[str, str, Any]:
+    """Split ``table.key=value``; the value is a TOML value or else the raw string."""
+    if "=" not in item:
+        raise InputError("--set", f"expected key=value, got {item!r}")
+    key, text = (s.strip() for s in item.split("=", 1))
+    parts = key.split(".")
+    if len(parts) != 2 or not all(parts):
+        homes = [f"{t}.{key}" for t in _SPECS if key in _SPECS[t]]
+        hint = f"; did you mean '{homes[0]}'?" if homes else " (e.g. code.parts=2)"
+        raise InputError("--set", f"expected table.key=value, got {item!r}{hint}")
+    try:
+        parsed = tomllib.loads("v = " + text)
+        value = parsed["v"] if list(parsed) == ["v"] else text
+    except tomllib.TOMLDecodeError:
+        value = text
+    return parts[0], parts[1], value
+
+
+def _read(path: str | None) -> dict[str, Any]:
+    if path is None:
+        text = importlib.resources.files("mpigc").joinpath("default.toml").read_text(encoding="utf-8")
+        label = "default.toml"
+    else:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise InputError(path, "no such file") from None
+        except OSError as exc:
+            raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(path, "invalid TOML: not UTF-8 text") from None
+        label = path
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(label, f"invalid TOML: {exc}") from None
+
+
+def load_config(path: str | None, overrides: Sequence[str] = (), backend: str = "sim",
+                world_size: int | None = None) -> Config:
+    """Read, override, check and resolve a config.
+
+    Parameters
+    ----------
+    path : TOML file, or None for the embedded ``mpigc/default.toml``.
+    overrides : ``"table.key=value"`` strings (``--set``), applied in order.
+    backend : ``"sim"`` or ``"mpi"``; sets the defaults of workers, flush_every and detail.
+    world_size : MPI world size (master + workers); under ``"mpi"`` it must be workers + 1.
+
+    Raises
+    ------
+    InputError
+        Naming the dotted key and the problem, for any bad input.
+    """
+    if backend not in BACKENDS:
+        raise InputError("backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    raw = _read(path)
+    for item in overrides:
+        table, key, value = _parse_override(item)
+        if isinstance(raw.get(table), dict):
+            raw[table][key] = value
+        elif table in raw:
+            raise InputError(table, f"must be a table [{table}], got {show(raw[table])}")
+        else:
+            raw[table] = {key: value}
+    _check_tables(raw)
+    parts = {t: _values(t, raw.get(t, {}), t) for t in ("run", "workload", "delays", "network")}
+    mpi = backend == "mpi"
+    run = RunConfig(**parts["run"])
+    run = dataclasses.replace(run, flush_every=run.flush_every or (1 if mpi else 1000),
+                              detail=run.detail or ("full" if mpi else "rounds"))
+    raw_code = raw.get("code", {})
+    base = _values("code", raw_code, "code", skip=("scheme",))
+    workers = base.get("workers")
+    if workers is None:
+        workers = world_size - 1 if (mpi and world_size is not None) else 8
+    if mpi and world_size is not None:
+        if world_size < 2:
+            raise InputError("code.workers", f"mpiexec started {world_size} rank; a run needs a master and "
+                                             "at least one worker; run with -n M+1")
+        if workers + 1 != world_size:
+            raise InputError("code.workers", f"the config asks for {workers} workers but mpiexec started "
+                                             f"{world_size} ranks; run with -n {workers + 1}")
+    codes = _resolve_codes(raw_code, {**base, "workers": workers})
+    delays = DelaysConfig(**parts["delays"])
+    _check_delays(delays, workers)
+    return Config(run=run, codes=codes, workload=WorkloadConfig(**parts["workload"]), delays=delays,
+                  network=NetworkConfig(**parts["network"]), backend=backend)
+
+
+def _line(key: _Key, value: Any) -> str:
+    return f"# {key.name} = ({key.unset})" if value is None else f"{format_key(key.name)} = {format_value(value)}"
+
+
+def _code_lines(codes: tuple[CodeConfig, ...]) -> list[str]:
+    keys = [k for k in _KEYS["code"][1] if k.name != "scheme"]
+    if len(codes) == 1:
+        first = codes[0]
+        return [_line(_SPECS["code"]["scheme"], first.scheme)] + [_line(k, getattr(first, k.field)) for k in keys]
+    base = {}
+    for k in keys:
+        vals = [getattr(c, k.field) for c in codes]
+        base[k.field] = None if any(v is None for v in vals) else vals[0]
+    lines = ["scheme = ["]
+    for c in codes:
+        over = {k.name: _plain(getattr(c, k.field)) for k in keys
+                if getattr(c, k.field) is not None and getattr(c, k.field) != base[k.field]}
+        lines.append(f"  {format_value({'scheme': c.scheme, **over}) if over else format_value(c.scheme)},")
+    lines.append("]")
+    return lines + [_line(k, base[k.field]) for k in keys]
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def to_toml(config: Config) -> str:
+    """Write the resolved config as TOML; ``load_config`` reads it back to an equal Config.
+
+    None values (resolved later, per scheme) are written as ``# key = (auto)`` comments.
+    """
+    out = [f"# mpigc resolved config (backend {config.backend!r}); every default written out.", ""]
+    for table, (_, keys) in _KEYS.items():
+        out.append(f"[{table}]")
+        if table == "code":
+            out += _code_lines(config.codes)
+        else:
+            obj = getattr(config, table)
+            out += [_line(k, getattr(obj, k.field)) for k in keys]
+        out.append("")
+    return "\n".join(out)
+
+
+def describe_keys() -> str:
+    """Return a text table of every key: default, allowed values and meaning."""
+    rows = [("key", "default", "allowed", "meaning")]
+    for table, (_, keys) in _KEYS.items():
+        for k in keys:
+            default = _default(table, k)
+            shown = f"({k.unset})" if default is None else format_value(default)
+            rows.append((f"{table}.{k.name}", shown, k.rule(), k.doc))
+    widths = [max(len(r[i]) for r in rows) for i in range(2)] + [30]
+    lines = []
+    for row in rows:
+        allowed = textwrap.wrap(row[2], 30, break_on_hyphens=False) or [""]
+        for i, part in enumerate(allowed):
+            cells = (row[0], row[1], part, row[3]) if i == 0 else ("", "", part, "")
+            lines.append("  ".join(c.ljust(w) for c, w in zip(cells[:3], widths)) + "  " + cells[3])
+    return "\n".join(line.rstrip() for line in lines)

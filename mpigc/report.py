@@ -1,0 +1,154 @@
+"""Summary statistics of runs and their text output (tables, provenance headers, CSV).
+
+No HDF5 here: callers read runs with ``mpigc.results`` and pass plain arrays.
+Output follows the OSU benchmarks: ``#``-prefixed provenance lines, then
+aligned columns whose names carry their units.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+COLUMNS = ("run", "scheme", "rounds", "mean_ms", "median_ms", "p95_ms", "exact_%",
+           "coef_error", "grad_error", "speedup")
+_LEFT = {"run", "scheme"}          # text columns, left-aligned; numbers are right-aligned
+_LABELS = {"created": "date", "mpi_library": "mpi library", "mpigc_version": "mpigc"}
+_ORDER = ("mpigc_version", "created", "host", "hosts", "backend", "mpi_library",
+          "python", "numpy", "h5py")
+
+
+def _mean(x: np.ndarray) -> float:
+    """Return the mean of ``x``, NaN (without a warning) if it is empty."""
+    return float(np.mean(x)) if x.size else math.nan
+
+
+def summarize(rounds: np.ndarray) -> dict[str, Any]:
+    """Summarise a ``rounds`` table (ROUNDS dtype).
+
+    Returns
+    -------
+    dict
+        ``rounds`` (count), ``mean``, ``median``, ``p95`` (latency, s),
+        ``exact`` (share of rounds with status 0, in [0, 1]), ``coef_error``
+        (mean), ``grad_error`` (mean over verified rounds; NaN if none).
+        Statistics of an empty table are NaN.
+    """
+    lat = np.asarray(rounds["latency"], dtype=float)
+    n = int(lat.size)
+    grad = np.asarray(rounds["grad_error"], dtype=float)
+    grad = grad[~np.isnan(grad)]
+    return {
+        "rounds": n,
+        "mean": _mean(lat),
+        "median": float(np.median(lat)) if n else math.nan,
+        "p95": float(np.percentile(lat, 95)) if n else math.nan,
+        "exact": _mean(np.asarray(rounds["status"]) == 0),
+        "coef_error": _mean(np.asarray(rounds["coef_error"], dtype=float)),
+        "grad_error": _mean(grad),
+    }
+
+
+def _speedups(rows: Sequence[tuple[str, str, dict]]) -> list[float]:
+    """Return each row's speed-up: first row's mean latency / this row's mean."""
+    if not rows:
+        return []
+    base = rows[0][2]["mean"]
+    out = []
+    for _, _, s in rows:
+        mean = s["mean"]
+        ok = mean > 0 and math.isfinite(mean) and math.isfinite(base)
+        out.append(base / mean if ok else math.nan)
+    return out
+
+
+def _cells(name: str, scheme: str, s: dict, speedup: float) -> list[str]:
+    """Format one table row's cells."""
+    return [
+        name, scheme, str(int(s["rounds"])),
+        f"{s['mean'] * 1e3:.3f}", f"{s['median'] * 1e3:.3f}", f"{s['p95'] * 1e3:.3f}",
+        f"{s['exact'] * 100:.1f}", f"{s['coef_error']:.3e}", f"{s['grad_error']:.3e}",
+        f"{speedup:.2f}",
+    ]
+
+
+def summary_table(rows: list[tuple[str, str, dict]]) -> str:
+    """Format runs as an aligned table with units in the column names.
+
+    Parameters
+    ----------
+    rows : list of (run name, scheme, summarize() dict)
+        The first row is the baseline of the ``speedup`` column (its mean
+        latency divided by each row's mean; the first row is 1.00).
+
+    Returns
+    -------
+    str
+        Header line and one line per run, without a trailing newline. Latencies
+        are in ms, ``exact_%`` in percent, errors in scientific notation.
+    """
+    body = [_cells(n, sch, s, sp) for (n, sch, s), sp in zip(rows, _speedups(rows))]
+    table = [list(COLUMNS), *body]
+    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
+    lines = []
+    for r in table:
+        cells = [c.ljust(w) if col in _LEFT else c.rjust(w)
+                 for c, w, col in zip(r, widths, COLUMNS)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def csv_rows(rows: list[tuple[str, str, dict]]) -> list[list[str]]:
+    """Return the summary as CSV rows (header first), full precision, latencies in s.
+
+    Parameters
+    ----------
+    rows : list of (run name, scheme, summarize() dict)
+        As for ``summary_table``.
+    """
+    header = ["run", "scheme", "rounds", "mean_s", "median_s", "p95_s", "exact",
+              "coef_error", "grad_error", "speedup"]
+    out = [header]
+    for (name, scheme, s), sp in zip(rows, _speedups(rows)):
+        out.append([name, scheme, str(int(s["rounds"]))]
+                   + [repr(float(s[k])) for k in ("mean", "median", "p95", "exact",
+                                                  "coef_error", "grad_error")]
+                   + [repr(float(sp))])
+    return out
+
+
+def _text(value: Any) -> str:
+    """Render a provenance value on one line (lists joined, dicts as JSON)."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def provenance_header(info: dict) -> str:
+    """Format provenance as ``#``-prefixed ``label: value`` lines, OSU-benchmark style.
+
+    Known keys come first in a fixed order (mpigc version, date, host, hosts,
+    backend, mpi library, python, numpy, h5py), then the others in ``info``
+    order (e.g. sizes: workers, chunks). Empty values are skipped; multi-line
+    values (e.g. a config text) continue on indented ``#`` lines.
+
+    Returns
+    -------
+    str
+        The header lines, without a trailing newline.
+    """
+    keys = [k for k in _ORDER if k in info] + [k for k in info if k not in _ORDER]
+    lines = []
+    for key in keys:
+        value = info[key]
+        if value is None or (isinstance(value, (str, list, tuple, dict)) and not value):
+            continue
+        text = _text(value).rstrip("\n").splitlines() or [""]
+        lines.append(f"# {_LABELS.get(key, key)}: {text[0]}")
+        lines.extend(f"#   {more}" for more in text[1:])
+    return "\n".join(lines)

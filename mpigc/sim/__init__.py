@@ -1,0 +1,147 @@
+"""Discrete-event simulator: the same schemes as the MPI runtime, on a virtual clock.
+
+Per batch of rounds the straggler model gives every (round, worker, position)
+duration at once; finish times are cumulative sums, message arrival times
+add the network model, and the scheme's vectorised ``decode_times`` gives
+when each round can decode exactly. Only rounds that need more than a time
+(an approximate decode, verification, or per-message detail) run a decoder.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, TextIO
+
+import numpy as np
+
+from mpigc.codes import Scheme, combine
+from mpigc.delays import DelayModel
+from mpigc.engine import EXACT, RoundPolicy, relative_error, status_of
+
+BATCH = 1000
+
+
+@dataclass
+class SimTables:
+    """Rows produced for one batch of rounds (HDF5 dtypes from the results module)."""
+
+    rounds: list[tuple] = field(default_factory=list)
+    events: list[tuple] = field(default_factory=list)
+    workers: list[tuple] = field(default_factory=list)
+
+
+@dataclass
+class Network:
+    """Per-message cost: latency + bytes / bandwidth (0 bandwidth = infinite)."""
+
+    latency: float = 0.0
+    bandwidth: float = 0.0
+
+    def cost(self, nbytes: float) -> float:
+        return self.latency + (nbytes / self.bandwidth if self.bandwidth > 0 else 0.0)
+
+
+class Simulator:
+    """Runs one scheme for ``rounds`` rounds on the realisation of ``delays``."""
+
+    def __init__(self, scheme: Scheme, delays: DelayModel, policy: RoundPolicy, *, network: Network,
+                 workload=None, detail: str = "rounds", message_bytes: int = 0) -> None:
+        self.scheme = scheme
+        self.delays = delays
+        self.policy = policy
+        self.network = network
+        self.workload = workload
+        self.detail = detail
+        self.message_bytes = message_bytes
+        self.model = workload.initial_model() if workload is not None else None
+        self.send_mask = scheme.send_mask()
+
+    def arrivals(self, rounds: range) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Finish times (R, m, P), message arrivals (R, m, P) and failures (R, m)."""
+        plan = self.scheme.plan
+        dur, failed = self.delays.block(rounds, plan.max_load)
+        finish = np.cumsum(dur, axis=2)
+        beyond = np.arange(plan.max_load)[None, :] >= plan.loads[:, None]
+        finish[:, beyond] = np.inf
+        silent = np.where(failed[:, :, None] | ~self.send_mask[None], np.inf, 0.0)
+        arrival = finish + self.network.cost(self.message_bytes) + silent
+        return finish, arrival, failed
+
+    def run(self, rounds: int, emit: Callable[[SimTables], None], progress: Callable[[int], None] | None = None) -> None:
+        """Simulate ``rounds`` rounds, passing each batch's rows to ``emit``."""
+        for start in range(0, rounds, BATCH):
+            batch = range(start, min(rounds, start + BATCH))
+            emit(self._batch(batch))
+            if progress is not None:
+                progress(batch.stop)
+
+    def _batch(self, batch: range) -> SimTables:
+        finish, arrival, failed = self.arrivals(batch)
+        exact_at = self.scheme.decode_times(arrival)
+        stop = np.minimum(exact_at, self.policy.cutoff)
+        out = SimTables()
+        for j, rnd in enumerate(batch):
+            self._round(rnd, float(stop[j]), bool(exact_at[j] <= stop[j]), finish[j], arrival[j], failed[j], out)
+        return out
+
+    def _round(self, rnd: int, t_stop: float, exact: bool, finish, arrival, failed, out: SimTables) -> None:
+        scheme = self.scheme
+        w_idx, p_idx = np.nonzero(arrival <= t_stop)
+        order = np.argsort(arrival[w_idx, p_idx], kind="stable")
+        decoder = scheme.decoder()
+        for k in order:
+            decoder.add(int(w_idx[k]), int(p_idx[k]))
+        comb = decoder.combination()
+        status = status_of(comb)
+        if exact != comb.exact:
+            raise AssertionError(f"round {rnd}: decode_times and the decoder disagree ({exact} vs {comb.exact})")
+        grad_error, loss = self._verify(comb, w_idx, p_idx, status)
+        done = np.sum(finish <= t_stop, axis=1)
+        heard = np.zeros(scheme.plan.workers, dtype=int)
+        np.maximum.at(heard, w_idx, p_idx + 1)
+        out.rounds.append((rnd, t_stop, status, len(w_idx), int(heard.sum()), comb.coef_error,
+                           grad_error, loss, 0, -1, comb.cond))
+        if self.detail in ("workers", "full"):
+            busy = np.minimum(np.where(np.isfinite(finish), finish, 0.0).max(axis=1), t_stop)
+            for w in range(scheme.plan.workers):
+                out.workers.append((rnd, w, busy[w], busy[w], int(done[w]), bool(failed[w]), 0.0))
+        if self.detail == "full":
+            used = comb.used
+            for k in order:
+                w, p = int(w_idx[k]), int(p_idx[k])
+                chunk = int(scheme.plan.orders[w][p]) if len(scheme.sends_after(w)) > 1 else -1
+                out.events.append((rnd, -1, w, p, chunk, float(arrival[w, p]), self.message_bytes,
+                                   False, (w, p) in used))
+
+    def _verify(self, comb, w_idx, p_idx, status: int) -> tuple[float, float]:
+        """With a workload: encode real messages, decode, compare, update the model."""
+        if self.workload is None:
+            return float("nan"), float("nan")
+        wl, scheme = self.workload, self.scheme
+        grads, loss = {}, 0.0
+        for chunk in range(scheme.plan.chunks):
+            grads[chunk], f = wl.chunk_gradient(self.model, chunk)
+            loss += f
+        truth = np.sum([grads[c] for c in range(scheme.plan.chunks)], axis=0)
+        vectors = {k: scheme.encode(k[0], k[1], grads) for k in comb.keys}
+        estimate = combine(comb, vectors, wl.dim)
+        if status != 2:
+            self.model = wl.update(self.model, estimate)
+        return relative_error(estimate, truth), loss
+
+
+def progress_printer(label: str, total: int, stream: TextIO = sys.stderr) -> Callable[[int], None]:
+    """A progress callback printing at most about once a second."""
+    start = time.perf_counter()
+    last = [0.0]
+
+    def report(done: int) -> None:
+        now = time.perf_counter()
+        if done < total and now - last[0] < 1.0:
+            return
+        last[0] = now
+        rate = done / max(now - start, 1e-9)
+        print(f"  {label}: {done}/{total} rounds ({rate:,.0f} rounds/s)", file=stream, flush=True)
+
+    return report
