@@ -126,8 +126,8 @@ def range_problem(key: Key) -> str:
     if key.message:
         return key.message
     if key.kind in ("int", "ints") and key.lo in (0, 1) and key.hi is None:
-        what = "a positive integer" if key.lo == 1 else "a non-negative integer"
-        return f"must be {what}" if key.kind == "int" else f"must list {what}s"
+        what = "positive integer" if key.lo == 1 else "non-negative integer"
+        return f"must be a {what}" if key.kind == "int" else f"must list {what}s"
     if key.hi is not None:
         return f"must be a probability in [{key.lo:g}, {key.hi:g}]"
     return f"must be {'>' if key.lo_open else '>='} {key.lo:g}"
@@ -148,7 +148,9 @@ def check(key: Key, label: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InputError(label, f"must be a number, got {show(value)}")
         value = float(value)
-        if math.isnan(value) or (key.finite and math.isinf(value)):
+        if math.isnan(value):
+            raise InputError(label, f"must be a number, got {show(value)}")
+        if key.finite and math.isinf(value):
             raise InputError(label, f"must be a finite number, got {show(value)}")
     if kind == "bool" and not isinstance(value, bool):
         raise InputError(label, f"must be true or false, got {show(value)}")
@@ -158,12 +160,12 @@ def check(key: Key, label: str, value: Any) -> Any:
         if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
             raise InputError(label, f"must be a list of integers, got {show(value)}")
         if not all(in_range(key, v) for v in value):
-            raise InputError(label, f"{range_problem(key)}, got {show(value)}")
+            raise InputError(label, f"{range_problem(key)}, got {format_value(value)}")
         return tuple(value)
     if key.choices and value not in key.choices:
         close = difflib.get_close_matches(value, key.choices, n=1)
         hint = f' (did you mean "{close[0]}"?)' if close else ""
         raise InputError(label, f"must be one of {key.rule()}, got {show(value)}{hint}")
     if kind in ("int", "float") and not in_range(key, value):
-        raise InputError(label, f"{range_problem(key)}, got {show(value)}")
+        raise InputError(label, f"{range_problem(key)}, got {format_value(value)}")
     return value

@@ -120,88 +120,84 @@ class Config:
     backend: str
 
 
-def _k(name: str, kind: str, doc: str, **kw: Any) -> _Key:
-    return _Key(name, kind, doc, **kw)
-
-
 _PROB = dict(lo=0.0, hi=1.0)
 _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
     "run": (RunConfig, (
-        _k("rounds", "int", "rounds to run (jobs for sequential schemes)", lo=1),
-        _k("seed", "int", "root seed of every random stream", lo=0),
-        _k("verify", "bool", "compute the true gradient each round and record grad_error"),
-        _k("round_timeout", "float", "seconds before a round ends undecoded; auto = 10*load*chunk_time",
+        _Key("rounds", "int", "rounds to run (jobs for sequential schemes)", lo=1),
+        _Key("seed", "int", "root seed of every random stream", lo=0),
+        _Key("verify", "bool", "compute the true gradient each round and record grad_error"),
+        _Key("round_timeout", "float", "seconds before a round ends undecoded; auto = 10*load*chunk_time",
            lo=0, lo_open=True, finite=False),
-        _k("flush_every", "int", "rounds buffered per HDF5 write; auto = 1 (run) or 1000 (simulate)", lo=1),
-        _k("detail", "str", "what to record; auto = full (run) or rounds (simulate)",
+        _Key("flush_every", "int", "rounds buffered per HDF5 write; auto = 1 (run) or 1000 (simulate)", lo=1),
+        _Key("detail", "str", "what to record; auto = full (run) or rounds (simulate)",
            choices=("rounds", "workers", "full")),
     )),
     "code": (CodeConfig, (
-        _k("scheme", "str", "scheme name, or a list of names / inline tables of overrides"),
-        _k("name", "str", "run name in the result file; auto = the scheme"),
-        _k("workers", "int", "workers m; auto = world size - 1 (run) or 8 (simulate)", lo=1),
-        _k("chunks", "int", "data chunks N; auto = the scheme's natural N (m)", lo=1),
-        _k("load", "int", "chunks per worker (delta)", lo=1),
-        _k("parts", "int", "gradient split into l parts", lo=1),
-        _k("assignment", "str", "cyclic | frc | graph:circulant | graph:random-regular | file:PATH; "
+        _Key("scheme", "str", "scheme name, or a list of names / inline tables of overrides"),
+        _Key("name", "str", "run name in the result file; auto = the scheme"),
+        _Key("workers", "int", "workers m; auto = world size - 1 (run) or 8 (simulate)", lo=1),
+        _Key("chunks", "int", "data chunks N; auto = the scheme's natural N (m)", lo=1),
+        _Key("load", "int", "chunks per worker (delta)", lo=1),
+        _Key("parts", "int", "gradient split into l parts", lo=1),
+        _Key("assignment", "str", "cyclic | frc | graph:circulant | graph:random-regular | file:PATH; "
                                 "auto = the scheme's own"),
-        _k("ordering", "str", "order of chunks inside a worker",
+        _Key("ordering", "str", "order of chunks inside a worker",
            choices=("natural", "random", "optimal", "greedy")),
-        _k("decode", "str", "exact, or approximate at the deadline", choices=("exact", "approx")),
-        _k("deadline", "float", "seconds; approximate decoding deadline T_dl", lo=0, lo_open=True,
+        _Key("decode", "str", "exact, or approximate at the deadline", choices=("exact", "approx")),
+        _Key("deadline", "float", "seconds; approximate decoding deadline T_dl", lo=0, lo_open=True,
            finite=False),
-        _k("transport", "str", "partial: send coded parts (stream) or notes then requests",
+        _Key("transport", "str", "partial: send coded parts (stream) or notes then requests",
            choices=("stream", "request")),
-        _k("use_partial", "bool", "partial: count unfinished workers' chunks (false = ablation)"),
-        _k("rescale", "bool", "uncoded: scale by m/|F| when approximate"),
-        _k("points", "str", "poly: evaluation points", choices=("chebyshev", "integers")),
-        _k("ladder", "ints", "nested: increasing straggler tolerances, e.g. [0, 1, 3]", lo=0),
-        _k("B", "int", "sequential: burst length", lo=1),
-        _k("W", "int", "sequential: window", lo=1),
-        _k("lambda", "int", "sequential: stragglers per window", lo=0),
-        _k("mu", "float", "sequential: round ends at (1+mu)*t_min", lo=0),
+        _Key("use_partial", "bool", "partial: count unfinished workers' chunks (false = ablation)"),
+        _Key("rescale", "bool", "uncoded: scale by m/|F| when approximate"),
+        _Key("points", "str", "poly: evaluation points", choices=("chebyshev", "integers")),
+        _Key("ladder", "ints", "nested: increasing straggler tolerances, e.g. [0, 1, 3]", lo=0),
+        _Key("B", "int", "sequential: burst length", lo=1),
+        _Key("W", "int", "sequential: window", lo=1),
+        _Key("lambda", "int", "sequential: stragglers per window", lo=0),
+        _Key("mu", "float", "sequential: round ends at (1+mu)*t_min", lo=0),
     )),
     "workload": (WorkloadConfig, (
-        _k("model", "str", "model trained", choices=("least-squares", "logistic", "mlp")),
-        _k("samples", "int", "samples in the dataset", lo=1),
-        _k("features", "int", "features per sample", lo=1),
-        _k("hidden", "int", "mlp: hidden units", lo=1),
-        _k("dataset", "str", '"synthetic" or a .npz/.h5 file with X and y'),
-        _k("step", "float", "gradient step size", lo=0, lo_open=True),
-        _k("models", "int", "sequential: models trained together K; auto = T_seq + 1", lo=1),
-        _k("noise", "float", "synthetic: label noise", lo=0),
+        _Key("model", "str", "model trained", choices=("least-squares", "logistic", "mlp")),
+        _Key("samples", "int", "samples in the dataset", lo=1),
+        _Key("features", "int", "features per sample", lo=1),
+        _Key("hidden", "int", "mlp: hidden units", lo=1),
+        _Key("dataset", "str", '"synthetic" or a .npz/.h5 file with X and y'),
+        _Key("step", "float", "gradient step size", lo=0, lo_open=True),
+        _Key("models", "int", "sequential: models trained together K; auto = T_seq + 1", lo=1),
+        _Key("noise", "float", "synthetic: label noise", lo=0),
     )),
     "delays": (DelaysConfig, (
-        _k("model", "str", "straggler model", choices=("none", "constant", "shifted-exponential", "pareto",
+        _Key("model", "str", "straggler model", choices=("none", "constant", "shifted-exponential", "pareto",
                                                        "bimodal", "gilbert-elliott", "bursty", "trace")),
-        _k("chunk_time", "float", "seconds of modelled work per chunk", lo=0, lo_open=True),
-        _k("failures", "float", "probability a worker is silent for a round", **_PROB),
-        _k("fail_count", "int", "exactly this many random workers silent each round", lo=0),
-        _k("compute", "str", "sleep to the modelled time, or add delay to real compute",
+        _Key("chunk_time", "float", "seconds of modelled work per chunk", lo=0, lo_open=True),
+        _Key("failures", "float", "probability a worker is silent for a round", **_PROB),
+        _Key("fail_count", "int", "exactly this many random workers silent each round", lo=0),
+        _Key("compute", "str", "sleep to the modelled time, or add delay to real compute",
            choices=("emulated", "real")),
-        _k("shift", "float", "shifted-exponential: shift", lo=0),
-        _k("scale", "float", "shifted-exponential: mean of the exponential", lo=0, lo_open=True),
-        _k("per", "str", "draw per chunk or once per worker-round", choices=("chunk", "worker")),
-        _k("slow", "ints", "constant: slow workers (0-based)", lo=0),
-        _k("factor", "float", "slowdown of slow workers / bad rounds", lo=1),
-        _k("alpha", "float", "pareto: shape", lo=1, lo_open=True,
+        _Key("shift", "float", "shifted-exponential: shift", lo=0),
+        _Key("scale", "float", "shifted-exponential: mean of the exponential", lo=0, lo_open=True),
+        _Key("per", "str", "draw per chunk or once per worker-round", choices=("chunk", "worker")),
+        _Key("slow", "ints", "constant: slow workers (0-based)", lo=0),
+        _Key("factor", "float", "slowdown of slow workers / bad rounds", lo=1),
+        _Key("alpha", "float", "pareto: shape", lo=1, lo_open=True,
            message="Pareto shape must be > 1 (infinite mean otherwise)"),
-        _k("p", "float", "bimodal: probability a worker-round is slow", **_PROB),
-        _k("p_bad", "float", "gilbert-elliott: good -> bad probability", **_PROB),
-        _k("p_good", "float", "gilbert-elliott: bad -> good probability", **_PROB),
-        _k("B", "int", "bursty: burst length", lo=1),
-        _k("W", "int", "bursty: window", lo=1),
-        _k("lambda", "int", "bursty: stragglers per window", lo=0),
-        _k("violate", "float", "bursty: probability a round breaks the model", **_PROB),
-        _k("trace", "str", "trace: CSV of per-round, per-worker seconds, or an HDF5 result file",
+        _Key("p", "float", "bimodal: probability a worker-round is slow", **_PROB),
+        _Key("p_bad", "float", "gilbert-elliott: good -> bad probability", **_PROB),
+        _Key("p_good", "float", "gilbert-elliott: bad -> good probability", **_PROB),
+        _Key("B", "int", "bursty: burst length", lo=1),
+        _Key("W", "int", "bursty: window", lo=1),
+        _Key("lambda", "int", "bursty: stragglers per window", lo=0),
+        _Key("violate", "float", "bursty: probability a round breaks the model", **_PROB),
+        _Key("trace", "str", "trace: CSV of per-round, per-worker seconds, or an HDF5 result file",
            unset="unset"),
-        _k("slope", "float", "trace: seconds per unit of normalised load (P3's affine model)",
+        _Key("slope", "float", "trace: seconds per unit of normalised load (P3's affine model)",
            unset="unset"),
-        _k("wrap", "bool", "trace: wrap rounds and workers around"),
+        _Key("wrap", "bool", "trace: wrap rounds and workers around"),
     )),
     "network": (NetworkConfig, (
-        _k("latency", "float", "seconds per message (simulator)", lo=0),
-        _k("bandwidth", "float", "bytes/s per link, 0 = infinite (simulator)", lo=0),
+        _Key("latency", "float", "seconds per message (simulator)", lo=0),
+        _Key("bandwidth", "float", "bytes/s per link, 0 = infinite (simulator)", lo=0),
     )),
 }
 _SPECS = {t: {k.name: k for k in keys} for t, (_, keys) in _KEYS.items()}
@@ -213,12 +209,12 @@ def _default(table: str, key: _Key) -> Any:
 
 
 def _unknown_key(table: str, name: str, prefix: str) -> InputError:
-    close = difflib.get_close_matches(name, list(_SPECS[table]), n=1)
-    if close:
-        return InputError(f"{prefix}.{name}", f"unknown key; did you mean '{prefix}.{close[0]}'?")
     homes = [t for t in _SPECS if name in _SPECS[t]]
     if homes:
         return InputError(f"{prefix}.{name}", f"unknown key in [{table}]; did you mean '{homes[0]}.{name}'?")
+    close = difflib.get_close_matches(name, list(_SPECS[table]), n=1)
+    if close:
+        return InputError(f"{prefix}.{name}", f"unknown key; did you mean '{prefix}.{close[0]}'?")
     return InputError(f"{prefix}.{name}", f"unknown key (keys of [{table}]: {', '.join(_SPECS[table])})")
 
 
@@ -227,10 +223,10 @@ def _check_tables(raw: Mapping[str, Any]) -> None:
         if name not in _SPECS:
             close = difflib.get_close_matches(name, list(_SPECS), n=1)
             homes = [t for t in _SPECS if name in _SPECS[t]]
-            if close:
-                problem = f"unknown table; did you mean '{close[0]}'?"
-            elif homes:
+            if homes:
                 problem = f"unknown table; did you mean '{homes[0]}.{name}' (keys belong under [{homes[0]}])?"
+            elif close:
+                problem = f"unknown table; did you mean '{close[0]}'?"
             else:
                 problem = f"unknown table (tables: {', '.join(_SPECS)})"
             raise InputError(name, problem)
@@ -269,7 +265,8 @@ def _resolve_codes(raw: Mapping[str, Any], base: dict[str, Any]) -> tuple[CodeCo
                 entries.append((label, {"scheme": entry}))
             elif isinstance(entry, dict):
                 if "scheme" not in entry:
-                    raise InputError(label, 'an inline table needs a scheme key, e.g. {scheme = "partial", ...}')
+                    raise InputError(label, "an inline table needs a scheme key, "
+                                            'e.g. {scheme = "partial", use_partial = false}')
                 if "workers" in entry:
                     raise InputError(f"{label}.workers", "must be the same for every entry; set code.workers")
                 entries.append((label, _values("code", entry, label)))
@@ -295,7 +292,8 @@ def _check_delays(d: DelaysConfig, workers: int) -> None:
         raise InputError("delays.fail_count", f"cannot be combined with delays.failures = {d.failures:g}; "
                                               "use one or the other")
     if d.fail_count >= workers:
-        raise InputError("delays.fail_count", f"must be less than code.workers = {workers}, got {d.fail_count}")
+        raise InputError("delays.fail_count",
+                         f"must be less than code.workers = {workers}, got {d.fail_count}")
     bad = [w for w in d.slow if w >= workers]
     if bad:
         raise InputError("delays.slow", f"worker {bad[0]} does not exist (workers are 0..{workers - 1})")
@@ -397,14 +395,17 @@ def load_config(path: str | None, overrides: Sequence[str] = (), backend: str = 
 
 
 def _line(key: _Key, value: Any) -> str:
-    return f"# {key.name} = ({key.unset})" if value is None else f"{format_key(key.name)} = {format_value(value)}"
+    if value is None:
+        return f"# {key.name} = ({key.unset})"
+    return f"{format_key(key.name)} = {format_value(value)}"
 
 
 def _code_lines(codes: tuple[CodeConfig, ...]) -> list[str]:
     keys = [k for k in _KEYS["code"][1] if k.name != "scheme"]
     if len(codes) == 1:
         first = codes[0]
-        return [_line(_SPECS["code"]["scheme"], first.scheme)] + [_line(k, getattr(first, k.field)) for k in keys]
+        lines = [_line(_SPECS["code"]["scheme"], first.scheme)]
+        return lines + [_line(k, getattr(first, k.field)) for k in keys]
     base = {}
     for k in keys:
         vals = [getattr(c, k.field) for c in codes]

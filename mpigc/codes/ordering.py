@@ -179,8 +179,9 @@ def greedy_orders(A: np.ndarray, seed: int, natural: list[np.ndarray],
 
     Starts from the natural order, from a Latin order when A is regular, from
     a "rarest chunk first" order and from one seeded random order; each start
-    descends by swapping two chunks of one worker while the sorted vector of
-    Q_i decreases lexicographically. The best result wins (earliest on ties).
+    descends by swapping two chunks of one worker while that lowers the number
+    of chunks whose Q_i is the maximum (hence never raises Qmax). The best
+    result wins (earliest start on ties). Deterministic given ``seed``.
     """
     A = np.asarray(A, dtype=bool)
     natural = [np.asarray(o, dtype=np.intp) for o in natural]
@@ -229,15 +230,21 @@ def _descend(A: np.ndarray, start: list[np.ndarray], parts: int) -> list[np.ndar
 
 def _improve_once(orders: list[list[int]], pos: list[list[int]], Q: list[int],
                   holders: list[list[int]], q_of) -> bool:
-    """Apply the first improving swap, scanning chunks from the largest Q_i down."""
-    for i in sorted(range(len(Q)), key=lambda c: -Q[c]):
+    """Apply the first swap that moves a chunk of largest Q_i earlier and leaves both below the max.
+
+    Only chunks at the maximum are scanned: Qmax is all that is minimised, and
+    (measured) full lexicographic scans of every chunk cost 3-10x more for no gain.
+    """
+    top = max(Q)
+    for i in [c for c, q in enumerate(Q) if q == top]:
         for w in holders[i]:
             a = pos[i][w]
             # Moving i earlier is the only way to lower Q_i.
             for b in range(a):
                 j = orders[w][b]
                 new_i, new_j = q_of(i, w, b), q_of(j, w, a)
-                if sorted((new_i, new_j), reverse=True) < sorted((Q[i], Q[j]), reverse=True):
+                # One chunk fewer at the maximum (or a lower maximum): no cycles.
+                if new_i < top and new_j < top:
                     orders[w][a], orders[w][b] = j, i
                     pos[i][w], pos[j][w] = b, a
                     Q[i], Q[j] = new_i, new_j
