@@ -1,8 +1,9 @@
 """TOML values for :mod:`mpigc.config`: a small emitter and the typed key checks.
 
-Only what a resolved config needs: strings, integers, floats (incl. inf and
-nan), booleans, arrays and inline tables. Output is TOML 1.0 that
-:mod:`tomllib` reads back to the same values.
+The emitter writes only what a resolved config needs: strings, integers,
+floats (incl. inf and nan), booleans, arrays and inline tables, as TOML 1.0
+that :mod:`tomllib` reads back to the same values. :class:`Key` describes one
+config key; :func:`check` type- and range-checks a value read for it.
 """
 from __future__ import annotations
 
@@ -107,6 +108,7 @@ class Key:
 
     @property
     def field(self) -> str:
+        """The dataclass attribute (``lambda`` is a Python keyword: ``lam``)."""
         return "lam" if self.name == "lambda" else self.name
 
     def rule(self) -> str:
@@ -123,6 +125,7 @@ class Key:
 
 
 def range_problem(key: Key) -> str:
+    """The problem text for an out-of-range value of ``key``."""
     if key.message:
         return key.message
     if key.kind in ("int", "ints") and key.lo in (0, 1) and key.hi is None:
@@ -134,6 +137,7 @@ def range_problem(key: Key) -> str:
 
 
 def in_range(key: Key, x: float) -> bool:
+    """Whether ``x`` satisfies the bounds of ``key``."""
     if key.lo is not None and (x <= key.lo if key.lo_open else x < key.lo):
         return False
     return key.hi is None or x <= key.hi

@@ -127,10 +127,10 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("seed", "int", "root seed of every random stream", lo=0),
         _Key("verify", "bool", "compute the true gradient each round and record grad_error"),
         _Key("round_timeout", "float", "seconds before a round ends undecoded; auto = 10*load*chunk_time",
-           lo=0, lo_open=True, finite=False),
+             lo=0, lo_open=True, finite=False),
         _Key("flush_every", "int", "rounds buffered per HDF5 write; auto = 1 (run) or 1000 (simulate)", lo=1),
         _Key("detail", "str", "what to record; auto = full (run) or rounds (simulate)",
-           choices=("rounds", "workers", "full")),
+             choices=("rounds", "workers", "full")),
     )),
     "code": (CodeConfig, (
         _Key("scheme", "str", "scheme name, or a list of names / inline tables of overrides"),
@@ -140,14 +140,14 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("load", "int", "chunks per worker (delta)", lo=1),
         _Key("parts", "int", "gradient split into l parts", lo=1),
         _Key("assignment", "str", "cyclic | frc | graph:circulant | graph:random-regular | file:PATH; "
-                                "auto = the scheme's own"),
+                                  "auto = the scheme's own"),
         _Key("ordering", "str", "order of chunks inside a worker",
-           choices=("natural", "random", "optimal", "greedy")),
+             choices=("natural", "random", "optimal", "greedy")),
         _Key("decode", "str", "exact, or approximate at the deadline", choices=("exact", "approx")),
         _Key("deadline", "float", "seconds; approximate decoding deadline T_dl", lo=0, lo_open=True,
-           finite=False),
+             finite=False),
         _Key("transport", "str", "partial: send coded parts (stream) or notes then requests",
-           choices=("stream", "request")),
+             choices=("stream", "request")),
         _Key("use_partial", "bool", "partial: count unfinished workers' chunks (false = ablation)"),
         _Key("rescale", "bool", "uncoded: scale by m/|F| when approximate"),
         _Key("points", "str", "poly: evaluation points", choices=("chebyshev", "integers")),
@@ -174,14 +174,14 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("failures", "float", "probability a worker is silent for a round", **_PROB),
         _Key("fail_count", "int", "exactly this many random workers silent each round", lo=0),
         _Key("compute", "str", "sleep to the modelled time, or add delay to real compute",
-           choices=("emulated", "real")),
+             choices=("emulated", "real")),
         _Key("shift", "float", "shifted-exponential: shift", lo=0),
         _Key("scale", "float", "shifted-exponential: mean of the exponential", lo=0, lo_open=True),
         _Key("per", "str", "draw per chunk or once per worker-round", choices=("chunk", "worker")),
         _Key("slow", "ints", "constant: slow workers (0-based)", lo=0),
         _Key("factor", "float", "slowdown of slow workers / bad rounds", lo=1),
         _Key("alpha", "float", "pareto: shape", lo=1, lo_open=True,
-           message="Pareto shape must be > 1 (infinite mean otherwise)"),
+             message="Pareto shape must be > 1 (infinite mean otherwise)"),
         _Key("p", "float", "bimodal: probability a worker-round is slow", **_PROB),
         _Key("p_bad", "float", "gilbert-elliott: good -> bad probability", **_PROB),
         _Key("p_good", "float", "gilbert-elliott: bad -> good probability", **_PROB),
@@ -190,9 +190,9 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("lambda", "int", "bursty: stragglers per window", lo=0),
         _Key("violate", "float", "bursty: probability a round breaks the model", **_PROB),
         _Key("trace", "str", "trace: CSV of per-round, per-worker seconds, or an HDF5 result file",
-           unset="unset"),
+             unset="unset"),
         _Key("slope", "float", "trace: seconds per unit of normalised load (P3's affine model)",
-           unset="unset"),
+             unset="unset"),
         _Key("wrap", "bool", "trace: wrap rounds and workers around"),
     )),
     "network": (NetworkConfig, (
@@ -378,15 +378,14 @@ def load_config(path: str | None, overrides: Sequence[str] = (), backend: str = 
     raw_code = raw.get("code", {})
     base = _values("code", raw_code, "code", skip=("scheme",))
     workers = base.get("workers")
+    if mpi and world_size is not None and world_size < 2:
+        raise InputError("code.workers", f"mpiexec started {world_size} rank; a run needs a master and at "
+                                         f"least one worker; run with -n {(workers or 8) + 1}")
     if workers is None:
         workers = world_size - 1 if (mpi and world_size is not None) else 8
-    if mpi and world_size is not None:
-        if world_size < 2:
-            raise InputError("code.workers", f"mpiexec started {world_size} rank; a run needs a master and "
-                                             "at least one worker; run with -n M+1")
-        if workers + 1 != world_size:
-            raise InputError("code.workers", f"the config asks for {workers} workers but mpiexec started "
-                                             f"{world_size} ranks; run with -n {workers + 1}")
+    if mpi and world_size is not None and workers + 1 != world_size:
+        raise InputError("code.workers", f"the config asks for {workers} workers but mpiexec started "
+                                         f"{world_size} ranks; run with -n {workers + 1}")
     codes = _resolve_codes(raw_code, {**base, "workers": workers})
     delays = DelaysConfig(**parts["delays"])
     _check_delays(delays, workers)
@@ -412,15 +411,11 @@ def _code_lines(codes: tuple[CodeConfig, ...]) -> list[str]:
         base[k.field] = None if any(v is None for v in vals) else vals[0]
     lines = ["scheme = ["]
     for c in codes:
-        over = {k.name: _plain(getattr(c, k.field)) for k in keys
+        over = {k.name: getattr(c, k.field) for k in keys
                 if getattr(c, k.field) is not None and getattr(c, k.field) != base[k.field]}
         lines.append(f"  {format_value({'scheme': c.scheme, **over}) if over else format_value(c.scheme)},")
     lines.append("]")
     return lines + [_line(k, base[k.field]) for k in keys]
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def to_toml(config: Config) -> str:

@@ -418,6 +418,34 @@ def read_matrix(path: str | os.PathLike, dataset: str) -> np.ndarray:
         return np.asarray(obj[()])
 
 
+def read_rows(path: str | os.PathLike, dataset: str, start: int, stop: int) -> np.ndarray:
+    """Read rows ``start:stop`` of a dataset without loading the rest.
+
+    Rows past the end are cut off as in numpy slicing, so ``start = stop = 0``
+    gives an empty array with the dataset's trailing shape.
+
+    Raises
+    ------
+    InputError
+        Keyed by the file name if it is missing or unreadable, has no such
+        dataset, or the dataset is a scalar.
+    """
+    key = os.fspath(path)
+    with _open_read(path) as f:
+        obj = f.get(dataset)
+        if not isinstance(obj, h5py.Dataset):
+            what = "is a group, not a dataset" if obj is not None else "does not exist"
+            known = ", ".join(_datasets(f))
+            raise InputError(key, f"dataset {dataset!r} {what} (datasets: {known})")
+        if not obj.shape:
+            raise InputError(key, f"dataset {dataset!r} is a scalar, not an array of rows")
+        n = obj.shape[0]
+        lo, hi = min(max(int(start), 0), n), min(max(int(stop), 0), n)
+        if hi <= lo:
+            return np.empty((0, *obj.shape[1:]), dtype=obj.dtype)
+        return np.asarray(obj[lo:hi])
+
+
 def _datasets(f: h5py.File) -> list[str]:
     """List the paths of the datasets in a file (for error messages)."""
     found: list[str] = []

@@ -186,12 +186,15 @@ def random_regular_graph(m: int, degree: int, rng: np.random.Generator) -> list[
         return [(u, v) for u in range(m) for v in range(u + 1, m) if (u, v) not in sparse]
     if degree == 0:
         return []
-    stubs = rng.permutation(np.repeat(np.arange(m), degree)).reshape(-1, 2)
-    edges = [(int(u), int(v)) for u, v in stubs]
-    count = Counter(_key(e) for e in edges)
-    _repair(edges, count, rng)
-    _mix(edges, count, rng, sweeps=10)
-    return sorted(_key(e) for e in edges)
+    for _ in range(100):
+        stubs = rng.permutation(np.repeat(np.arange(m), degree)).reshape(-1, 2)
+        edges = [(int(u), int(v)) for u, v in stubs]
+        count = Counter(_key(e) for e in edges)
+        # Tiny graphs can pair into a dead end (e.g. only loops): draw again.
+        if _repair(edges, count, rng):
+            _mix(edges, count, rng, sweeps=10)
+            return sorted(_key(e) for e in edges)
+    raise RuntimeError(f"could not build a {degree}-regular graph on {m} nodes")
 
 
 def _key(e: tuple[int, int]) -> tuple[int, int]:
@@ -218,21 +221,22 @@ def _switch(edges: list[tuple[int, int]], count: Counter, e1: int, e2: int, flip
     return True
 
 
-def _repair(edges: list[tuple[int, int]], count: Counter, rng: np.random.Generator) -> None:
-    """Switch every loop and repeated edge away against random partner edges."""
+def _repair(edges: list[tuple[int, int]], count: Counter, rng: np.random.Generator) -> bool:
+    """Switch every loop and repeated edge away against random partner edges; False if stuck."""
     def bad(e: tuple[int, int]) -> bool:
         return e[0] == e[1] or count[_key(e)] > 1
 
     queue = [k for k, e in enumerate(edges) if bad(e)]
-    budget = 1000 * (len(queue) + 1) + 100 * len(edges)
+    budget = 50 * (len(queue) + 1) + 20 * len(edges)
     while queue:
         e1 = queue.pop()
         while bad(edges[e1]):
             budget -= 1
             if budget < 0:
-                raise RuntimeError("random-regular repair did not converge")
+                return False
             e2 = int(rng.integers(len(edges)))
             _switch(edges, count, e1, e2, bool(rng.integers(2)))
+    return True
 
 
 def _mix(edges: list[tuple[int, int]], count: Counter, rng: np.random.Generator,

@@ -207,7 +207,7 @@ def greedy_orders(A: np.ndarray, seed: int, natural: list[np.ndarray],
 
 def _descend(A: np.ndarray, start: list[np.ndarray], parts: int) -> list[np.ndarray]:
     """First-improvement local search over in-worker swaps (bounded move count)."""
-    n, m = A.shape
+    n = A.shape[0]
     delta = A.sum(axis=0).tolist()
     total = sum(delta)
     holders = [np.flatnonzero(A[i]).tolist() for i in range(n)]
@@ -258,7 +258,11 @@ def _regular(A: np.ndarray) -> bool:
 
 
 def _check_parts(A: np.ndarray, parts: int) -> None:
-    if isinstance(parts, bool) or int(parts) != parts or parts < 1:
+    try:
+        ok = not isinstance(parts, bool) and int(parts) == parts and parts >= 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
         raise InputError("code.parts", f"must be a positive integer, got {parts!r}")
     r = A.sum(axis=1)
     i = int(np.argmin(r))
