@@ -172,3 +172,22 @@ def test_crc_decodes_from_any_m_minus_s_workers_at_scale():
         assert comb.exact
         assert relerr(combine(comb, vectors, 5), truth) <= 1e-9
         assert comb.coef_error < 1e-15
+
+
+@settings(max_examples=30, deadline=None)
+@given(instances(max_workers=40))
+def test_blocks_emitted_early_are_exactly_part_of_the_final_combination(instance):
+    c, m, seed = instance
+    scheme = make_scheme(c, m, seed)
+    rng = np.random.default_rng(seed)
+    keys = [(w, int(p)) for w in range(m) for p in scheme.sends_after(w)]
+    decoder, applied = scheme.decoder(), {}
+    for i in rng.permutation(len(keys))[: rng.integers(1, len(keys) + 1)]:
+        for block in decoder.add(*keys[i]):
+            for j, key in enumerate(block.keys):
+                assert key not in applied
+                applied[key] = block.weights[:, j]
+    comb = decoder.combination()
+    final = {key: comb.weights[:, j] for j, key in enumerate(comb.keys)}
+    for key, weights in applied.items():
+        assert np.array_equal(final[key], weights)

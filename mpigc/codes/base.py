@@ -102,16 +102,31 @@ def coef_error(phi: np.ndarray, target: np.ndarray) -> float:
     return float(np.sum((phi - target) ** 2) / np.sum(target**2))
 
 
+@dataclass(frozen=True)
+class Block:
+    """A final piece of the decode: gradient parts += weights @ [v[k] for k in keys]."""
+
+    keys: tuple[MessageKey, ...]
+    weights: np.ndarray  # (parts, len(keys))
+
+
 class Decoder(ABC):
-    """Master-side state of one round: metadata of the messages heard of so far."""
+    """Master-side state of one round: metadata of the messages heard of so far.
+
+    :meth:`add` may return :class:`Block` s that are final: their weights are
+    exactly those the eventual :meth:`combination` gives their keys, so a
+    runtime can apply them while stragglers are still computing and only the
+    rest of the combination stays on the critical path.
+    """
 
     def __init__(self, scheme: "Scheme") -> None:
         self.scheme = scheme
         self.keys: list[MessageKey] = []
 
-    def add(self, worker: int, position: int) -> None:
+    def add(self, worker: int, position: int) -> list[Block]:
         """Record that the message of ``worker`` after task ``position`` arrived."""
         self.keys.append((worker, position))
+        return []
 
     @property
     @abstractmethod

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mpigc.codes.base import Combination, Decoder, MessageKey, Plan, Scheme
+from mpigc.codes.base import Block, Combination, Decoder, MessageKey, Plan, Scheme
 from mpigc.codes.registry import register
 from mpigc.errors import InputError
 from mpigc.seeding import stream
@@ -39,6 +39,12 @@ class Uncoded(_OneShot):
 
 
 class _UncodedDecoder(Decoder):
+    def add(self, worker: int, position: int) -> list[Block]:
+        fresh = (worker, position) not in self.keys
+        super().add(worker, position)
+        # with rescaling the weight depends on how many arrive, so nothing is final early
+        return [Block(((worker, position),), np.ones((1, 1)))] if fresh and not self.scheme.code.rescale else []
+
     @property
     def exact(self) -> bool:
         return len(set(w for w, _ in self.keys)) == self.scheme.plan.workers
@@ -88,6 +94,12 @@ class FractionalRepetition(_OneShot):
 
 
 class _FrcDecoder(Decoder):
+    def add(self, worker: int, position: int) -> list[Block]:
+        group = int(self.scheme.group[worker])
+        first = all(int(self.scheme.group[w]) != group for w, _ in self.keys)
+        super().add(worker, position)
+        return [Block(((worker, position),), np.ones((1, 1)))] if first else []
+
     def combination(self) -> Combination:
         plan = self.scheme.plan
         first: dict[int, MessageKey] = {}

@@ -11,7 +11,7 @@ from itertools import combinations
 
 import numpy as np
 
-from mpigc.codes.base import Combination, Decoder, MessageKey, Plan, Scheme
+from mpigc.codes.base import Block, Combination, Decoder, MessageKey, Plan, Scheme
 from mpigc.codes.registry import register
 from mpigc.errors import InputError
 from mpigc.seeding import stream
@@ -40,7 +40,7 @@ class PartialStragglers(Scheme):
             self.position[w, order] = np.arange(len(order))
         self.generator, self.worst_cond, draws = self._draw_generator(seed)
         self.info.update({"code condition (worst l-subset)": self.worst_cond, "generator draws": draws})
-        self._solve_cache: dict[tuple[int, ...], tuple[np.ndarray, float]] = {}
+        self._solve_cache: dict[tuple[int, ...], tuple[np.ndarray, float, float]] = {}
         self._holder_index = self._holders_by_chunk()
 
     # -- planning ----------------------------------------------------------
@@ -95,12 +95,6 @@ class PartialStragglers(Scheme):
         return row
 
     # -- master side -------------------------------------------------------
-    def counts(self, key: MessageKey, heard: list[MessageKey]) -> bool:
-        if self.use_partial:
-            return True
-        worker = key[0]
-        return (worker, len(self.plan.orders[worker]) - 1) in heard
-
     def effective_arrival(self, arrival: np.ndarray) -> np.ndarray:
         """When each message may enter the decode; ablation: when the worker's last one arrived."""
         if self.use_partial:
@@ -127,12 +121,14 @@ class PartialStragglers(Scheme):
         l = self.plan.parts
         return np.sum(l - np.minimum(coverage, l), axis=-1) / (self.plan.chunks * l)
 
-    def solve(self, workers: tuple[int, ...]) -> tuple[np.ndarray, float]:
-        """Least-squares weights pinv(G[:, S]ᵀ) (l × |S|) and cond(G[:, S]) for holder set S."""
+    def solve(self, workers: tuple[int, ...]) -> tuple[np.ndarray, float, float]:
+        """Least-squares weights pinv(G[:, S]ᵀ) (l × |S|), cond(G[:, S]) and ||Φ_i − I||² for holders S."""
         hit = self._solve_cache.get(workers)
         if hit is None:
             g_s = self.generator[:, list(workers)]
-            hit = (np.linalg.pinv(g_s.T), float(np.linalg.cond(g_s)))
+            weights = np.linalg.pinv(g_s.T)
+            phi = weights @ g_s.T
+            hit = (weights, float(np.linalg.cond(g_s)), float(np.sum((phi - np.eye(self.plan.parts)) ** 2)))
             if len(self._solve_cache) < 100_000:
                 self._solve_cache[workers] = hit
         return hit
@@ -142,20 +138,44 @@ class PartialStragglers(Scheme):
 
 
 class _PartialDecoder(Decoder):
+    """Incremental: a chunk is solved (and frozen) the moment it has l counted messages."""
+
     scheme: PartialStragglers
 
-    def _by_chunk(self) -> dict[int, list[MessageKey]]:
-        groups: dict[int, list[MessageKey]] = {}
-        for key in dict.fromkeys(self.keys):
-            if self.scheme.counts(key, self.keys):
-                groups.setdefault(int(self.scheme.plan.orders[key[0]][key[1]]), []).append(key)
-        return groups
+    def __init__(self, scheme: PartialStragglers) -> None:
+        super().__init__(scheme)
+        self.waiting: dict[int, list[MessageKey]] = {}  # ablation: messages of unfinished workers
+        self.finished: set[int] = set()
+        self.by_chunk: dict[int, list[MessageKey]] = {}
+        self.frozen: dict[int, tuple[tuple[MessageKey, ...], np.ndarray, float, float]] = {}
+
+    def add(self, worker: int, position: int) -> list[Block]:
+        super().add(worker, position)
+        s = self.scheme
+        key = (worker, position)
+        last = len(s.plan.orders[worker]) - 1
+        if s.use_partial or worker in self.finished:
+            counted = [key]
+        elif position == last:
+            self.finished.add(worker)
+            counted = self.waiting.pop(worker, []) + [key]
+        else:
+            self.waiting.setdefault(worker, []).append(key)
+            counted = []
+        blocks = []
+        for w, p in counted:
+            chunk = int(s.plan.orders[w][p])
+            keys = self.by_chunk.setdefault(chunk, [])
+            keys.append((w, p))
+            if len(keys) == s.plan.parts and chunk not in self.frozen:
+                weights, cond, err = s.solve(tuple(k[0] for k in keys))
+                self.frozen[chunk] = (tuple(keys), weights, cond, err)
+                blocks.append(Block(tuple(keys), weights))
+        return blocks
 
     @property
     def exact(self) -> bool:
-        groups = self._by_chunk()
-        l = self.scheme.plan.parts
-        return len(groups) == self.scheme.plan.chunks and all(len(k) >= l for k in groups.values())
+        return len(self.frozen) == self.scheme.plan.chunks
 
     def combination(self) -> Combination:
         s = self.scheme
@@ -163,18 +183,18 @@ class _PartialDecoder(Decoder):
         keys: list[MessageKey] = []
         blocks: list[np.ndarray] = []
         err, worst = 0.0, float("nan")
-        groups = self._by_chunk()
         for chunk in range(n):
-            chunk_keys = groups.get(chunk, [])
-            if not chunk_keys:
+            if chunk in self.frozen:
+                chunk_keys, weights, cond, chunk_err = self.frozen[chunk]
+            elif chunk in self.by_chunk:
+                chunk_keys = tuple(self.by_chunk[chunk])
+                weights, cond, chunk_err = s.solve(tuple(k[0] for k in chunk_keys))
+            else:
                 err += l
                 continue
-            weights, cond = s.solve(tuple(w for w, _ in chunk_keys))
-            phi = weights @ s.generator[:, [w for w, _ in chunk_keys]].T
-            err += float(np.sum((phi - np.eye(l)) ** 2))
+            err += chunk_err
             worst = cond if not worst >= cond else worst
             keys.extend(chunk_keys)
             blocks.append(weights)
         weights = np.concatenate(blocks, axis=1) if blocks else np.zeros((l, 0))
-        exact = len(groups) == n and all(len(k) >= l for k in groups.values())
-        return Combination(keys, weights, exact, err / (n * l), worst)
+        return Combination(keys, weights, self.exact, err / (n * l), worst)

@@ -99,10 +99,13 @@ class PolynomialCode(Scheme):
         self.needed = m - self.tolerance  # messages for an exact decode = number of coefficients of P
         self.matrix = self._encoding_matrix()
         self._cache: dict[tuple[int, ...], tuple[np.ndarray, float, float]] = {}
+        self._worst: float | None = None
         self.info.update({
             "tolerance s": self.tolerance,
             "points": self.points_name,
-            "Vandermonde condition (worst sampled F)": self.worst_condition(),
+            "decode system": f"Vandermonde on m - s = {self.needed} points",
+            # same key as crc's and `mpigc plan`'s: here it is cond(V) for sets F of m - s workers
+            "code condition (worst sampled F)": self.worst_condition(),
         })
 
     # -- planning ----------------------------------------------------------
@@ -129,13 +132,17 @@ class PolynomialCode(Scheme):
         return np.vander(self.points[np.asarray(workers, dtype=int)], self.needed, increasing=True)
 
     def worst_condition(self, samples: int = COND_SAMPLES) -> float:
-        """Worst condition number of V over sampled sets of m − s workers."""
+        """Worst condition number of V over sampled sets of m − s workers (cached)."""
+        if samples == COND_SAMPLES and self._worst is not None:
+            return self._worst
         m = self.plan.workers
         rng = stream(self.seed, "code", 4)
         worst = 1.0
         for _ in range(samples):
             alive = np.sort(rng.choice(m, self.needed, replace=False))
             worst = max(worst, float(np.linalg.cond(self.vandermonde(alive))))
+        if samples == COND_SAMPLES:
+            self._worst = worst
         return worst
 
     def solve(self, workers: tuple[int, ...]) -> tuple[np.ndarray, float, float]:

@@ -1,80 +1,78 @@
-"""Training workloads: a model, chunked data generated per chunk, and per-chunk gradients.
+"""Training workloads: a model, chunked data built per chunk, and per-chunk gradients.
 
-The objective is a sum over chunks, f(θ) = Σ_i f_i(θ), so the full gradient
-is the sum of the chunk gradients g_i that gradient codes combine. Chunk
-data comes from ``stream(seed, "data", chunk)``: a rank only ever builds the
-chunks it processes.
+The objective is a sum over chunks, f(θ) = Σ_i f_i(θ), each f_i normalised by
+the total sample count n, so the full gradient is exactly the sum of the
+chunk gradients g_i that gradient codes combine. Synthetic chunk data comes
+from ``stream(seed, "data", chunk)`` and the planted model from
+``stream(seed, "model")``; a user dataset (``workload.dataset`` = a ``.npz``
+or ``.h5`` file with X and y) is read one chunk's row range at a time. Either
+way a rank only builds the chunks it is asked for.
+
+Models (``workload.model``): ``least-squares`` and ``logistic`` (d = features)
+and ``mlp`` (d = features·hidden + 2·hidden + 1). With a user dataset,
+``workload.samples`` and ``workload.features`` are ignored: they come from
+X's shape.
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
 from mpigc.errors import InputError
-from mpigc.seeding import stream
+from mpigc.workloads.base import Objective
+from mpigc.workloads.data import FileData
+from mpigc.workloads.linear import LeastSquares, Logistic
+from mpigc.workloads.mlp import MLP
+
+WORKLOADS: dict[str, type[Objective]] = {
+    LeastSquares.name: LeastSquares,
+    Logistic.name: Logistic,
+    MLP.name: MLP,
+}
+
+__all__ = ["WORKLOADS", "LeastSquares", "Logistic", "MLP", "Objective", "gradient_dim", "make_workload"]
 
 
-class LeastSquares:
-    """f(θ) = ||Xθ − y||² / (2n) on Gaussian features with a planted model plus noise."""
-
-    name = "least-squares"
-
-    def __init__(self, workload, chunks: int, seed: int) -> None:
-        if workload.samples < chunks:
-            raise InputError("workload.samples", f"{workload.samples} samples cannot fill {chunks} chunks")
-        self.samples = int(workload.samples)
-        self.dim = int(workload.features)
-        self.chunks = int(chunks)
-        self.seed = int(seed)
-        self.noise = float(getattr(workload, "noise", 0.1))
-        self.step = float(workload.step)
-        bounds = np.linspace(0, self.samples, self.chunks + 1).round().astype(int)
-        self._rows = np.diff(bounds)
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-    def initial_model(self) -> np.ndarray:
-        """θ₀ = 0."""
-        return np.zeros(self.dim)
-
-    def chunk_data(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-        """Features and targets of one chunk, generated from (seed, chunk) and cached."""
-        hit = self._cache.get(chunk)
-        if hit is None:
-            truth = stream(self.seed, "model").standard_normal(self.dim) / np.sqrt(self.dim)
-            rng = stream(self.seed, "data", chunk)
-            x = rng.standard_normal((int(self._rows[chunk]), self.dim))
-            y = x @ truth + self.noise * rng.standard_normal(len(x))
-            hit = self._cache[chunk] = (x, y)
-        return hit
-
-    def chunk_gradient(self, model: np.ndarray, chunk: int) -> tuple[np.ndarray, float]:
-        """Gradient g_i(θ) and loss f_i(θ) of one chunk."""
-        x, y = self.chunk_data(chunk)
-        residual = x @ model - y
-        return x.T @ residual / self.samples, float(residual @ residual) / (2 * self.samples)
-
-    def full_gradient(self, model: np.ndarray) -> tuple[np.ndarray, float]:
-        """Σ_i g_i(θ) and f(θ), chunk by chunk."""
-        grad, loss = np.zeros(self.dim), 0.0
-        for chunk in range(self.chunks):
-            g, f = self.chunk_gradient(model, chunk)
-            grad += g
-            loss += f
-        return grad, loss
-
-    def update(self, model: np.ndarray, gradient: np.ndarray) -> np.ndarray:
-        """One gradient step."""
-        return model - self.step * gradient
-
-
-WORKLOADS = {"least-squares": LeastSquares}
-
-
-def make_workload(workload, chunks: int, seed: int):
-    """Build the workload named by ``workload.model`` for ``chunks`` chunks."""
+def _model_class(workload: Any) -> type[Objective]:
+    """Look up ``workload.model`` or raise InputError."""
     try:
-        cls = WORKLOADS[workload.model]
+        return WORKLOADS[workload.model]
     except KeyError:
-        raise InputError("workload.model", f"{workload.model!r} is not available yet in this build") from None
+        known = ", ".join(WORKLOADS)
+        raise InputError("workload.model", f"{workload.model!r} is not a model (models: {known})") from None
+
+
+def make_workload(workload: Any, chunks: int, seed: int, *, check: bool = True) -> Objective:
+    """Build the workload named by ``workload.model`` for ``chunks`` chunks.
+
+    Parameters
+    ----------
+    workload
+        The ``[workload]`` config.
+    chunks
+        Number of data chunks N (contiguous row ranges; boundaries depend on N).
+    seed
+        Root seed (``run.seed``).
+    check
+        User datasets only: scan all of X for non-finite values now, a block
+        at a time. Pass ``False`` on ranks that only compute a few chunks once
+        another rank has checked the file; each chunk is still checked when
+        read.
+
+    Raises
+    ------
+    InputError
+        Keyed ``workload.model``, ``workload.samples`` or ``workload.dataset``.
+    """
+    return _model_class(workload)(workload, chunks, seed, check=check)
+
+
+def gradient_dim(workload: Any) -> int:
+    """Return the gradient length d without building any chunk.
+
+    For a user dataset this opens the file to read X's width (and y).
+    """
+    cls = _model_class(workload)
+    features = workload.features
     if workload.dataset != "synthetic":
-        raise InputError("workload.dataset", "only 'synthetic' is available yet in this build")
-    return cls(workload, chunks, seed)
+        features = FileData(workload.dataset, 1, check=False).features
+    return cls.dimension(features, workload.hidden)

@@ -1,0 +1,60 @@
+"""Linear models: least squares and binary logistic regression (d = features)."""
+from __future__ import annotations
+
+import numpy as np
+
+from mpigc.errors import InputError
+from mpigc.seeding import stream
+from mpigc.workloads.base import Objective
+
+
+class LinearModel(Objective):
+    """A linear model θ ∈ R^features with a planted θ* ~ N(0, I/features) for synthetic data."""
+
+    def planted(self) -> np.ndarray:
+        """Return θ*, whose scores x·θ* are standard normal on synthetic rows."""
+        return stream(self.seed, "model").standard_normal(self.features) / np.sqrt(self.features)
+
+
+class LeastSquares(LinearModel):
+    """f(θ) = ||Xθ − y||² / (2n); synthetic y = Xθ* + noise·ε."""
+
+    name = "least-squares"
+
+    def targets(self, x: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        """Return x·θ* + noise·ε."""
+        return x @ self.truth() + self.noise * eps
+
+    def evaluate(self, model: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+        """Return Σ_r (x_r·θ − y_r) x_r and Σ_r (x_r·θ − y_r)² / 2."""
+        residual = x @ model - y
+        return x.T @ residual, float(residual @ residual) / 2
+
+
+class Logistic(LinearModel):
+    """f(θ) = Σ_r [log(1 + e^{z_r}) − y_r z_r] / n with z = Xθ, y ∈ {0, 1}.
+
+    Synthetic labels are y = 1[x·θ* + noise·ε > 0]: noise 0 gives separable
+    data, larger noise flips labels near the boundary.
+    """
+
+    name = "logistic"
+
+    def targets(self, x: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        """Return the 0/1 labels 1[x·θ* + noise·ε > 0]."""
+        return (x @ self.truth() + self.noise * eps > 0).astype(float)
+
+    def check_targets(self, y: np.ndarray) -> None:
+        """Raise InputError unless every label is 0 or 1."""
+        bad = ~((y == 0) | (y == 1))
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise InputError("workload.dataset",
+                             f"{self.data.path}: logistic needs y in {{0, 1}}, row {row} has {y[row]:g}")
+
+    def evaluate(self, model: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+        """Return Σ_r (σ(z_r) − y_r) x_r and Σ_r log(1 + e^{z_r}) − y_r z_r, stably."""
+        z = x @ model
+        softplus = np.logaddexp(0.0, z)
+        sigma = np.exp(z - softplus)  # σ(z) = e^z / (1 + e^z), never overflows
+        return x.T @ (sigma - y), float(np.sum(softplus - y * z))
