@@ -103,7 +103,7 @@ def test_error_grows_with_m_for_chebyshev_points():
     scheme = make_scheme(code("poly", load=3), 40, seed=1)
     comb, _ = decode_from(scheme, range(2, 40), chunk_gradients(40, 5, 0), 5)
     assert comb.exact and comb.coef_error > 1e-15  # reported honestly, not as zero
-    assert comb.cond > 1e10 and scheme.describe()["code condition (worst sampled F)"] >= comb.cond
+    assert comb.cond > 1e10 and scheme.describe()["code condition (worst sampled F)"] > 1e10
 
 
 @pytest.mark.parametrize("parts", [1, 2])
@@ -142,9 +142,10 @@ def test_decode_times_agree_with_the_decoder():
     arrival[:, :, :][rng.random((30, m)) < 0.2, :] = np.inf  # silent failures
     times = scheme.decode_times(arrival)
     for r in range(30):
+        heard = arrival[r, np.arange(m), last]
         for t, expect in ((times[r], np.isfinite(times[r])), (np.nextafter(times[r], -np.inf), False)):
             decoder = scheme.decoder()
-            for w in np.flatnonzero(arrival[r, np.arange(m), last] <= t):
+            for w in np.flatnonzero(np.isfinite(heard) & (heard <= t)):
                 decoder.add(int(w), int(last[w]))
             assert decoder.exact == expect
 

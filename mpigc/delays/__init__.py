@@ -88,7 +88,7 @@ class DelayModel:
             self._trace.check_rounds(rounds)
 
     def durations(self, rnd: int, positions: int, chunk_load: float | None = None) -> np.ndarray:
-        """Seconds worker w spends on its p-th task in round ``rnd``, shape (m, positions).
+        """Return the seconds worker w spends on its p-th task in round ``rnd``, shape (m, positions).
 
         ``chunk_load`` (normalised load of one chunk, default 1/m) matters only
         for a trace with ``slope``.
@@ -112,13 +112,13 @@ class DelayModel:
         return out
 
     def trace_seconds(self, rnd: int) -> np.ndarray:
-        """Raw (load-0) trace seconds of every worker in round ``rnd``, wrapped, shape (m,)."""
+        """Return the raw (load-0) trace seconds of every worker in round ``rnd``, wrapped, shape (m,)."""
         if self._trace is None:
             raise ValueError(f"delays.model is {self.model!r}, not 'trace'")
         return self._trace.seconds(rnd)
 
     def affine_round_time(self, rnd: int, load: float | np.ndarray) -> np.ndarray:
-        """P3's round time ``value + load × slope`` of every worker, shape (m,).
+        """Return P3's round time ``value + load × slope`` of every worker, shape (m,).
 
         ``load`` is the normalised load (a scalar, or one per worker); 1/m for ``uncoded``.
         """
@@ -127,7 +127,7 @@ class DelayModel:
         return self.trace_seconds(rnd) + np.asarray(load, dtype=float) * self.slope
 
     def failed(self, rnd: int) -> np.ndarray:
-        """Which workers are silent in round ``rnd``, shape (m,)."""
+        """Return which workers are silent in round ``rnd``, shape (m,)."""
         rng = stream(self.seed, "failures", rnd)
         u = rng.random(self.workers)
         if self.cfg.fail_count:
@@ -137,7 +137,7 @@ class DelayModel:
         return u < self.cfg.failures
 
     def block(self, rounds: range, positions: int, chunk_load: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Durations (R, m, P) and failures (R, m) for a range of rounds."""
+        """Return durations (R, m, P) and failures (R, m) for a range of rounds."""
         dur = np.empty((len(rounds), self.workers, positions))
         fail = np.empty((len(rounds), self.workers), dtype=bool)
         for j, r in enumerate(rounds):

@@ -13,7 +13,7 @@ from mpigc.config import Config, to_toml
 from mpigc.delays import DelayModel
 from mpigc.engine import RoundPolicy
 from mpigc.sim import Network, Simulator, SimTables, progress_printer
-from mpigc.workloads import make_workload
+from mpigc.workloads import gradient_dim, make_workload
 
 TABLES_BY_DETAIL = {"rounds": ("rounds",), "workers": ("rounds", "workers"), "full": ("rounds", "workers", "events")}
 
@@ -48,13 +48,14 @@ def simulate(config: Config, out: str | None, name: str | None = None, log: Text
     m = workers_of(config)
     entries = plan_entries(config, m)
     delays = DelayModel(config.delays, config.run.seed, m)
+    delays.check_rounds(config.run.rounds)
+    dim = gradient_dim(config.workload)
     if out is not None:
         results.check_writable(out)
     file = results.ResultFile(out) if out is not None else None
     rows = []
     for entry in entries:
         workload = make_workload(config.workload, entry.scheme.plan.chunks, config.run.seed) if config.run.verify else None
-        dim = config.workload.features
         part_bytes = 8 * -(-dim // entry.scheme.plan.parts)
         sim = Simulator(entry.scheme, delays, entry.policy, network=Network(config.network.latency, config.network.bandwidth),
                         workload=workload, detail=config.run.detail, message_bytes=part_bytes)

@@ -1,0 +1,139 @@
+"""``mpigc run``: set up the job, run every scheme entry on MPI, write HDF5 on rank 0.
+
+Rank 0 reads and checks the config (and every scheme entry, and the output
+path) before anything runs and broadcasts the verdict, so bad input ends
+every rank with exit code 2 and one line from rank 0. Any exception after
+that aborts the whole job (``COMM_WORLD.Abort``): no rank is left waiting.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+import numpy as np
+from mpi4py import MPI
+
+from mpigc import report, results
+from mpigc.codes import make_scheme
+from mpigc.config import Config, load_config, to_toml
+from mpigc.delays import DelayModel
+from mpigc.engine import RoundPolicy
+from mpigc.errors import InputError
+from mpigc.mpi.master import Master, RoundRows
+from mpigc.mpi.worker import Worker
+from mpigc.sim import progress_printer
+from mpigc.sim.driver import TABLES_BY_DETAIL, plan_entries
+from mpigc.workloads import make_workload
+
+
+def install_abort_handler(comm: MPI.Comm) -> None:
+    """Make an uncaught exception on any rank abort the whole job, with its traceback."""
+
+    def abort(kind, value, tb) -> None:
+        traceback.print_exception(kind, value, tb, file=sys.stderr)
+        sys.stderr.write(f"mpigc: rank {comm.rank} failed; aborting the job\n")
+        sys.stderr.flush()
+        comm.Abort(1)
+
+    sys.excepthook = abort
+
+
+def _checked_config(comm: MPI.Comm, args: argparse.Namespace) -> Config | None:
+    """Rank 0 validates everything; every rank learns the verdict. None means exit 2."""
+    verdict: tuple[str, object]
+    if comm.rank == 0:
+        try:
+            config = load_config(args.config, args.overrides, backend="mpi", world_size=comm.size)
+            plan_entries(config, config.codes[0].workers)
+            DelayModel(config.delays, config.run.seed, config.codes[0].workers).check_rounds(config.run.rounds)
+            make_workload(config.workload, config.codes[0].workers, config.run.seed)  # scans a user dataset once
+            if args.out:
+                results.check_writable(args.out)
+            verdict = ("ok", config)
+        except InputError as error:
+            print(f"mpigc: error: {error}", file=sys.stderr, flush=True)
+            verdict = ("error", None)
+    else:
+        verdict = ("", None)
+    verdict = comm.bcast(verdict, root=0)
+    return verdict[1] if verdict[0] == "ok" else None
+
+
+def main(args: argparse.Namespace, comm: MPI.Comm | None = None) -> int:
+    """Entry point of ``mpigc run`` on every rank; returns the exit code."""
+    world = comm if comm is not None else MPI.COMM_WORLD
+    install_abort_handler(world)
+    config = _checked_config(world, args)
+    if config is None:
+        return 2
+    hosts = world.gather(MPI.Get_processor_name(), root=0)
+    rows = []
+    file = results.ResultFile(args.out) if (world.rank == 0 and args.out) else None
+    for index, code in enumerate(config.codes):
+        comm = world.Dup()
+        try:
+            summary = run_entry(comm, config, code, file, args.name if len(config.codes) == 1 else None, hosts)
+        finally:
+            comm.Free()
+        if summary is not None:
+            rows.append(summary)
+    if world.rank == 0:
+        print(report.summary_table(rows), flush=True)
+        if args.out:
+            print(f"# wrote {len(rows)} run(s) to {args.out}", flush=True)
+    return 0
+
+
+def run_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, hosts) -> tuple | None:
+    """Run one scheme entry; rank 0 returns its summary row."""
+    m = int(code.workers)
+    scheme = make_scheme(code, m, config.run.seed)
+    policy = RoundPolicy.for_scheme(code, config.run, config.delays.chunk_time, scheme)
+    workload = make_workload(config.workload, scheme.plan.chunks, config.run.seed, check=False)
+    delays = DelayModel(config.delays, config.run.seed, m)
+    if comm.rank != 0:
+        worker = Worker(comm, scheme, delays, workload, config.delays.compute)
+        worker.prepare()
+        comm.Barrier()
+        worker.run()
+        return None
+    label = name or code.name or code.scheme
+    writer = None
+    if file is not None:
+        attrs = {**results.provenance("mpi"), "scheme": code.scheme, "config": to_toml(config), "entry": label,
+                 "seed": config.run.seed, "workers": m, "world_size": comm.size,
+                 "mpi_library": MPI.Get_library_version().strip().splitlines()[0], "hosts": sorted(set(hosts)),
+                 "mpi4py": __import__("mpi4py").__version__}
+        writer = file.new_run(label, attrs, TABLES_BY_DETAIL[config.run.detail])
+        label = writer.name
+    master = Master(comm, scheme, policy, workload, config.run.verify)
+    master.prepare()
+    comm.Barrier()  # every rank has built its data: round 0 measures the scheme, not start-up
+    collected = []
+    tables = TABLES_BY_DETAIL[config.run.detail]
+
+    def store(batch: RoundRows) -> None:
+        for table in tables:
+            rows_ = getattr(batch, table)
+            if rows_:
+                arr = np.array(rows_, dtype=results.TABLES[table])
+                if table == "rounds":
+                    collected.append(arr)
+                if writer is not None:
+                    writer.append(table, arr)
+
+    print(f"running {label} ({code.scheme}, {m} workers, {config.run.rounds} rounds)", file=sys.stderr, flush=True)
+    progress = progress_printer(label, config.run.rounds)
+    for rnd in range(config.run.rounds):
+        store(master.round(rnd))
+        if writer is not None and (rnd + 1) % config.run.flush_every == 0:
+            writer.flush()
+        progress(rnd + 1)
+    master.finish(store)
+    all_rounds = np.concatenate(collected) if collected else np.zeros(0, results.ROUNDS_DTYPE)
+    stats = report.summarize(all_rounds)
+    if writer is not None:
+        writer.set_attrs(**{f"summary_{k}": v for k, v in stats.items()})
+        writer.flush()
+    return (label, code.scheme, stats)

@@ -1,0 +1,182 @@
+"""Rank 0: start rounds, gather coded results, decode the moment the scheme can.
+
+One receive is posted per worker at all times, each into a buffer from that
+worker's own pool, and the event loop polls them with ``Testsome`` plus a
+short sleep (``Waitany`` would spin a core that sleeping workers need).
+Every result carries its round: a late one is drained, recorded as stale in
+``events`` and never decoded. Final blocks of the decode are applied as
+their messages arrive, so the critical path after the last useful message
+is one small solve and a few vector updates.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from mpi4py import MPI
+
+from mpigc.codes import Scheme
+from mpigc.engine import UNDECODABLE, RoundPolicy, relative_error, status_of
+from mpigc.mpi.protocol import POLL_SLEEP, RESULT_HEADER, TAG_CONTROL, TAG_RESULT, Kind, control
+
+
+@dataclass
+class RoundRows:
+    """Rows of one round for the results tables."""
+
+    rounds: list[tuple] = field(default_factory=list)
+    events: list[tuple] = field(default_factory=list)
+    workers: list[tuple] = field(default_factory=list)
+
+
+class Master:
+    """The decoding loop of one scheme entry on ``comm`` (rank 0)."""
+
+    def __init__(self, comm: MPI.Comm, scheme: Scheme, policy: RoundPolicy, workload, verify: bool) -> None:
+        self.comm = comm
+        self.scheme = scheme
+        self.policy = policy
+        self.workload = workload
+        self.verify = verify
+        self.m = scheme.plan.workers
+        self.parts = scheme.plan.parts
+        self.dim = workload.dim
+        self.part_len = -(-(self.dim + 1) // self.parts)  # +1: the loss travels with the gradient
+        self.model = workload.initial_model()
+        self.pools = [deque() for _ in range(self.m)]
+        self.buffers: list[np.ndarray] = [self._buffer(w) for w in range(self.m)]
+        self.requests = [self._post(w) for w in range(self.m)]
+        self.sends: list[tuple[MPI.Request, np.ndarray]] = []
+        self.finals = 0
+        self.rows = RoundRows()
+
+    def prepare(self) -> None:
+        """With verification, build every chunk before the clock starts."""
+        if self.verify:
+            self.workload.full_gradient(self.model)
+
+    # -- receives ----------------------------------------------------------
+    def _buffer(self, w: int) -> np.ndarray:
+        pool = self.pools[w]
+        return pool.pop() if pool else np.empty(RESULT_HEADER + self.part_len)
+
+    def _post(self, w: int) -> MPI.Request:
+        return self.comm.Irecv([self.buffers[w], MPI.DOUBLE], source=w + 1, tag=TAG_RESULT)
+
+    def _poll(self) -> list[tuple[int, np.ndarray, int]]:
+        """Completed receives as (worker, buffer, element count); their receives are re-posted."""
+        statuses = [MPI.Status() for _ in self.requests]
+        done = MPI.Request.Testsome(self.requests, statuses)
+        out = []
+        for j, i in enumerate(done or ()):
+            # MPI fills statuses in completion order, not by request index
+            buf, count = self.buffers[i], statuses[j].Get_count(MPI.DOUBLE)
+            out.append((i, buf, count))
+            if int(buf[0]) == Kind.FINAL:
+                self.finals += 1
+                self.requests[i] = MPI.REQUEST_NULL
+                continue
+            self.buffers[i] = self._buffer(i)
+            self.requests[i] = self._post(i)
+        return out
+
+    def _release(self, w: int, buf: np.ndarray) -> None:
+        self.pools[w].append(buf)
+
+    def _broadcast(self, kind: Kind, rnd: int, payload: np.ndarray | None = None) -> None:
+        buf = control(kind, rnd, payload)
+        for w in range(self.m):
+            self.sends.append((self.comm.Isend([buf, MPI.DOUBLE], dest=w + 1, tag=TAG_CONTROL), buf))
+        self.sends = [(r, b) for r, b in self.sends if not r.Test()]
+
+    # -- rounds ------------------------------------------------------------
+    def round(self, rnd: int) -> RoundRows:
+        """Run round ``rnd`` to its decode; return its rows (and stale traffic seen meanwhile)."""
+        self.rows = RoundRows()
+        clock = MPI.Wtime
+        start = clock()
+        self._broadcast(Kind.START, rnd, self.model)
+        decoder = self.scheme.decoder()
+        acc = np.zeros((self.parts, self.part_len))
+        vectors: dict[tuple[int, int], np.ndarray] = {}
+        applied: set[tuple[int, int]] = set()
+        arrivals: dict[tuple[int, int], float] = {}
+        cutoff = start + self.policy.cutoff
+        while not decoder.exact:
+            got = self._poll()
+            if not got:
+                if clock() >= cutoff:
+                    break
+                time.sleep(POLL_SLEEP)
+                continue
+            now = clock() - start
+            for w, buf, count in got:
+                if int(buf[0]) != Kind.RESULT or int(buf[1]) != rnd:
+                    self._other(w, buf, count, now)
+                    continue
+                key = (w, int(buf[2]))
+                vectors[key] = buf[RESULT_HEADER:count]
+                arrivals[key] = now
+                for block in decoder.add(*key):
+                    acc += block.weights @ np.stack([vectors[k] for k in block.keys])
+                    applied.update(block.keys)
+        comb = decoder.combination()
+        for j, key in enumerate(comb.keys):
+            if key not in applied:
+                acc += np.outer(comb.weights[:, j], vectors[key])
+        decoded = acc.reshape(-1)[: self.dim + 1]
+        latency = clock() - start
+        self._broadcast(Kind.STOP, rnd)
+        status = status_of(comb)
+        grad_error, loss = self._check_and_update(decoded, status)
+        heard = {}
+        for w, p in arrivals:
+            heard[w] = max(heard.get(w, 0), p + 1)
+        self.rows.rounds.append((rnd, latency, status, len(arrivals), sum(heard.values()), comb.coef_error,
+                                 grad_error, loss, 0, -1, comb.cond))
+        used = comb.used
+        for (w, p), t in sorted(arrivals.items(), key=lambda kv: kv[1]):
+            chunk = int(self.scheme.plan.orders[w][p]) if len(self.scheme.sends_after(w)) > 1 else -1
+            self.rows.events.append((rnd, -1, w, p, chunk, t, 8 * (RESULT_HEADER + self.part_len), False,
+                                     (w, p) in used))
+        for key, vec in vectors.items():
+            self._release(key[0], vec.base if vec.base is not None else vec)
+        return self.rows
+
+    def _other(self, w: int, buf: np.ndarray, count: int, now: float) -> None:
+        """A stale result or a worker's round report: record it, never decode it."""
+        kind, rnd = int(buf[0]), int(buf[1])
+        if kind == Kind.RESULT:
+            p, chunk = int(buf[2]), int(buf[3])
+            self.rows.events.append((rnd, -1, w, p, chunk, now, 8 * count, True, False))
+        elif kind == Kind.REPORT:
+            busy, injected, done, failed, overrun = buf[4:RESULT_HEADER]
+            self.rows.workers.append((rnd, w, busy, injected, int(done), bool(failed), overrun))
+        self._release(w, buf)
+
+    def _check_and_update(self, decoded: np.ndarray, status: int) -> tuple[float, float]:
+        grad, loss = decoded[: self.dim], float(decoded[self.dim]) if status == 0 else float("nan")
+        grad_error = float("nan")
+        if self.verify:
+            truth, loss = self.workload.full_gradient(self.model)
+            grad_error = relative_error(grad, truth)
+        if status != UNDECODABLE:
+            self.model = self.workload.update(self.model, grad)
+        return grad_error, loss
+
+    def finish(self, drain: Callable[[RoundRows], None]) -> None:
+        """End the run: tell workers, drain every late result and report until each worker's FINAL."""
+        self._broadcast(Kind.END, -1)
+        self.rows = RoundRows()
+        while self.finals < self.m:
+            got = self._poll()
+            if not got:
+                time.sleep(POLL_SLEEP)
+            for w, buf, count in got:
+                if int(buf[0]) != Kind.FINAL:
+                    self._other(w, buf, count, float("nan"))
+        MPI.Request.Waitall([r for r, _ in self.sends])
+        drain(self.rows)

@@ -1,0 +1,69 @@
+"""Message framing between rank 0 and the workers.
+
+Every message is one float64 buffer: a fixed header, then an optional
+payload. The round travels in the header, never in the MPI tag (tags may be
+as small as 32767), so a late result is recognised as stale by its round.
+Integers up to 2**53 are exact in float64.
+
+Control (rank 0 → worker, tag ``TAG_CONTROL``): ``[kind, round, 0] + model``.
+Results (worker → rank 0, tag ``TAG_RESULT``):
+``[kind, round, position, chunk, busy, injected, tasks_done, failed, overrun] + vector``.
+"""
+from __future__ import annotations
+
+import time
+from enum import IntEnum
+
+import numpy as np
+
+TAG_CONTROL = 11
+TAG_RESULT = 12
+
+CONTROL_HEADER = 3
+RESULT_HEADER = 9
+
+#: sleep between polls of an idle loop: short enough to notice a message
+#: within a fraction of a millisecond, long enough not to spin a core
+POLL_SLEEP = 2e-4
+#: longest sleep slice of an emulated chunk between checks for a stop
+SLEEP_SLICE = 2e-3
+
+
+class Kind(IntEnum):
+    """What a message is."""
+
+    START = 1  # begin a round; payload: the model
+    STOP = 2  # the round is decoded (or abandoned): stop working on it
+    END = 3  # the run is over: flush pending sends, answer FINAL
+    RESULT = 10  # a coded partial result; payload: the message vector
+    REPORT = 11  # per-round statistics of one worker, sent when its round ends
+    FINAL = 12  # last message of a worker in a run
+
+
+def control(kind: Kind, rnd: int, payload: np.ndarray | None = None) -> np.ndarray:
+    """A control buffer."""
+    head = np.array([kind, rnd, 0], dtype=np.float64)
+    return head if payload is None else np.concatenate([head, payload])
+
+
+def result(kind: Kind, rnd: int, position: int = -1, chunk: int = -1, busy: float = 0.0, injected: float = 0.0,
+           tasks_done: int = 0, failed: bool = False, overrun: float = 0.0,
+           vector: np.ndarray | None = None) -> np.ndarray:
+    """A result buffer (header plus optional vector)."""
+    size = RESULT_HEADER + (0 if vector is None else len(vector))
+    buf = np.empty(size, dtype=np.float64)
+    buf[:RESULT_HEADER] = (kind, rnd, position, chunk, busy, injected, tasks_done, failed, overrun)
+    if vector is not None:
+        buf[RESULT_HEADER:] = vector
+    return buf
+
+
+def sleep_until(deadline: float, clock, should_stop) -> bool:
+    """Sleep in slices until ``clock() >= deadline``; return True if ``should_stop()`` fired first."""
+    while True:
+        left = deadline - clock()
+        if left <= 0:
+            return False
+        if should_stop():
+            return True
+        time.sleep(min(left, SLEEP_SLICE))

@@ -1,0 +1,131 @@
+"""The worker loop (ranks 1..M): compute chunk gradients in plan order, send coded results.
+
+One round at a time: wait for START, then for each task compute the real
+chunk gradient, emulate the modelled duration by sleeping in short slices
+(or add the injected delay on top of real compute), and ``Isend`` every
+coded result the moment it exists, from its own buffer. A STOP for the
+round ends the work early. Sends are never cancelled: rank 0 drains them.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from mpi4py import MPI
+
+from mpigc.codes import Scheme
+from mpigc.delays import DelayModel
+from mpigc.mpi.protocol import (CONTROL_HEADER, POLL_SLEEP, TAG_CONTROL, TAG_RESULT, Kind, result,
+                                sleep_until)
+
+
+class Worker:
+    """Worker ``w`` = rank w + 1 of ``comm``."""
+
+    def __init__(self, comm: MPI.Comm, scheme: Scheme, delays: DelayModel, workload, compute: str) -> None:
+        self.comm = comm
+        self.scheme = scheme
+        self.delays = delays
+        self.workload = workload
+        self.compute = compute
+        self.w = comm.rank - 1
+        self.order = scheme.plan.orders[self.w]
+        self.sends = set(int(p) for p in scheme.sends_after(self.w))
+        self.pending: list[tuple[MPI.Request, np.ndarray]] = []
+        self.control_buf = np.empty(CONTROL_HEADER + workload.dim)
+        self.stash: np.ndarray | None = None  # a control message read while checking for a stop
+
+    # -- messages ----------------------------------------------------------
+    def _receive_control(self, block: bool) -> np.ndarray | None:
+        if self.stash is not None:
+            msg, self.stash = self.stash, None
+            return msg
+        status = MPI.Status()
+        while not self.comm.Iprobe(source=0, tag=TAG_CONTROL, status=status):
+            if not block:
+                return None
+            self._prune()
+            time.sleep(POLL_SLEEP)
+        count = status.Get_count(MPI.DOUBLE)
+        self.comm.Recv([self.control_buf[:count], MPI.DOUBLE], source=0, tag=TAG_CONTROL)
+        return self.control_buf[:count]
+
+    def _stopped(self, rnd: int) -> bool:
+        """Whether rank 0 has ended round ``rnd`` (a later control message is stashed)."""
+        msg = self._receive_control(block=False)
+        if msg is None:
+            return False
+        if int(msg[0]) == Kind.STOP and int(msg[1]) == rnd:
+            return True
+        self.stash = msg.copy()
+        return True
+
+    def _send(self, buf: np.ndarray) -> None:
+        self.pending.append((self.comm.Isend([buf, MPI.DOUBLE], dest=0, tag=TAG_RESULT), buf))
+
+    def _prune(self) -> None:
+        self.pending = [(req, buf) for req, buf in self.pending if not req.Test()]
+
+    def prepare(self) -> None:
+        """Build this worker's chunks (and warm up the kernels) before the clock starts."""
+        model = self.workload.initial_model()
+        for chunk in self.order:
+            self.workload.chunk_gradient(model, int(chunk))
+
+    # -- loop --------------------------------------------------------------
+    def run(self) -> None:
+        """Serve rounds until END; then complete every send and answer FINAL."""
+        while True:
+            msg = self._receive_control(block=True)
+            kind, rnd = int(msg[0]), int(msg[1])
+            if kind == Kind.END:
+                break
+            if kind == Kind.START:
+                self._round(rnd, msg[CONTROL_HEADER:].copy())
+        while self.pending:
+            self._prune()
+            time.sleep(POLL_SLEEP)
+        self.comm.Send([result(Kind.FINAL, -1), MPI.DOUBLE], dest=0, tag=TAG_RESULT)
+
+    def _round(self, rnd: int, model: np.ndarray) -> None:
+        clock = MPI.Wtime
+        start = clock()
+        busy = injected = overrun = 0.0
+        done = 0
+        failed = bool(self.delays.failed(rnd)[self.w])
+        if not failed:
+            durations = self.delays.durations(rnd, len(self.order))[self.w]
+            done, busy, injected, overrun = self._work(rnd, model, durations, start, clock)
+        # The round ends for this worker when rank 0 says so; only then report,
+        # so a silent worker stays silent while the round is open.
+        while not self._stopped(rnd):
+            self._prune()
+            time.sleep(POLL_SLEEP)
+        self._send(result(Kind.REPORT, rnd, busy=busy, injected=injected, tasks_done=done, failed=failed,
+                          overrun=overrun))
+
+    def _work(self, rnd: int, model: np.ndarray, durations: np.ndarray, start: float, clock) -> tuple:
+        grads: dict[int, np.ndarray] = {}
+        target = start
+        injected = overrun = 0.0
+        done = 0
+        for position, chunk in enumerate(self.order):
+            grad, loss = self.workload.chunk_gradient(model, int(chunk))
+            grads[int(chunk)] = np.append(grad, loss)  # the loss decodes with the gradient
+            computed = clock()
+            if self.compute == "real":
+                target = computed + max(0.0, durations[position] - self.delays.chunk_time)
+            else:
+                # a chunk ends at its modelled time, or when its real compute ends if that is later
+                target += durations[position]
+                overrun += max(0.0, computed - target)
+                target = max(target, computed)
+            stopped = sleep_until(target, clock, lambda: self._stopped(rnd))
+            injected += max(0.0, clock() - computed)
+            if stopped:
+                return done, clock() - start, injected, overrun
+            done += 1
+            if position in self.sends:
+                vector = self.scheme.encode(self.w, position, grads)
+                self._send(result(Kind.RESULT, rnd, position, int(chunk), vector=vector))
+        return done, clock() - start, injected, overrun
