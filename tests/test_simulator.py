@@ -112,3 +112,25 @@ def test_detail_full_records_messages_and_workers(tmp_path):
         assert len(mine) == r["messages"]
         assert np.all(mine["t_arrive"] <= r["latency"] + 1e-12)
         assert mine["used"].any() and not mine["stale"].any()
+
+
+def test_request_transport_matches_stream_plus_one_round_trip(tmp_path):
+    schemes = 'code.scheme=["partial", {scheme = "partial", transport = "request", name = "request"}]'
+    latency, bandwidth = 0.002, 1e7
+    runs = run([schemes, "code.workers=10", "code.load=3", "code.parts=2", "run.verify=true", "run.rounds=60",
+                f"network.latency={latency}", f"network.bandwidth={bandwidth}", "workload.features=999",
+                "delays.failures=0.1", 'run.detail="full"'], tmp_path)
+    s, r = runs["partial"]["rounds"], runs["request"]["rounds"]
+    assert np.array_equal(s["status"], r["status"]) and np.mean(s["status"] == 0) > 0.7
+    exact = s["status"] == 0
+    assert np.nanmax(r["grad_error"][exact]) <= 1e-9
+    part_bytes = 8 * 500
+    header = 72
+    instructions = header + 8 * 3 * 3
+    # notes arrive earlier than vectors by the vector's transfer time; then one round trip
+    rtt = 2 * latency + (instructions + part_bytes + header) / bandwidth
+    expected = s["latency"] - part_bytes / bandwidth + rtt
+    assert np.allclose(r["latency"][exact], expected[exact], rtol=0, atol=1e-12)
+    ev_s, ev_r = runs["partial"]["events"], runs["request"]["events"]
+    assert np.all(ev_r["nbytes"] == header)  # uplink before the decision: notes only
+    assert np.all(ev_s["nbytes"] == header + part_bytes)

@@ -137,6 +137,10 @@ class Decoder(ABC):
     def combination(self) -> Combination:
         """Exact coefficients when :attr:`exact`, else the best approximate ones."""
 
+    def instructions(self) -> dict[int, list[tuple[int, np.ndarray]]]:
+        """Two-phase schemes: per worker, the (chunk, weights over parts) it must combine and send."""
+        raise NotImplementedError(f"{type(self.scheme).__name__} decodes in one phase")
+
 
 class GenericDecoder(Decoder):
     """Decodes any scheme by least squares over the message coefficient rows."""
@@ -164,11 +168,28 @@ class Scheme(ABC):
     #: the only assignments the scheme is defined on (empty: any)
     allowed_assignments: tuple[str, ...] = ()
 
+    #: messages after tasks carry coded vectors; False: they are progress notes and
+    #: the vectors come in a second phase (:meth:`Decoder.instructions`, :meth:`answer`)
+    carries_vectors: bool = True
+
     def __init__(self, plan: Plan, code, seed: int) -> None:
         self.plan = plan
         self.code = code
         self.seed = seed
         self.info: dict = {}
+
+    @property
+    def two_phase(self) -> bool:
+        """Whether the master sends instructions and collects one answer per worker."""
+        return not self.carries_vectors
+
+    def answer(self, instructions: list[tuple[int, np.ndarray]], chunk_grads: dict[int, np.ndarray]) -> np.ndarray:
+        """Second phase: one vector, sum over instructed chunks of weights @ parts."""
+        out = None
+        for chunk, weights in instructions:
+            term = weights @ split_parts(chunk_grads[int(chunk)], self.plan.parts)
+            out = term if out is None else out + term
+        return out
 
     # -- worker side -------------------------------------------------------
     @abstractmethod

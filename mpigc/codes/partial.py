@@ -1,9 +1,21 @@
-"""P1's partial-straggler protocol (PROTOCOLS §3.5), ``stream`` transport.
+"""P1's partial-straggler protocol (PROTOCOLS §3.5), both transports.
 
-Worker w sends ``u_{w,i} = sum_k G[k, w] g_i^(k)`` after each chunk i. Chunk
-i is recovered once messages from l distinct holders arrived, by least
-squares over all of its messages. With ``use_partial = false`` (the
-ablation) a worker's messages count only once it has finished every chunk.
+``stream``: worker w sends ``u_{w,i} = sum_k G[k, w] g_i^(k)`` after each
+chunk i. Chunk i is solved the moment l distinct holders' messages are in
+(design choice: those first l, so the work is done while stragglers still
+compute and the critical path is one small solve; G is redrawn at plan time
+until every l-subset is well conditioned). A chunk still short of l at a
+deadline gets the least-squares estimate from all of its messages.
+
+``request``: messages after chunks are progress notes; at the same decode
+moment the master sends each worker (chunk, row of R_i) instructions, with
+R_i = G[:, S_i]^-1 (pinv over W_i when c_i < l), and each worker answers
+with one vector; part k = sum_w G[k, w] f_w. The decoding map Φ equals the
+stream one chunk by chunk (G_S G_S^+ and (G_S^T)^+ G_S^T are the same
+projector), so coef_error and the decodability time agree.
+
+With ``use_partial = false`` (the ablation) a worker's messages count only
+once it has finished every chunk.
 """
 from __future__ import annotations
 
@@ -35,6 +47,7 @@ class PartialStragglers(Scheme):
                 f"l = {plan.parts} exceeds the replication {replication[low]} of chunk {low}",
             )
         self.use_partial = bool(getattr(code, "use_partial", True))
+        self.carries_vectors = getattr(code, "transport", "stream") != "request"
         self.position = np.full((plan.workers, plan.chunks), -1)
         for w, order in enumerate(plan.orders):
             self.position[w, order] = np.arange(len(order))
@@ -170,8 +183,26 @@ class _PartialDecoder(Decoder):
             if len(keys) == s.plan.parts and chunk not in self.frozen:
                 weights, cond, err = s.solve(tuple(k[0] for k in keys))
                 self.frozen[chunk] = (tuple(keys), weights, cond, err)
-                blocks.append(Block(tuple(keys), weights))
+                if s.carries_vectors:
+                    blocks.append(Block(tuple(keys), weights))
         return blocks
+
+    def _chunk_sets(self) -> dict[int, tuple[MessageKey, ...]]:
+        """Messages each chunk is decoded from: the frozen first l, else all it has."""
+        sets = {chunk: keys for chunk, (keys, *_) in self.frozen.items()}
+        for chunk, keys in self.by_chunk.items():
+            sets.setdefault(chunk, tuple(keys))
+        return sets
+
+    def instructions(self) -> dict[int, list[tuple[int, np.ndarray]]]:
+        generator = self.scheme.generator
+        out: dict[int, list[tuple[int, np.ndarray]]] = {}
+        for chunk, keys in sorted(self._chunk_sets().items()):
+            workers = [w for w, _ in keys]
+            r = np.linalg.pinv(generator[:, workers])  # the inverse when |S| = l
+            for j, w in enumerate(workers):
+                out.setdefault(w, []).append((chunk, r[j]))
+        return out
 
     @property
     def exact(self) -> bool:
@@ -197,4 +228,7 @@ class _PartialDecoder(Decoder):
             keys.extend(chunk_keys)
             blocks.append(weights)
         weights = np.concatenate(blocks, axis=1) if blocks else np.zeros((l, 0))
+        if not s.carries_vectors:  # request: combine the workers' answers instead
+            answering = sorted({w for w, _ in keys})
+            keys, weights = [(w, -1) for w in answering], s.generator[:, answering]
         return Combination(keys, weights, self.exact, err / (n * l), worst)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -125,15 +126,18 @@ def run_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, host
 
     print(f"running {label} ({code.scheme}, {m} workers, {config.run.rounds} rounds)", file=sys.stderr, flush=True)
     progress = progress_printer(label, config.run.rounds)
+    cpu0, wall0 = time.process_time(), time.perf_counter()  # rank 0's own cost, for benchmarks
     for rnd in range(config.run.rounds):
         store(master.round(rnd))
         if writer is not None and (rnd + 1) % config.run.flush_every == 0:
             writer.flush()
         progress(rnd + 1)
     master.finish(store)
+    master_cpu, master_wall = time.process_time() - cpu0, time.perf_counter() - wall0
     all_rounds = np.concatenate(collected) if collected else np.zeros(0, results.ROUNDS_DTYPE)
     stats = report.summarize(all_rounds)
     if writer is not None:
-        writer.set_attrs(**{f"summary_{k}": v for k, v in stats.items()})
+        writer.set_attrs(**{f"summary_{k}": v for k, v in stats.items()},
+                         master_cpu_s=master_cpu, master_wall_s=master_wall)
         writer.flush()
     return (label, code.scheme, stats)

@@ -124,6 +124,8 @@ class Master:
                     acc += block.weights @ np.stack([vectors[k] for k in block.keys])
                     applied.update(block.keys)
         comb = decoder.combination()
+        if self.scheme.two_phase:
+            self._second_phase(rnd, decoder.instructions(), vectors, start)
         for j, key in enumerate(comb.keys):
             if key not in applied:
                 acc += np.outer(comb.weights[:, j], vectors[key])
@@ -145,6 +147,25 @@ class Master:
         for key, vec in vectors.items():
             self._release(key[0], vec.base if vec.base is not None else vec)
         return self.rows
+
+    def _second_phase(self, rnd: int, instructions: dict, vectors: dict, start: float) -> None:
+        """Request transport: send every worker its (chunk, weights) and gather one answer each."""
+        for w, rows in instructions.items():
+            payload = np.concatenate([np.concatenate([[chunk], weights]) for chunk, weights in rows])
+            buf = control(Kind.INSTRUCT, rnd, payload)
+            self.sends.append((self.comm.Isend([buf, MPI.DOUBLE], dest=w + 1, tag=TAG_CONTROL), buf))
+        waiting = set(instructions)
+        while waiting:
+            got = self._poll()
+            if not got:
+                time.sleep(POLL_SLEEP)
+            for w, buf, count in got:
+                if int(buf[0]) == Kind.ANSWER and int(buf[1]) == rnd:
+                    vectors[(w, -1)] = buf[RESULT_HEADER:count]
+                    waiting.discard(w)
+                    self.rows.events.append((rnd, -1, w, -1, -1, MPI.Wtime() - start, 8 * count, False, True))
+                else:
+                    self._other(w, buf, count, MPI.Wtime() - start)
 
     def _other(self, w: int, buf: np.ndarray, count: int, now: float) -> None:
         """A stale result or a worker's round report: record it, never decode it."""

@@ -35,9 +35,11 @@ class Kind(IntEnum):
     START = 1  # begin a round; payload: the model
     STOP = 2  # the round is decoded (or abandoned): stop working on it
     END = 3  # the run is over: flush pending sends, answer FINAL
+    INSTRUCT = 4  # request transport; payload: (chunk, l weights) per instructed chunk
     RESULT = 10  # a coded partial result; payload: the message vector
     REPORT = 11  # per-round statistics of one worker, sent when its round ends
     FINAL = 12  # last message of a worker in a run
+    ANSWER = 13  # request transport: the one combined vector of a worker
 
 
 def control(kind: Kind, rnd: int, payload: np.ndarray | None = None) -> np.ndarray:

@@ -34,6 +34,7 @@ class Worker:
         self.pending: list[tuple[MPI.Request, np.ndarray]] = []
         self.control_buf = np.empty(CONTROL_HEADER + workload.dim)
         self.stash: np.ndarray | None = None  # a control message read while checking for a stop
+        self.grads: dict[int, np.ndarray] = {}  # this round's chunk gradients (kept for answers)
 
     # -- messages ----------------------------------------------------------
     def _receive_control(self, block: bool) -> np.ndarray | None:
@@ -51,14 +52,28 @@ class Worker:
         return self.control_buf[:count]
 
     def _stopped(self, rnd: int) -> bool:
-        """Whether rank 0 has ended round ``rnd`` (a later control message is stashed)."""
+        """Whether rank 0 has ended round ``rnd`` (a later control message is stashed).
+
+        Instructions of the request transport are answered here, from the
+        chunk gradients computed so far, at the worker's next stop check.
+        """
         msg = self._receive_control(block=False)
         if msg is None:
             return False
-        if int(msg[0]) == Kind.STOP and int(msg[1]) == rnd:
+        kind, msg_round = int(msg[0]), int(msg[1])
+        if kind == Kind.INSTRUCT and msg_round == rnd:
+            self._answer(rnd, msg[CONTROL_HEADER:])
+            return False
+        if kind == Kind.STOP and msg_round == rnd:
             return True
         self.stash = msg.copy()
         return True
+
+    def _answer(self, rnd: int, payload: np.ndarray) -> None:
+        rows = payload.reshape(-1, 1 + self.scheme.plan.parts)
+        orders = [(int(row[0]), row[1:]) for row in rows]
+        vector = self.scheme.answer(orders, self.grads)
+        self._send(result(Kind.ANSWER, rnd, vector=vector))
 
     def _send(self, buf: np.ndarray) -> None:
         self.pending.append((self.comm.Isend([buf, MPI.DOUBLE], dest=0, tag=TAG_RESULT), buf))
@@ -92,6 +107,7 @@ class Worker:
         start = clock()
         busy = injected = overrun = 0.0
         done = 0
+        self.grads = {}
         failed = bool(self.delays.failed(rnd)[self.w])
         if not failed:
             durations = self.delays.durations(rnd, len(self.order))[self.w]
@@ -105,7 +121,7 @@ class Worker:
                           overrun=overrun))
 
     def _work(self, rnd: int, model: np.ndarray, durations: np.ndarray, start: float, clock) -> tuple:
-        grads: dict[int, np.ndarray] = {}
+        grads = self.grads = {}
         target = start
         injected = overrun = 0.0
         done = 0
@@ -126,6 +142,6 @@ class Worker:
                 return done, clock() - start, injected, overrun
             done += 1
             if position in self.sends:
-                vector = self.scheme.encode(self.w, position, grads)
+                vector = self.scheme.encode(self.w, position, grads) if self.scheme.carries_vectors else None
                 self._send(result(Kind.RESULT, rnd, position, int(chunk), vector=vector))
         return done, clock() - start, injected, overrun

@@ -20,6 +20,7 @@ from mpigc.delays import DelayModel
 from mpigc.engine import EXACT, RoundPolicy, relative_error, status_of
 
 BATCH = 1000
+HEADER_BYTES = 72  # the runtime's result header: 9 float64
 
 
 @dataclass
@@ -46,14 +47,19 @@ class Simulator:
     """Runs one scheme for ``rounds`` rounds on the realisation of ``delays``."""
 
     def __init__(self, scheme: Scheme, delays: DelayModel, policy: RoundPolicy, *, network: Network,
-                 workload=None, detail: str = "rounds", message_bytes: int = 0) -> None:
+                 workload=None, detail: str = "rounds", vector_bytes: int = 0) -> None:
         self.scheme = scheme
         self.delays = delays
         self.policy = policy
         self.network = network
         self.workload = workload
         self.detail = detail
-        self.message_bytes = message_bytes
+        self.vector_bytes = vector_bytes
+        self.message_bytes = vector_bytes + HEADER_BYTES if scheme.carries_vectors else HEADER_BYTES
+        # request transport: instructions (chunk, l weights) down, one vector up
+        instruction_bytes = HEADER_BYTES + 8 * (1 + scheme.plan.parts) * scheme.plan.max_load
+        self.second_phase = (network.cost(instruction_bytes) + network.cost(vector_bytes + HEADER_BYTES)
+                             if scheme.two_phase else 0.0)
         self.model = workload.initial_model() if workload is not None else None
         self.send_mask = scheme.send_mask()
 
@@ -96,11 +102,11 @@ class Simulator:
         status = status_of(comb)
         if exact != comb.exact:
             raise AssertionError(f"round {rnd}: decode_times and the decoder disagree ({exact} vs {comb.exact})")
-        grad_error, loss = self._verify(comb, w_idx, p_idx, status)
+        grad_error, loss = self._verify(decoder, comb, status)
         done = np.sum(finish <= t_stop, axis=1)
         heard = np.zeros(scheme.plan.workers, dtype=int)
         np.maximum.at(heard, w_idx, p_idx + 1)
-        out.rounds.append((rnd, t_stop, status, len(w_idx), int(heard.sum()), comb.coef_error,
+        out.rounds.append((rnd, t_stop + self.second_phase, status, len(w_idx), int(heard.sum()), comb.coef_error,
                            grad_error, loss, 0, -1, comb.cond))
         if self.detail in ("workers", "full"):
             busy = np.minimum(np.where(np.isfinite(finish), finish, 0.0).max(axis=1), t_stop)
@@ -114,7 +120,7 @@ class Simulator:
                 out.events.append((rnd, -1, w, p, chunk, float(arrival[w, p]), self.message_bytes,
                                    False, (w, p) in used))
 
-    def _verify(self, comb, w_idx, p_idx, status: int) -> tuple[float, float]:
+    def _verify(self, decoder, comb, status: int) -> tuple[float, float]:
         """With a workload: encode real messages, decode, compare, update the model."""
         if self.workload is None:
             return float("nan"), float("nan")
@@ -124,7 +130,11 @@ class Simulator:
             grads[chunk], f = wl.chunk_gradient(self.model, chunk)
             loss += f
         truth = np.sum([grads[c] for c in range(scheme.plan.chunks)], axis=0)
-        vectors = {k: scheme.encode(k[0], k[1], grads) for k in comb.keys}
+        if scheme.two_phase:
+            orders = decoder.instructions()
+            vectors = {(w, -1): scheme.answer(orders[w], grads) for w, _ in comb.keys}
+        else:
+            vectors = {k: scheme.encode(k[0], k[1], grads) for k in comb.keys}
         estimate = combine(comb, vectors, wl.dim)
         if status != 2:
             self.model = wl.update(self.model, estimate)

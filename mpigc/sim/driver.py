@@ -58,7 +58,7 @@ def simulate(config: Config, out: str | None, name: str | None = None, log: Text
         workload = make_workload(config.workload, entry.scheme.plan.chunks, config.run.seed) if config.run.verify else None
         part_bytes = 8 * -(-dim // entry.scheme.plan.parts)
         sim = Simulator(entry.scheme, delays, entry.policy, network=Network(config.network.latency, config.network.bandwidth),
-                        workload=workload, detail=config.run.detail, message_bytes=part_bytes)
+                        workload=workload, detail=config.run.detail, vector_bytes=part_bytes)
         label = name if (name and len(entries) == 1) else entry.label
         writer = None
         if file is not None:
