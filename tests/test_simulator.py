@@ -134,3 +134,17 @@ def test_request_transport_matches_stream_plus_one_round_trip(tmp_path):
     ev_s, ev_r = runs["partial"]["events"], runs["request"]["events"]
     assert np.all(ev_r["nbytes"] == header)  # uplink before the decision: notes only
     assert np.all(ev_s["nbytes"] == header + part_bytes)
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_vectorised_rows_equal_the_decoder_rows(tmp_path, parts):
+    base = ['code.scheme="partial"', "code.workers=24", "code.load=4", f"code.parts={parts}", "run.rounds=150",
+            "delays.failures=0.05", 'code.assignment="graph:circulant"']
+    (tmp_path / "fast").mkdir()
+    (tmp_path / "slow").mkdir()
+    fast = run(base, tmp_path / "fast")["partial"]["rounds"]
+    slow = run(base + ['run.detail="workers"'], tmp_path / "slow")["partial"]["rounds"]  # runs the decoder
+    for field in ("round", "latency", "status", "messages", "chunks_done"):
+        assert np.array_equal(fast[field], slow[field]), field
+    assert np.allclose(fast["coef_error"], slow["coef_error"], rtol=0, atol=1e-20)
+    assert np.allclose(fast["cond"], slow["cond"], rtol=1e-9, equal_nan=True)

@@ -125,6 +125,41 @@ class PartialStragglers(Scheme):
         per_chunk = np.sort(self.chunk_arrivals(arrival), axis=2)[:, :, self.plan.parts - 1]
         return per_chunk.max(axis=1)
 
+    def exact_stats(self, arrival: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """coef_error and worst condition number of exact decodes, vectorised over rounds.
+
+        The same numbers the decoder reports: each chunk is solved from its
+        first l counted messages (their order does not change either value).
+        """
+        l = self.plan.parts
+        first = np.argsort(self.chunk_arrivals(arrival), axis=2, kind="stable")[:, :, :l]
+        holders = self._holder_index[0]
+        workers = np.sort(holders[np.arange(self.plan.chunks)[None, :, None], first], axis=2)
+        err, cond = self._subset_tables()
+        if err is not None:
+            flat = workers[..., 0] if l == 1 else workers[..., 0] * self.plan.workers + workers[..., 1]
+            e, c = err[flat], cond[flat]
+        else:
+            e, c = np.empty(workers.shape[:2]), np.empty(workers.shape[:2])
+            for idx in np.ndindex(*workers.shape[:2]):
+                _, c[idx], e[idx] = self.solve(tuple(workers[idx]))
+        return e.sum(axis=1) / (self.plan.chunks * l), c.max(axis=1)
+
+    def _subset_tables(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """For l ≤ 2: error and condition of every sorted holder l-set, indexed by w1·m + w2."""
+        if not hasattr(self, "_tables"):
+            l, m = self.plan.parts, self.plan.workers
+            self._tables: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+            if l <= 2:
+                err, cond = np.full(m**l, np.nan), np.full(m**l, np.nan)
+                for i in range(self.plan.chunks):
+                    for sub in combinations(np.flatnonzero(self.plan.assignment[i]).tolist(), l):
+                        key = sub[0] if l == 1 else sub[0] * m + sub[1]
+                        if np.isnan(err[key]):
+                            _, cond[key], err[key] = self.solve(sub)
+                self._tables = (err, cond)
+        return self._tables
+
     def coverage(self, arrival: np.ndarray, t: np.ndarray) -> np.ndarray:
         """c_i(t) per round: messages of chunk i usable by time t, shape (R, N)."""
         return np.sum(self.chunk_arrivals(arrival) <= t[:, None, None], axis=2)
