@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mpigc.codes import Combination, Scheme, combine
+from mpigc.codes import Combination, Scheme
 
 EXACT, APPROXIMATE, UNDECODABLE = 0, 1, 2
 
@@ -29,9 +29,13 @@ class RoundPolicy:
         return min(self.deadline, self.timeout) if self.approx else self.timeout
 
     @classmethod
-    def for_scheme(cls, code, run, chunk_time: float, scheme: Scheme) -> "RoundPolicy":
-        """Policy of a ``[code]`` entry; the timeout defaults to 10·δ·chunk_time."""
-        timeout = run.round_timeout or 10.0 * scheme.plan.max_load * chunk_time
+    def for_scheme(cls, code, run, nominal_seconds: float, scheme: Scheme) -> "RoundPolicy":
+        """Policy of a ``[code]`` entry.
+
+        The timeout defaults to 10× a nominal worker's round, ``nominal_seconds``
+        (10·δ·chunk_time for every model but a trace with a slope).
+        """
+        timeout = run.round_timeout or 10.0 * nominal_seconds
         approx = code.decode == "approx"
         return cls(approx, float(code.deadline) if approx else np.inf, float(timeout))
 
@@ -47,8 +51,3 @@ def relative_error(estimate: np.ndarray, truth: np.ndarray) -> float:
     """||ĝ − g|| / ||g|| (PROTOCOLS §5)."""
     norm = float(np.linalg.norm(truth))
     return float(np.linalg.norm(estimate - truth)) / norm if norm > 0 else float(np.linalg.norm(estimate))
-
-
-def decoded_gradient(comb: Combination, vectors: dict, dim: int) -> np.ndarray:
-    """The gradient the master outputs for a combination of message vectors."""
-    return combine(comb, vectors, dim)

@@ -59,6 +59,7 @@ class Combination:
     exact: bool
     coef_error: float
     cond: float = float("nan")  # worst condition number of a system actually solved
+    level: int = -1  # multi-level schemes (nested): the level that decoded; -1 otherwise
 
     @property
     def used(self) -> set[MessageKey]:

@@ -111,6 +111,13 @@ class DelayModel:
             out[:, 0] += self._trace.seconds(rnd)
         return out
 
+    def nominal_seconds(self, positions: int, chunk_load: float | None = None) -> float:
+        """Seconds a worker at nominal speed spends on ``positions`` tasks (sets the default timeout)."""
+        if self._trace is not None and self.slope is not None:
+            load = 1.0 / self.workers if chunk_load is None else float(chunk_load)
+            return float(np.median(self._trace.seconds(0))) + self.slope * load * positions
+        return self.chunk_time * positions
+
     def trace_seconds(self, rnd: int) -> np.ndarray:
         """Return the raw (load-0) trace seconds of every worker in round ``rnd``, wrapped, shape (m,)."""
         if self._trace is None:

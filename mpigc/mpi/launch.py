@@ -29,13 +29,19 @@ from mpigc.workloads import make_workload
 
 
 def install_abort_handler(comm: MPI.Comm) -> None:
-    """Make an uncaught exception on any rank abort the whole job, with its traceback."""
+    """Make an uncaught exception on any rank abort the whole job, with its traceback.
+
+    The hook aborts ``COMM_WORLD``, not ``comm``: it outlives ``main``, and a
+    caller's communicator (e.g. a test's ``Dup()``) may be freed by then, when
+    ``comm.Abort`` would itself fail and leave the other ranks waiting.
+    """
+    rank = comm.rank
 
     def abort(kind, value, tb) -> None:
         traceback.print_exception(kind, value, tb, file=sys.stderr)
-        sys.stderr.write(f"mpigc: rank {comm.rank} failed; aborting the job\n")
+        sys.stderr.write(f"mpigc: rank {rank} failed; aborting the job\n")
         sys.stderr.flush()
-        comm.Abort(1)
+        MPI.COMM_WORLD.Abort(1)
 
     sys.excepthook = abort
 
@@ -90,9 +96,10 @@ def run_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, host
     """Run one scheme entry; rank 0 returns its summary row."""
     m = int(code.workers)
     scheme = make_scheme(code, m, config.run.seed)
-    policy = RoundPolicy.for_scheme(code, config.run, config.delays.chunk_time, scheme)
-    workload = make_workload(config.workload, scheme.plan.chunks, config.run.seed, check=False)
     delays = DelayModel(config.delays, config.run.seed, m)
+    nominal = delays.nominal_seconds(scheme.plan.max_load, 1.0 / scheme.plan.chunks)
+    policy = RoundPolicy.for_scheme(code, config.run, nominal, scheme)
+    workload = make_workload(config.workload, scheme.plan.chunks, config.run.seed, check=False)
     if comm.rank != 0:
         worker = Worker(comm, scheme, delays, workload, config.delays.compute)
         worker.prepare()

@@ -138,7 +138,7 @@ class Master:
         for w, p in arrivals:
             heard[w] = max(heard.get(w, 0), p + 1)
         self.rows.rounds.append((rnd, latency, status, len(arrivals), sum(heard.values()), comb.coef_error,
-                                 grad_error, loss, 0, -1, comb.cond))
+                                 grad_error, loss, 0, comb.level, comb.cond))
         used = comb.used
         for (w, p), t in sorted(arrivals.items(), key=lambda kv: kv[1]):
             chunk = int(self.scheme.plan.orders[w][p]) if len(self.scheme.sends_after(w)) > 1 else -1

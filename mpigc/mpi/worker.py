@@ -110,7 +110,7 @@ class Worker:
         self.grads = {}
         failed = bool(self.delays.failed(rnd)[self.w])
         if not failed:
-            durations = self.delays.durations(rnd, len(self.order))[self.w]
+            durations = self.delays.durations(rnd, len(self.order), 1.0 / self.scheme.plan.chunks)[self.w]
             done, busy, injected, overrun = self._work(rnd, model, durations, start, clock)
         # The round ends for this worker when rank 0 says so; only then report,
         # so a silent worker stays silent while the round is open.

@@ -66,7 +66,7 @@ class Simulator:
     def arrivals(self, rounds: range) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Finish times (R, m, P), message arrivals (R, m, P) and failures (R, m)."""
         plan = self.scheme.plan
-        dur, failed = self.delays.block(rounds, plan.max_load)
+        dur, failed = self.delays.block(rounds, plan.max_load, 1.0 / plan.chunks)
         finish = np.cumsum(dur, axis=2)
         beyond = np.arange(plan.max_load)[None, :] >= plan.loads[:, None]
         finish[:, beyond] = np.inf
@@ -128,7 +128,7 @@ class Simulator:
         heard = np.zeros(scheme.plan.workers, dtype=int)
         np.maximum.at(heard, w_idx, p_idx + 1)
         out.rounds.append((rnd, t_stop + self.second_phase, status, len(w_idx), int(heard.sum()), comb.coef_error,
-                           grad_error, loss, 0, -1, comb.cond))
+                           grad_error, loss, 0, comb.level, comb.cond))
         if self.detail in ("workers", "full"):
             busy = np.minimum(np.where(np.isfinite(finish), finish, 0.0).max(axis=1), t_stop)
             for w in range(scheme.plan.workers):

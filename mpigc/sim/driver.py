@@ -28,12 +28,14 @@ class Entry:
     policy: RoundPolicy
 
 
-def plan_entries(config: Config, workers: int) -> list[Entry]:
+def plan_entries(config: Config, workers: int, delays: DelayModel | None = None) -> list[Entry]:
     """Build every entry's scheme (raising InputError on bad combinations) before any output exists."""
+    delays = delays or DelayModel(config.delays, config.run.seed, workers)
     entries = []
     for code in config.codes:
         scheme = make_scheme(code, workers, config.run.seed)
-        policy = RoundPolicy.for_scheme(code, config.run, config.delays.chunk_time, scheme)
+        nominal = delays.nominal_seconds(scheme.plan.max_load, 1.0 / scheme.plan.chunks)
+        policy = RoundPolicy.for_scheme(code, config.run, nominal, scheme)
         entries.append(Entry(code.name or code.scheme, code, scheme, policy))
     return entries
 
@@ -46,9 +48,9 @@ def workers_of(config: Config) -> int:
 def simulate(config: Config, out: str | None, name: str | None = None, log: TextIO = sys.stderr) -> list[tuple]:
     """Run every entry; write runs to ``out``; return summary rows (name, scheme, stats)."""
     m = workers_of(config)
-    entries = plan_entries(config, m)
     delays = DelayModel(config.delays, config.run.seed, m)
     delays.check_rounds(config.run.rounds)
+    entries = plan_entries(config, m, delays)
     dim = gradient_dim(config.workload)
     if out is not None:
         results.check_writable(out)
