@@ -52,4 +52,4 @@ def make_scheme(code, workers: int, seed: int) -> Scheme:
     if cls.allowed_assignments and code.assignment not in (None, *cls.allowed_assignments):
         raise InputError("code.assignment", f"{code.scheme} is defined on the {cls.default_assignment!r} "
                          f"assignment only, not {code.assignment!r}")
-    return cls(make_plan(code, workers, seed, cls.default_assignment), code, seed)
+    return cls(cls.make_plan(code, workers, seed), code, seed)

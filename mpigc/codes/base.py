@@ -179,6 +179,13 @@ class Scheme(ABC):
         self.seed = seed
         self.info: dict = {}
 
+    @classmethod
+    def make_plan(cls, code, workers: int, seed: int) -> Plan:
+        """Assignment and orders for ``code``; schemes with their own layout override this."""
+        from mpigc.codes import make_plan
+
+        return make_plan(code, workers, seed, cls.default_assignment)
+
     @property
     def two_phase(self) -> bool:
         """Whether the master sends instructions and collects one answer per worker."""
