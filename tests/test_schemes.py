@@ -191,3 +191,17 @@ def test_blocks_emitted_early_are_exactly_part_of_the_final_combination(instance
     final = {key: comb.weights[:, j] for j, key in enumerate(comb.keys)}
     for key, weights in applied.items():
         assert np.array_equal(final[key], weights)
+
+
+@pytest.mark.parametrize("dim,parts", [(7, 1), (7, 2), (9, 3), (100, 4), (1, 1)])
+def test_pack_round_trips_and_keeps_the_loss_off_gradient_coordinates(dim, parts):
+    from mpigc.engine import pack, unpack
+
+    rng = np.random.default_rng(dim)
+    grad = rng.standard_normal(dim)
+    vector = pack(grad, 1e30, parts)
+    back, loss = unpack(vector, dim, parts)
+    assert np.array_equal(back, grad) and loss == 1e30
+    # the loss's offset inside every other part is not a gradient coordinate
+    rows = vector.reshape(parts, -1)
+    assert np.all(rows[1:, -1] == 0)
