@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -61,15 +62,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     i = sub.add_parser("info", help="summary table of every run in a result file")
     i.add_argument("file", help="HDF5 result file")
-    i.add_argument("--csv", action="store_true", help="CSV instead of the aligned table")
+    i.add_argument("--csv", action="store_true", help="CSV instead of the aligned table (one row per run)")
+    i.add_argument("--rounds", action="store_true",
+                   help="CSV with one row per round of every run (all fields of the rounds table), for pandas")
     sub.add_parser("schemes", help="list schemes and the config keys they use")
+    t = sub.add_parser("tune", help="P3's grid search of sequential-code parameters on a load-0 trace")
+    t.add_argument("trace", help="CSV trace of per-round, per-worker load-0 seconds (e.g. a Lambda trace)")
+    t.add_argument("--jobs", type=int, default=496, help="jobs J (default: %(default)s)")
+    t.add_argument("--mu", type=float, default=1.0, help="round ends at (1+mu)*t_min (default: %(default)s)")
+    t.add_argument("--slope", type=float, default=2.2,
+                   help="seconds per unit of normalised load, P3's Canada fit (default: %(default)s)")
+    t.add_argument("--workers", type=int, default=256, help="workers m (default: %(default)s)")
+    t.add_argument("--out", metavar="FILE.h5", help="also simulate the chosen parameters and store the runs")
     return parser
+
+
+#: thread-count variables of the BLAS libraries numpy may use, set to 1 under ``run``
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mpigc`` and ``python -m mpigc``; returns the exit code."""
     args = build_parser().parse_args(argv)
     if args.command == "run":
+        # One BLAS thread per rank (unless the user chose): ranks already share
+        # the cores, and an idle OpenBLAS thread spins after each threaded call.
+        # On 2 cores this took the 8-worker anchor from 35 to 8 ms per round.
+        # Effective only before numpy is imported, which happens below.
+        for var in BLAS_THREADS:
+            os.environ.setdefault(var, "1")
         from mpigc.mpi.launch import main as run_main
 
         return run_main(args)
@@ -122,7 +143,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     from mpigc import report, results
 
     runs = results.read_runs(args.file)
-    rows = [(run.name, str(run.attrs.get("scheme", "?")), report.summarize(run.tables["rounds"])) for run in runs]
+    if args.rounds:
+        import csv
+
+        tables = [(run.name, str(run.attrs.get("scheme", "?")), str(run.attrs.get("backend", "?")), run.tables["rounds"])
+                  for run in runs if "rounds" in run.tables]
+        csv.writer(sys.stdout, lineterminator="\n").writerows(report.round_rows(tables))
+        return 0
+    rows = [(run.name, str(run.attrs.get("scheme", "?")), report.summarize(run.tables["rounds"]))
+            for run in runs if "rounds" in run.tables]       # runs holding only attributes are skipped
     if args.csv:
         import csv
 
@@ -147,5 +176,24 @@ def cmd_schemes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from mpigc import results
+    from mpigc.delays import load_trace
+    from mpigc.sim.tune import format_choices, run_choices, tune
+
+    if args.jobs < 1 or args.workers < 2 or args.mu < 0 or args.slope < 0:
+        raise InputError("tune", "need --jobs >= 1, --workers >= 2, --mu >= 0 and --slope >= 0")
+    values = load_trace(args.trace)
+    if args.out:
+        results.check_writable(args.out)
+    choices = tune(values, args.jobs, args.mu, args.slope, args.workers)
+    sims = run_choices(args.trace, choices, args.jobs, args.mu, args.slope, args.workers, args.out) if args.out else None
+    print(f"# mpigc tune: {args.trace}, J = {args.jobs}, mu = {args.mu:g}, slope = {args.slope:g} s, m = {args.workers}")
+    print(format_choices(args.trace.rsplit("/", 1)[-1], choices, sims))
+    if args.out:
+        print(f"# wrote {len(sims)} run(s) to {args.out}")
+    return 0
+
+
 COMMANDS = {"simulate": cmd_simulate, "validate": cmd_validate, "plan": cmd_plan, "info": cmd_info,
-            "schemes": cmd_schemes}
+            "schemes": cmd_schemes, "tune": cmd_tune}

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mpigc.delays.bursty import Bursty
 from mpigc.delays.models import MEMORYLESS, GilbertElliott
 from mpigc.delays.trace import TraceReplay, load_trace
 from mpigc.errors import InputError
@@ -35,7 +36,7 @@ from mpigc.seeding import stream
 
 __all__ = ["DelayModel", "MODELS", "load_trace"]
 
-MODELS: tuple[str, ...] = (*MEMORYLESS, "gilbert-elliott", "trace")
+MODELS: tuple[str, ...] = (*MEMORYLESS, "gilbert-elliott", "bursty", "trace")
 
 
 class DelayModel:
@@ -69,10 +70,13 @@ class DelayModel:
             if not 0 <= w < workers:
                 raise InputError("delays.slow", f"worker {w} does not exist (workers are 0..{workers - 1})")
         self._ge: GilbertElliott | None = None
+        self._bursty: Bursty | None = None
         self._trace: TraceReplay | None = None
         self.slope: float | None = None
         if self.model == "gilbert-elliott":
             self._ge = GilbertElliott(delays.p_bad, delays.p_good, self.seed, self.workers)
+        elif self.model == "bursty":
+            self._bursty = Bursty(delays.B, delays.W, delays.lam, delays.violate, self.seed, self.workers)
         elif self.model == "trace":
             if not delays.trace:
                 raise InputError("delays.trace", 'required when delays.model = "trace"')
@@ -97,6 +101,8 @@ class DelayModel:
             return self._trace_durations(rnd, positions, chunk_load)
         if self._ge is not None:
             slow = self._ge.slowdown(rnd, positions, self.cfg.factor)
+        elif self._bursty is not None:
+            slow = self._bursty.slowdown(rnd, positions, self.cfg.factor)
         else:
             slow = MEMORYLESS[self.model](stream(self.seed, "delays", rnd), positions, self.workers, self.cfg)
         return self.chunk_time * slow.T

@@ -17,6 +17,7 @@ from mpi4py import MPI
 
 from mpigc import report, results
 from mpigc.codes import make_scheme
+from mpigc.codes.sequential import is_sequential
 from mpigc.config import Config, load_config, to_toml
 from mpigc.delays import DelayModel
 from mpigc.engine import RoundPolicy
@@ -94,6 +95,10 @@ def main(args: argparse.Namespace, comm: MPI.Comm | None = None) -> int:
 
 def run_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, hosts) -> tuple | None:
     """Run one scheme entry; rank 0 returns its summary row."""
+    if is_sequential(config):  # PROTOCOLS §4.2: the whole config runs in the sequential regime
+        from mpigc.mpi.sequential import run_sequential_entry
+
+        return run_sequential_entry(comm, config, code, file, name, hosts)
     m = int(code.workers)
     scheme = make_scheme(code, m, config.run.seed)
     delays = DelayModel(config.delays, config.run.seed, m)

@@ -9,6 +9,7 @@ import numpy as np
 
 from mpigc import report, results
 from mpigc.codes import Scheme, make_scheme
+from mpigc.codes.sequential import is_sequential
 from mpigc.config import Config, to_toml
 from mpigc.delays import DelayModel
 from mpigc.engine import RoundPolicy
@@ -31,6 +32,11 @@ class Entry:
 def plan_entries(config: Config, workers: int, delays: DelayModel | None = None) -> list[Entry]:
     """Build every entry's scheme (raising InputError on bad combinations) before any output exists."""
     delays = delays or DelayModel(config.delays, config.run.seed, workers)
+    if is_sequential(config):  # PROTOCOLS §4.2: any sequential entry makes the whole config sequential
+        from mpigc.sequential_engine import plan_sequential
+
+        return [Entry(e.label, e.code, e.scheme, RoundPolicy(False, np.inf, np.inf))
+                for e in plan_sequential(config, workers, delays)]
     entries = []
     for code in config.codes:
         scheme = make_scheme(code, workers, config.run.seed)
@@ -47,6 +53,10 @@ def workers_of(config: Config) -> int:
 
 def simulate(config: Config, out: str | None, name: str | None = None, log: TextIO = sys.stderr) -> list[tuple]:
     """Run every entry; write runs to ``out``; return summary rows (name, scheme, stats)."""
+    if is_sequential(config):
+        from mpigc.sim.sequential import simulate_sequential
+
+        return simulate_sequential(config, out, name, log)
     m = workers_of(config)
     delays = DelayModel(config.delays, config.run.seed, m)
     delays.check_rounds(config.run.rounds)

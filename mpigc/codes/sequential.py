@@ -1,0 +1,400 @@
+"""Sequential gradient codes (P3, PROTOCOLS §4.2): GC, SR-SGC and M-SGC across rounds.
+
+Jobs t = 0..J−1; job t starts in round t and must decode by the end of round
+t + T_seq. Every round worker w runs ``slots`` mini-tasks; slot q of round r
+holds a (job, kind) pair, ``job = −1`` for an idle slot (a job outside
+0..J−1: the slot is still charged, so every round costs the scheme's fixed
+load, as in P3's simulator). ``kind`` names the linear combination of
+workload chunks ("units") the mini-task returns: :meth:`SequentialScheme.row`.
+
+This module is pure math: it plans rounds from the straggler history,
+checks a history against the scheme's straggler model, and says which
+received results decode a job with which coefficients. The clock, the
+(1+μ)·t_min rule and wait-outs live in :mod:`mpigc.sequential_engine`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from mpigc.codes.base import Plan, Scheme
+from mpigc.codes.classic import encoding_matrix
+from mpigc.codes.registry import register
+from mpigc.codes.seqmodel import bursty_ok, check_bursty, window
+from mpigc.errors import InputError
+
+ResultKey = tuple[int, int, int]  # (round, worker, slot)
+
+
+@dataclass
+class SeqState:
+    """What the master knows: every round's plan and its recorded stragglers."""
+
+    jobs: np.ndarray  # (R, m, P) job of each slot, -1 idle
+    kinds: np.ndarray  # (R, m, P) task kind of each slot (see the scheme's ``row``)
+    strag: np.ndarray  # (R, m) recorded stragglers (none in a wait-out round)
+    total_jobs: int
+
+
+@dataclass
+class Decode:
+    """Coefficients that combine received mini-task results into one job's gradient."""
+
+    job: int
+    keys: list[ResultKey]
+    coefs: np.ndarray
+    coef_error: float
+
+
+def cyclic_plan(workers: int, load: int) -> Plan:
+    """Return the ``cyclic`` plan: worker w holds chunks w … w+load−1 (mod m), in that order."""
+    orders = tuple((w + np.arange(load)) % workers for w in range(workers))
+    a = np.zeros((workers, workers), dtype=bool)
+    for w, o in enumerate(orders):
+        a[o, w] = True
+    return Plan(a, orders, 1)
+
+
+def crc_residual(matrix: np.ndarray, alive: np.ndarray, a: np.ndarray) -> float:
+    """Return ‖C_Fᵀ a − 1‖², the squared coefficient error of a crc decode."""
+    return float(np.sum((matrix[alive].T @ a - 1.0) ** 2))
+
+
+def crc_coefficients(matrix: np.ndarray, alive: np.ndarray) -> np.ndarray:
+    """Return a with ``C_Fᵀ a = 1`` for the rows ``alive`` of a crc encoding matrix (least squares)."""
+    a, *_ = np.linalg.lstsq(matrix[alive].T, np.ones(matrix.shape[1]), rcond=None)
+    return a
+
+
+class SequentialScheme(Scheme):
+    """Base of the schemes run by the sequential engine (``sequential = True``)."""
+
+    sequential = True
+    default_assignment = "cyclic"
+    allowed_assignments = ("cyclic",)
+    config_keys: tuple[str, ...] = ("code.mu", "workload.models")
+    #: uncoded in this regime: no straggler is ever declared
+    waits_for_all = False
+    T = 0
+
+    def __init__(self, plan: Plan, code, seed: int) -> None:
+        super().__init__(plan, code, seed)
+        if code.parts != 1:
+            raise InputError("code.parts", f"{code.scheme} sends whole mini-task results: it needs parts = 1")
+        self.m = plan.workers
+        self.slots = 1
+        self.units = self.m
+        self.sizes = np.ones(1)
+
+    @property
+    def load(self) -> float:
+        """Normalised load: the fraction of one job's data a worker processes per round."""
+        return scheme_load(self.sizes, self.m)
+
+    def new_state(self, jobs: int) -> SeqState:
+        """Return an empty state for ``jobs`` jobs (J + T_seq rounds)."""
+        shape = (jobs + self.T, self.m, self.slots)
+        return SeqState(np.full(shape, -1, dtype=np.int64), np.full(shape, -1, dtype=np.int64),
+                        np.zeros(shape[:2], dtype=bool), int(jobs))
+
+    def received(self, st: SeqState, t: int, upto: int) -> list[tuple[int, int, int, int]]:
+        """Results of job ``t`` received in rounds ≤ ``upto``: (round, worker, slot, kind)."""
+        out = []
+        for rr in range(t, min(upto, t + self.T) + 1):
+            ws, qs = np.nonzero((st.jobs[rr] == t) & ~st.strag[rr][:, None])
+            out += [(rr, int(w), int(q), int(st.kinds[rr, w, q])) for w, q in zip(ws, qs)]
+        return out
+
+    def coef_error(self, keys_kinds: list[tuple[int, int]], coefs: np.ndarray) -> float:
+        """‖Σ a·row − 1‖² / N over the units (PROTOCOLS §5)."""
+        phi = np.zeros(self.units)
+        for (w, kind), a in zip(keys_kinds, coefs):
+            phi += a * self.row(w, kind)
+        return float(np.sum((phi - 1.0) ** 2) / self.units)
+
+    def plan_round(self, st: SeqState, r: int) -> None:
+        """Fill ``st.jobs[r]``/``st.kinds[r]``: every worker's crc task of job r (idle past J)."""
+        st.jobs[r, :, 0] = r if r < st.total_jobs else -1
+        st.kinds[r, :, 0] = 0
+
+    def row(self, w: int, kind: int) -> np.ndarray:
+        """Coefficients over the units of the result of worker ``w``'s mini-task ``kind``."""
+        raise NotImplementedError
+
+    def conforms(self, st: SeqState, r: int, now: np.ndarray) -> bool:
+        """Whether recording stragglers ``now`` in round r keeps the history in the scheme's model."""
+        raise NotImplementedError
+
+    def decode(self, st: SeqState, t: int, upto: int, solve: bool = True) -> Decode | None:
+        """Coefficients decoding job t from results of rounds ≤ ``upto``; None if not yet decodable.
+
+        With ``solve = False`` only decodability is decided (keys and coefficients left empty).
+        """
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {**self.info, "T_seq": self.T, "mini-tasks per round": self.slots,
+                "normalised load": self.load, "units (workload chunks)": self.units}
+
+    # The single-round contract does not apply: the sequential engine drives these schemes.
+    def sends_after(self, worker: int) -> np.ndarray:
+        raise NotImplementedError("sequential schemes run in the sequential engine")
+
+    def message_row(self, worker: int, position: int) -> np.ndarray:
+        raise NotImplementedError("sequential schemes run in the sequential engine")
+
+    def decode_times(self, arrival: np.ndarray) -> np.ndarray:
+        raise NotImplementedError("sequential schemes run in the sequential engine")
+
+
+class _CrcJobs(SequentialScheme):
+    """One (m, s) crc task per worker per round; job t decodes from ≥ m − s distinct workers."""
+
+    def _setup_crc(self, s: int) -> None:
+        self.s = int(s)
+        self.matrix = encoding_matrix(cyclic_plan(self.m, self.s + 1), self.s, self.seed)
+        self.sizes = np.array([self.s + 1.0])
+        self.info["tolerance s"] = self.s
+
+    def row(self, w: int, kind: int) -> np.ndarray:
+        return self.matrix[w]
+
+    def decode(self, st: SeqState, t: int, upto: int, solve: bool = True) -> Decode | None:
+        got = self.received(st, t, upto)
+        first: dict[int, tuple[int, int, int, int]] = {}
+        for item in got:
+            first.setdefault(item[1], item)
+        if len(first) < self.m - self.s:
+            return None
+        if not solve:
+            return Decode(t, [], np.zeros(0), float("nan"))
+        alive = np.array(sorted(first))
+        a = crc_coefficients(self.matrix, alive)
+        keys = [first[w][:3] for w in alive]
+        return Decode(t, keys, a, crc_residual(self.matrix, alive, a) / self.units)
+
+
+@register("gc-seq")
+class GCSequential(_CrcJobs):
+    """P3's GC baseline: an (m, s = load − 1) crc code, one job per round (T_seq = 0)."""
+
+    config_keys = ("code.load", "code.mu", "workload.models")
+
+    @classmethod
+    def make_plan(cls, code, workers: int, seed: int) -> Plan:
+        if not 1 <= code.load <= workers:
+            raise InputError("code.load", f"gc-seq needs 1 ≤ load ≤ {workers} workers, got {code.load}")
+        return cyclic_plan(workers, code.load)
+
+    def __init__(self, plan: Plan, code, seed: int) -> None:
+        super().__init__(plan, code, seed)
+        self._setup_crc(code.load - 1)
+
+    def conforms(self, st: SeqState, r: int, now: np.ndarray) -> bool:
+        return int(now.sum()) <= self.s
+
+
+def sr_sgc_tolerance(B: int, W: int, lam: int) -> int:
+    """SR-SGC's per-round tolerance s = ⌈Bλ / (W − 1 + B)⌉."""
+    return math.ceil(B * lam / (W - 1 + B))
+
+
+@register("sr-sgc")
+class SelectiveRepeat(_CrcJobs):
+    """Selective-repetition SGC: crc with s = ⌈Bλ/(W−1+B)⌉ plus redos B rounds later (T_seq = B)."""
+
+    config_keys = ("code.B", "code.W", "code.lambda", "code.mu", "workload.models")
+
+    @classmethod
+    def make_plan(cls, code, workers: int, seed: int) -> Plan:
+        check_bursty(code.B, code.W, code.lam, workers)
+        if (code.W - 1) % code.B:
+            raise InputError("code.W", f"sr-sgc needs W − 1 divisible by B; W − 1 = {code.W - 1}, B = {code.B}")
+        return cyclic_plan(workers, sr_sgc_tolerance(code.B, code.W, code.lam) + 1)
+
+    def __init__(self, plan: Plan, code, seed: int) -> None:
+        super().__init__(plan, code, seed)
+        self.B, self.W, self.lam = int(code.B), int(code.W), int(code.lam)
+        self.T = self.B
+        self._setup_crc(sr_sgc_tolerance(self.B, self.W, self.lam))
+
+    def plan_round(self, st: SeqState, r: int) -> None:
+        super().plan_round(st, r)
+        d = r - self.B
+        if 0 <= d < st.total_jobs:
+            missing = ~((st.jobs[d, :, 0] == d) & ~st.strag[d])
+            v = int(missing.sum())
+            if v > self.s:
+                redo = np.flatnonzero(missing)[: v - self.s]
+                st.jobs[r, redo, 0] = d
+
+    def exempt(self, st: SeqState, x: int) -> bool:
+        """Round x had no redo and at most s stragglers: GC alone covered it (P3's exemption)."""
+        jobs = st.jobs[x, :, 0]
+        redo = (jobs >= 0) & (jobs != x)
+        return not redo.any() and int(st.strag[x].sum()) <= self.s
+
+    def conforms(self, st: SeqState, r: int, now: np.ndarray) -> bool:
+        past = window(st.strag, r, self.W - 1).copy()
+        for i, x in enumerate(range(r - self.W + 1, r)):
+            if x >= 0 and self.exempt(st, x):
+                past[i] = False
+        return bool(bursty_ok(past, now, self.B, self.lam))
+
+
+def scheme_load(sizes: np.ndarray, m: int) -> float:
+    """Normalised load of slot sizes (in units of 1/m of the data); one formula for engine and tuner."""
+    return float(np.sum(sizes)) / m
+
+
+def msgc_sizes(B: int, W: int, lam: int) -> np.ndarray:
+    """M-SGC's W − 1 + B equal mini-task sizes, in units of 1/m of the data."""
+    return np.full(W - 1 + B, msgc_split(B, W, lam)[1])
+
+
+def msgc_split(B: int, W: int, lam: int) -> tuple[float, float]:
+    """M-SGC: (fraction of the data in D1, one mini-task's size in units of 1/m of the data)."""
+    denom = B + (W - 1) * (lam + 1)
+    return (W - 1) * (lam + 1) / denom, (lam + 1) / denom
+
+
+def msgc_load(m: int, B: int, W: int, lam: int) -> float:
+    """M-SGC's normalised load (λ+1)(W−1+B) / (m(B + (W−1)(λ+1))), λ < m."""
+    return (lam + 1) * (W - 1 + B) / (m * (B + (W - 1) * (lam + 1)))
+
+
+@register("m-sgc")
+class Multiplexed(SequentialScheme):
+    """Multiplexed SGC (P3's main scheme): uncoded D1 chunks and crc-coded D2 groups (T_seq = W−2+B)."""
+
+    config_keys = ("code.B", "code.W", "code.lambda", "code.mu", "workload.models")
+
+    @classmethod
+    def make_plan(cls, code, workers: int, seed: int) -> Plan:
+        check_bursty(code.B, code.W, code.lam, workers)
+        m, B, W, lam = workers, code.B, code.W, code.lam
+        units = m * ((W - 1) * (lam + 1) + B)
+        a = np.zeros((units, m), dtype=bool)
+        for w in range(m):
+            a[w * (W - 1) * (lam + 1):(w + 1) * (W - 1) * (lam + 1), w] = True
+            for j in range(B):
+                a[m * (W - 1) * (lam + 1) + j * m + (w + np.arange(lam + 1)) % m, w] = True
+        return Plan(a, tuple(np.flatnonzero(a[:, w]) for w in range(m)), 1)
+
+    def __init__(self, plan: Plan, code, seed: int) -> None:
+        super().__init__(plan, code, seed)
+        self.B, self.W, self.lam = int(code.B), int(code.W), int(code.lam)
+        self.T = self.W - 2 + self.B
+        self.slots = self.W - 1 + self.B
+        self.d1 = self.m * (self.W - 1)  # D1 chunks; kinds 0..d1-1, then d1 + j for D2 group j
+        self.d1_units = self.d1 * (self.lam + 1)
+        self.units = self.d1_units + self.B * self.m
+        frac = msgc_split(self.B, self.W, self.lam)[0]
+        self.sizes = msgc_sizes(self.B, self.W, self.lam)
+        self.matrix = encoding_matrix(cyclic_plan(self.m, self.lam + 1), self.lam, seed)
+        self.info.update({"D1 fraction": frac, "D2 groups": self.B, "D2 tolerance": self.lam})
+
+    def row(self, w: int, kind: int) -> np.ndarray:
+        out = np.zeros(self.units)
+        if kind < self.d1:
+            out[kind * (self.lam + 1):(kind + 1) * (self.lam + 1)] = 1.0
+        else:
+            j = kind - self.d1
+            out[self.d1_units + j * self.m:self.d1_units + (j + 1) * self.m] = self.matrix[w]
+        return out
+
+    def _have(self, st: SeqState, t: int, r: int) -> np.ndarray:
+        """Bool (m, W−1): which own D1 chunks of job t each worker delivered in rounds t … r−1."""
+        have = np.zeros((self.m, self.W - 1), dtype=bool)
+        for q in range(r - t):
+            rr = t + q
+            k = st.kinds[rr, :, q]
+            ok = ~st.strag[rr] & (st.jobs[rr, :, q] == t) & (k >= 0) & (k < self.d1)
+            w = np.flatnonzero(ok)
+            have[w, k[w] - w * (self.W - 1)] = True
+        return have
+
+    def plan_round(self, st: SeqState, r: int) -> None:
+        own = np.arange(self.m) * (self.W - 1)
+        for q in range(self.slots):
+            t = r - q
+            if not 0 <= t < st.total_jobs:
+                continue
+            st.jobs[r, :, q] = t
+            if q < self.W - 1:
+                st.kinds[r, :, q] = own + q
+                continue
+            missing = ~self._have(st, t, r)
+            st.kinds[r, :, q] = np.where(missing.any(axis=1), own + missing.argmax(axis=1),
+                                         self.d1 + q - (self.W - 1))
+
+    def conforms(self, st: SeqState, r: int, now: np.ndarray) -> bool:
+        return bool(bursty_ok(window(st.strag, r, self.W - 1), now, self.B, self.lam))
+
+    def decode(self, st: SeqState, t: int, upto: int, solve: bool = True) -> Decode | None:
+        got = self.received(st, t, upto)
+        d1: dict[int, ResultKey] = {}
+        groups: list[dict[int, ResultKey]] = [{} for _ in range(self.B)]
+        for rr, w, q, kind in got:
+            if kind < self.d1:
+                d1.setdefault(kind, (rr, w, q))
+            else:
+                groups[kind - self.d1].setdefault(w, (rr, w, q))
+        if len(d1) < self.d1 or any(len(g) < self.m - self.lam for g in groups):
+            return None
+        if not solve:
+            return Decode(t, [], np.zeros(0), float("nan"))
+        keys = [d1[c] for c in range(self.d1)]
+        coefs = [np.ones(self.d1)]
+        err = 0.0  # D1 chunks enter once with weight 1: only the D2 groups can err
+        for g in groups:
+            alive = np.array(sorted(g))
+            coefs.append(crc_coefficients(self.matrix, alive))
+            keys += [g[w] for w in alive]
+            err += crc_residual(self.matrix, alive, coefs[-1])
+        return Decode(t, keys, np.concatenate(coefs), err / self.units)
+
+
+class SequentialUncoded(SequentialScheme):
+    """``uncoded`` in the sequential regime: one chunk per worker, wait for every worker every round."""
+
+    waits_for_all = True
+
+    @classmethod
+    def make_plan(cls, code, workers: int, seed: int) -> Plan:
+        return cyclic_plan(workers, 1)
+
+    def row(self, w: int, kind: int) -> np.ndarray:
+        out = np.zeros(self.units)
+        out[w] = 1.0
+        return out
+
+    def conforms(self, st: SeqState, r: int, now: np.ndarray) -> bool:
+        return not now.any()
+
+    def decode(self, st: SeqState, t: int, upto: int, solve: bool = True) -> Decode | None:
+        got = {w: (rr, w, q) for rr, w, q, _ in self.received(st, t, upto)}
+        if len(got) < self.m:
+            return None
+        return Decode(t, [got[w] for w in range(self.m)], np.ones(self.m), 0.0)
+
+
+def build_sequential(code, workers: int, seed: int) -> SequentialScheme:
+    """Build a sequential scheme for a ``[code]`` entry (``uncoded`` → :class:`SequentialUncoded`)."""
+    from mpigc.codes import make_scheme, scheme_class
+
+    if code.scheme == "uncoded":
+        return SequentialUncoded(SequentialUncoded.make_plan(code, workers, seed), code, seed)
+    if not getattr(scheme_class(code.scheme), "sequential", False):
+        raise InputError("code.scheme", f"{code.scheme!r} is a single-round scheme; it cannot run beside "
+                                        "sequential schemes (only uncoded can: it then waits for every worker)")
+    return make_scheme(code, workers, seed)
+
+
+def is_sequential(config) -> bool:
+    """Whether any scheme entry of ``config`` is sequential (then the whole config runs in that regime)."""
+    from mpigc.codes import scheme_class
+
+    return any(getattr(scheme_class(c.scheme), "sequential", False) for c in config.codes)

@@ -1,0 +1,162 @@
+"""Virtual-time simulator of the sequential schemes (PROTOCOLS §4.2), into HDF5.
+
+Each round every worker's time is its whole round of mini-tasks
+(:func:`~mpigc.sequential_engine.round_times`); the shared engine applies the
+(1+μ)·t_min rule and decodes jobs. The run clock is the sum of round
+durations; a job's ``t_done`` is that clock at the end of its decoding round.
+With ``run.verify`` every accepted mini-task result is computed from the
+real per-unit gradients of its job's model, combined with the decode
+coefficients and compared with the true gradient (``grad_error``, the worst
+job of the round); the model then takes its step and ``loss`` is its loss
+after the update.
+"""
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+import numpy as np
+
+from mpigc import report, results
+from mpigc.config import Config, to_toml
+from mpigc.delays import DelayModel
+from mpigc.engine import relative_error
+from mpigc.sequential_engine import Closed, SeqEntry, SequentialEngine, plan_sequential, round_times
+from mpigc.workloads import make_workload
+
+EXACT, UNDECODABLE = 0, 2
+
+
+class JobTracker:
+    """Models trained concurrently, with real gradients: per-unit gradients, decode checks, updates."""
+
+    def __init__(self, workload, scheme, models: int) -> None:
+        self.workload = workload
+        self.scheme = scheme
+        self.models = [workload.initial_model() for _ in range(models)]
+        self.units: dict[int, np.ndarray] = {}  # job -> (units, d + 1): gradients and losses per unit
+
+    def unit_grads(self, job: int) -> np.ndarray:
+        """Per-unit gradients (and losses, last column) of job's model at its parameters when it started."""
+        if job not in self.units:
+            theta = self.models[job % len(self.models)]
+            rows = [np.append(*self.workload.chunk_gradient(theta, u)) for u in range(self.scheme.units)]
+            self.units[job] = np.stack(rows)
+        return self.units[job]
+
+    def result(self, job: int, worker: int, kind: int) -> np.ndarray:
+        """What worker ``worker``'s mini-task ``kind`` of job ``job`` returns (gradient and loss)."""
+        return self.scheme.row(worker, kind) @ self.unit_grads(job)
+
+    def apply(self, job: int, decoded: np.ndarray) -> tuple[float, float]:
+        """Check a decoded gradient, take the step; return (grad_error, loss after the update)."""
+        d = self.workload.dim
+        truth = self.unit_grads(job)[:, :d].sum(axis=0)
+        err = relative_error(decoded[:d], truth)
+        k = job % len(self.models)
+        self.models[k] = self.workload.update(self.models[k], decoded[:d])
+        self.units.pop(job, None)
+        _, loss = self.workload.full_gradient(self.models[k])
+        return err, loss
+
+
+def rows_of(closed: Closed, duration: float, clock: float, engine: SequentialEngine, models: int,
+            checks: dict[int, tuple[float, float]]) -> tuple[tuple, list[tuple]]:
+    """Return the ``rounds`` row and the ``jobs`` rows of one closed round (both backends)."""
+    scheme, r = engine.scheme, closed.round
+    jobs_r = engine.state.jobs[r]
+    accepted = ~closed.strag
+    tasks = int(((jobs_r >= 0) & accepted[:, None]).sum())
+    errors = [checks.get(d.job, (np.nan, np.nan))[0] for d in closed.decodes]
+    coef = max((d.coef_error for d in closed.decodes), default=0.0)
+    losses = [checks.get(d.job, (np.nan, np.nan))[1] for d in closed.decodes]
+    status = UNDECODABLE if closed.lost else EXACT
+    grad_error = float(np.max(errors)) if errors and not np.all(np.isnan(errors)) else np.nan
+    row = (r, duration, status, int(accepted.sum()), tasks, coef, grad_error,
+           losses[-1] if losses else np.nan, closed.waitout, -1, np.nan)
+    jobs = [(d.job, engine.model_of(d.job, models), r, clock, checks.get(d.job, (np.nan, np.nan))[1])
+            for d in closed.decodes]
+    jobs += [(t, engine.model_of(t, models), -1, np.nan, np.nan) for t in closed.lost]
+    return row, jobs
+
+
+def simulate_entry(entry: SeqEntry, config: Config, delays: DelayModel, writer=None, log: TextIO = sys.stderr):
+    """Simulate one sequential entry; return (rounds array, jobs array)."""
+    scheme = entry.scheme
+    engine = SequentialEngine(scheme, config.run.rounds, entry.code.mu)
+    tracker = None
+    if config.run.verify:
+        tracker = JobTracker(make_workload(config.workload, scheme.units, config.run.seed), scheme, entry.models)
+    rounds, jobs, workers = [], [], []
+    clock = 0.0
+    for r in range(engine.rounds):
+        engine.plan(r)
+        times = round_times(delays, r, scheme)
+        closed = engine.close(r, times)
+        clock += closed.duration
+        checks = {}
+        for dec in closed.decodes:
+            if tracker is not None:
+                vec = sum(a * tracker.result(dec.job, w, int(engine.state.kinds[rr, w, q]))
+                          for (rr, w, q), a in zip(dec.keys, dec.coefs))
+                checks[dec.job] = tracker.apply(dec.job, vec)
+        row, job_rows = rows_of(closed, closed.duration, clock, engine, entry.models, checks)
+        rounds.append(row)
+        jobs += job_rows
+        if config.run.detail in ("workers", "full"):
+            busy = np.minimum(times, closed.duration)
+            done = (engine.state.jobs[r] >= 0).sum(axis=1)
+            workers += [(r, w, busy[w], times[w], int(done[w]) if not closed.strag[w] else 0, False, 0.0)
+                        for w in range(scheme.m)]
+    out_rounds = np.array(rounds, dtype=results.ROUNDS_DTYPE)
+    out_jobs = np.array(jobs, dtype=results.JOBS_DTYPE)
+    if writer is not None:
+        writer.append("rounds", out_rounds)
+        writer.append("jobs", out_jobs)
+        if workers:
+            writer.append("workers", np.array(workers, dtype=results.WORKERS_DTYPE))
+        writer.flush()
+    return out_rounds, out_jobs
+
+
+def sequential_stats(rounds: np.ndarray, jobs: np.ndarray) -> dict:
+    """Summary of a sequential run: the single-round summary plus total runtime and wait-outs."""
+    stats = report.summarize(rounds)
+    stats.update(total_s=float(np.sum(rounds["latency"])), waitouts=int(np.sum(rounds["waitout"] == 1)),
+                 safety_waitouts=int(np.sum(rounds["waitout"] == 2)),
+                 jobs_done=int(np.sum(jobs["round_done"] >= 0)), jobs_lost=int(np.sum(jobs["round_done"] < 0)))
+    return stats
+
+
+def simulate_sequential(config: Config, out: str | None, name: str | None = None,
+                        log: TextIO = sys.stderr) -> list[tuple]:
+    """``mpigc simulate`` for a sequential config: every entry, one realisation; summary rows."""
+    m = int(config.codes[0].workers)
+    delays = DelayModel(config.delays, config.run.seed, m)
+    entries = plan_sequential(config, m, delays)
+    if out is not None:
+        results.check_writable(out)
+    file = results.ResultFile(out) if out is not None else None
+    tables = ("rounds", "jobs") + (("workers",) if config.run.detail in ("workers", "full") else ())
+    rows = []
+    for entry in entries:
+        label = name if (name and len(entries) == 1) else entry.label
+        writer = None
+        if file is not None:
+            attrs = {**results.provenance("sim"), "scheme": entry.code.scheme, "config": to_toml(config),
+                     "entry": entry.label, "seed": config.run.seed, "workers": m, "models": entry.models,
+                     "T_seq": entry.scheme.T, "load": entry.scheme.load, "regime": "sequential"}
+            writer = file.new_run(label, attrs, tables)
+            label = writer.name
+        print(f"simulating {label} ({entry.code.scheme}, m = {m}, {config.run.rounds} jobs, "
+              f"T_seq = {entry.scheme.T})", file=log, flush=True)
+        rnds, jobs = simulate_entry(entry, config, delays, writer, log)
+        stats = sequential_stats(rnds, jobs)
+        if writer is not None:
+            writer.set_attrs(**{f"summary_{k}": v for k, v in stats.items()})
+            writer.flush()
+        print(f"  {label}: total {stats['total_s']:.6g} s over {len(rnds)} rounds, {stats['waitouts']} wait-outs "
+              f"({stats['safety_waitouts']} safety), {stats['jobs_done']} jobs decoded, {stats['jobs_lost']} lost",
+              file=log, flush=True)
+        rows.append((label, entry.code.scheme, stats))
+    return rows

@@ -1,0 +1,168 @@
+"""``mpigc tune``: P3's parameter selection by grid search on a load-0 trace (EXPERIMENTS.md, P3 point).
+
+For every candidate parameter set the total runtime of J jobs is simulated
+on the trace with P3's affine round-time model (load-0 value + L·slope at the
+scheme's normalised load L) and the (1+μ)·t_min rule with wait-outs
+(PROTOCOLS §4.2). Only round times matter, so no gradients are computed and
+every λ of a (B, W) pair is simulated at once as one batch: the per-round
+rules are the engine's own, vectorised (:mod:`mpigc.codes.seqmodel`), and a
+test checks the totals equal the engine's. Grids: gc-seq s ∈ [0, 63];
+sr-sgc and m-sgc B ∈ {1, 2}, W ∈ [B+1, 5] (sr-sgc: W − 1 divisible by B),
+λ ∈ [1, 63]. Ties go to the first candidate in that order.
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mpigc.codes.seqmodel import bursty_ok, window
+from mpigc.codes.sequential import msgc_sizes, scheme_load
+
+SCHEMES = ("m-sgc", "sr-sgc", "gc-seq", "uncoded")
+
+
+@dataclass
+class Choice:
+    """The best parameters of one scheme, its simulated total runtime and wait-outs, and the grid."""
+
+    scheme: str
+    params: dict
+    runtime: float
+    waitouts: int
+    grid: list[tuple[dict, float]] = field(default_factory=list)
+
+    def label(self) -> str:
+        """Parameters as ``k=v`` text."""
+        return " ".join(f"{k}={v}" for k, v in self.params.items()) or "-"
+
+
+def trace_block(values: np.ndarray, m: int, rounds: int) -> np.ndarray:
+    """Load-0 seconds of ``rounds`` rounds × m workers, wrapping rows and columns (``delays.wrap``)."""
+    return values[np.arange(rounds) % values.shape[0]][:, np.arange(m) % values.shape[1]]
+
+
+def _round(base_r: np.ndarray, load: np.ndarray, slope: float, mu: float):
+    times = base_r[None, :] + load[:, None] * slope
+    cut = (1.0 + mu) * times.min(axis=1)
+    return times > cut[:, None], cut, times.max(axis=1)
+
+
+def gc_grid(base: np.ndarray, slope: float, mu: float, tolerances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Total runtime and wait-outs of gc-seq for every s (rounds = rows of ``base``)."""
+    m = base.shape[1]
+    load = np.array([scheme_load(np.array([s + 1.0]), m) for s in tolerances])
+    total, waits = np.zeros(len(load)), np.zeros(len(load), dtype=int)
+    for r in range(base.shape[0]):
+        now, cut, t_max = _round(base[r], load, slope, mu)
+        wait = now.sum(axis=1) > tolerances
+        total += np.where(wait, t_max, np.minimum(cut, t_max))
+        waits += wait
+    return total, waits
+
+
+def bursty_grid(scheme: str, base: np.ndarray, jobs: int, slope: float, mu: float, B: int, W: int,
+                lams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Total runtime and wait-outs of sr-sgc or m-sgc for every λ at one (B, W)."""
+    m, nl = base.shape[1], len(lams)
+    if scheme == "sr-sgc":
+        s = np.array([math.ceil(B * lam / (W - 1 + B)) for lam in lams])
+        load = np.array([scheme_load(np.array([x + 1.0]), m) for x in s])
+        rounds = jobs + B
+    else:
+        load = np.array([scheme_load(msgc_sizes(B, W, lam), m) for lam in lams])
+        rounds = jobs + W - 2 + B
+    strag = np.zeros((nl, rounds, m), dtype=bool)
+    redo = np.zeros((nl, rounds, m), dtype=bool)
+    exempt = np.zeros((nl, rounds, 1), dtype=bool)
+    total, waits = np.zeros(nl), np.zeros(nl, dtype=int)
+    for r in range(rounds):
+        d = r - B
+        due = scheme == "sr-sgc" and 0 <= d < jobs
+        if due:  # the redo rule: v − s of the workers that missed job d, lowest index first
+            missing = redo[:, d] | strag[:, d]
+            v = missing.sum(axis=1)
+            redo[:, r] = missing & (np.cumsum(missing, axis=1) <= (v - s)[:, None])
+        now, cut, t_max = _round(base[r], load, slope, mu)
+        past = window(strag, r, W - 1)
+        if scheme == "sr-sgc":
+            past = past & ~window(exempt, r, W - 1)
+        ok = bursty_ok(past, now, B, lams)
+        if due:  # safety: job d must decode from rounds d and r
+            got = (~(redo[:, d] | strag[:, d])).sum(axis=1) + (redo[:, r] & ~now).sum(axis=1)
+            ok &= got >= m - s
+        wait = now.any(axis=1) & ~ok
+        strag[:, r] = now & ~wait[:, None]
+        if scheme == "sr-sgc":
+            exempt[:, r, 0] = ~redo[:, r].any(axis=1) & (strag[:, r].sum(axis=1) <= s)
+        total += np.where(wait, t_max, np.minimum(cut, t_max))
+        waits += wait
+    return total, waits
+
+
+def tune(values: np.ndarray, jobs: int = 496, mu: float = 1.0, slope: float = 2.2, m: int = 256,
+         max_s: int = 63, max_lam: int = 63) -> dict[str, Choice]:
+    """Grid-search every scheme's parameters on a trace; return the best choice per scheme."""
+    max_lam = min(max_lam, m - 1)
+    base = trace_block(np.asarray(values, dtype=float), m, jobs + 5)
+    out: dict[str, Choice] = {}
+    s = np.arange(0, min(max_s, m - 1) + 1)
+    total, waits = gc_grid(base[:jobs], slope, mu, s)
+    grid = [({"load": int(x) + 1}, float(t)) for x, t in zip(s, total)]
+    best = int(np.argmin(total))
+    out["gc-seq"] = Choice("gc-seq", {"load": int(s[best]) + 1}, float(total[best]), int(waits[best]), grid)
+    lams = np.arange(1, max_lam + 1)
+    for scheme in ("m-sgc", "sr-sgc"):
+        grid, best_c = [], None
+        for B in (1, 2):
+            for W in range(B + 1, 6):
+                if scheme == "sr-sgc" and (W - 1) % B:
+                    continue
+                total, waits = bursty_grid(scheme, base, jobs, slope, mu, B, W, lams)
+                for lam, t, n in zip(lams, total, waits):
+                    params = {"B": B, "W": W, "lambda": int(lam)}
+                    grid.append((params, float(t)))
+                    if best_c is None or t < best_c.runtime:
+                        best_c = Choice(scheme, params, float(t), int(n))
+        best_c.grid = grid
+        out[scheme] = best_c
+    t_max = (base[:jobs] + scheme_load(np.ones(1), m) * slope).max(axis=1)
+    out["uncoded"] = Choice("uncoded", {}, float(t_max.sum()), 0, [({}, float(t_max.sum()))])
+    return {k: out[k] for k in SCHEMES}
+
+
+def choice_overrides(trace: str, choices: dict[str, Choice], jobs: int, mu: float, slope: float,
+                     m: int) -> list[str]:
+    """``--set`` overrides that run every chosen scheme on the trace in the simulator."""
+    entries = []
+    for c in choices.values():
+        keys = "".join(f", {k} = {v}" for k, v in c.params.items())
+        entries.append(f'{{scheme = "{c.scheme}"{keys}}}')
+    return [f"code.scheme=[{', '.join(entries)}]", f"code.workers={m}", f"code.mu={mu}", f"run.rounds={jobs}",
+            'delays.model="trace"', f'delays.trace="{trace}"', f"delays.slope={slope}", "delays.wrap=true"]
+
+
+def run_choices(trace: str, choices: dict[str, Choice], jobs: int, mu: float, slope: float, m: int,
+                out: str | None, name: str | None = None) -> list[tuple]:
+    """Simulate every chosen scheme with the sequential engine (jobs table included) into ``out``."""
+    from mpigc.config import load_config
+    from mpigc.sim.sequential import simulate_sequential
+
+    config = load_config(None, choice_overrides(trace, choices, jobs, mu, slope, m), backend="sim")
+    return simulate_sequential(config, out, name, log=io.StringIO())
+
+
+def format_choices(trace: str, choices: dict[str, Choice], sims: list[tuple] | None = None) -> str:
+    """Aligned table of the choices (and the engine's totals when ``sims`` is given)."""
+    head = ["trace", "scheme", "params", "runtime_s", "waitouts"] + (["engine_s"] if sims else [])
+    rows = [head]
+    for i, c in enumerate(choices.values()):
+        row = [trace, c.scheme, c.label(), f"{c.runtime:.2f}", str(c.waitouts)]
+        if sims:
+            row.append(f"{sims[i][2]['total_s']:.2f}")
+        rows.append(row)
+    widths = [max(len(r[j]) for r in rows) for j in range(len(head))]
+    return "\n".join("  ".join(x.ljust(w) if j < 3 else x.rjust(w) for j, (x, w) in enumerate(zip(r, widths)))
+                     .rstrip() for r in rows)
