@@ -120,6 +120,27 @@ def csv_rows(rows: list[tuple[str, str, dict]]) -> list[list[str]]:
     return out
 
 
+def round_rows(runs: Sequence[tuple[str, str, str, np.ndarray]]) -> list[list[str]]:
+    """Return one CSV row per round of every run (header first), full precision, latency in s.
+
+    Parameters
+    ----------
+    runs : sequence of (run name, scheme, backend, rounds table)
+        The ``rounds`` tables (structured arrays); their fields become columns
+        after ``run``, ``scheme`` and ``backend``, in the first table's order.
+    """
+    fields: list[str] = []
+    for *_, table in runs:
+        fields += [f for f in (table.dtype.names or ()) if f not in fields]
+    out = [["run", "scheme", "backend", *fields]]
+    for name, scheme, backend, table in runs:
+        have = set(table.dtype.names or ())
+        columns = [table[f].tolist() if f in have else [""] * table.size for f in fields]
+        for values in zip(*columns):
+            out.append([name, scheme, backend, *(repr(v) if isinstance(v, float) else str(v) for v in values)])
+    return out
+
+
 def _text(value: Any) -> str:
     """Render a provenance value on one line (lists joined, dicts as JSON)."""
     if isinstance(value, (list, tuple)):
