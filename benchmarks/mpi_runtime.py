@@ -38,6 +38,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,11 @@ def mpi_versions() -> tuple[str, str]:
     return MPI.Get_library_version().strip().splitlines()[0], mpi4py.__version__
 
 
+def loadavg() -> str:
+    """The 1, 5 and 15 minute load averages (other jobs on the host distort every timing)."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def header(args: argparse.Namespace) -> dict:
     """Print the '#' provenance header; return it for the summary file."""
     library, mpi4py_version = mpi_versions()
@@ -94,7 +100,7 @@ def header(args: argparse.Namespace) -> dict:
         "python": sys.version.split()[0],
         "mpiexec": args.mpiexec,
         "extra_env": " ".join(args.env) or "none",
-        "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "load_average": loadavg(),
         "measurements": " ".join(args.only),
     }
     for key, value in info.items():
@@ -113,9 +119,15 @@ def _env(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
-def launch(args: argparse.Namespace, cmd: list[str]) -> float:
-    """Run ``cmd`` (quiet unless it fails); return its wall time in seconds."""
+def show(cmd: list[str]) -> None:
+    """Print a command as a '#' line."""
     print("# $ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+
+
+def launch(args: argparse.Namespace, cmd: list[str], quiet: bool = False) -> float:
+    """Run ``cmd`` (its output is shown only if it fails); return its wall time in seconds."""
+    if not quiet:
+        show(cmd)
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, cwd=ROOT, env=_env(args), capture_output=True, text=True,
@@ -129,14 +141,20 @@ def launch(args: argparse.Namespace, cmd: list[str]) -> float:
     return wall
 
 
-def run_mpi(args: argparse.Namespace, config: str, ranks: int, out: Path, sets: list[str] = ()) -> float:
-    """``mpiexec -n ranks python -m mpigc run config --out out``, into a fresh file."""
-    out.unlink(missing_ok=True)
+def mpi_command(args: argparse.Namespace, config: str, ranks: int, out: Path, sets: list[str] = ()) -> list[str]:
+    """``mpiexec -n ranks python -m mpigc run config --out out [--set ...]``."""
     cmd = [*shlex.split(args.mpiexec), "-n", str(ranks), sys.executable, "-m", "mpigc", "run",
            str(CONFIGS / config), "--out", str(out)]
     for s in sets:
         cmd += ["--set", s]
-    return launch(args, cmd)
+    return cmd
+
+
+def run_mpi(args: argparse.Namespace, config: str, ranks: int, out: Path, sets: list[str] = (),
+            quiet: bool = False) -> float:
+    """Run ``mpi_command`` into a fresh file; return its wall time in seconds."""
+    out.unlink(missing_ok=True)
+    return launch(args, mpi_command(args, config, ranks, out, sets), quiet)
 
 
 def run_sim(args: argparse.Namespace, config: str, out: Path, sets: list[str] = ()) -> float:
@@ -189,7 +207,8 @@ def fidelity(args, raw: Path, summary: results.ResultFile, info: dict) -> bool:
     config = "f7-fidelity.toml"
     mpi_file, sim_file = raw / "f7-mpi.h5", raw / "f7-sim.h5"
     sets = [f"run.rounds={args.fidelity_rounds}"] if args.fidelity_rounds else []
-    print(f"#\n# fidelity (F7): config {config}, world size 17 (16 workers), simulator on the same seed", flush=True)
+    print(f"#\n# load average: {loadavg()}", flush=True)
+    print(f"# fidelity (F7): config {config}, world size 17 (16 workers), simulator on the same seed", flush=True)
     wall = run_mpi(args, config, 17, mpi_file, sets)
     run_sim(args, config, sim_file, sets)
     print(f"# mpi job wall time {wall:.1f} s; rel_diff = |lat_mpi - lat_sim| / lat_sim per round; "
@@ -224,25 +243,30 @@ def fidelity(args, raw: Path, summary: results.ResultFile, info: dict) -> bool:
 def overhead(args, raw: Path, summary: results.ResultFile, info: dict) -> bool:
     """Decode critical path and rank 0's CPU share on 32 workers (d = 270 000); 64 workers must complete."""
     config = "overhead-partial-m32.toml"
-    print(f"#\n# overhead: config {config}, world sizes 33 and 65; crit = latency - last used arrival; "
+    print(f"#\n# load average: {loadavg()}", flush=True)
+    print(f"# overhead: config {config}, world sizes 33 and 65; crit = latency - last used arrival; "
           "cpu_share = rank 0 process CPU time / wall time over the round loop (HDF5 writes included)", flush=True)
+    jobs = [(32, [f"run.rounds={args.overhead_rounds}"] if args.overhead_rounds else []),
+            (64, ["code.workers=64", f"run.rounds={args.big_rounds}", "workload.samples=128"])]
+    for workers, extra in jobs:
+        show(mpi_command(args, config, workers + 1, raw / f"overhead-m{workers}.h5", extra))
     table = Table([("workers", 7), ("rounds", 6), ("features", 8), ("latency_median_ms", 17), ("crit_median_ms", 14),
-                   ("crit_p95_ms", 11), ("master_cpu_s", 12), ("master_wall_s", 13), ("cpu_share_%", 11),
+                   ("crit_p95_ms", 11), ("master_cpu_s", 12), ("master_wall_s", 13), ("master_cpu_per_round_ms", 23), ("cpu_share_%", 11),
                    ("job_wall_s", 10), ("status", 6)])
     ok = True
-    for workers, extra in ((32, [f"run.rounds={args.overhead_rounds}"] if args.overhead_rounds else []),
-                           (64, ["code.workers=64", f"run.rounds={args.big_rounds}", "workload.samples=128"])):
+    for workers, extra in jobs:
         out = raw / f"overhead-m{workers}.h5"
-        wall = run_mpi(args, config, workers + 1, out, extra)
+        wall = run_mpi(args, config, workers + 1, out, extra, quiet=True)
         run = results.read_runs(out)[0]
         rounds = run.tables["rounds"]
         crit = critical_path(run)
         cpu, mwall = float(run.attrs.get("master_cpu_s", np.nan)), float(run.attrs.get("master_wall_s", np.nan))
         share = cpu / mwall
-        complete = rounds.size == int(run.attrs.get("summary_rounds", -1)) and bool(np.all(rounds["status"] == 0))
+        complete = rounds.size == _config(run)["run"]["rounds"] and bool(np.all(rounds["status"] == 0))
         status = "ok" if complete else "FAIL"
         table.row(workers, rounds.size, _features(run), float(np.median(rounds["latency"])) * 1e3,
-                  pct(crit, 50) * 1e3, pct(crit, 95) * 1e3, cpu, mwall, share * 100, wall, status)
+                  pct(crit, 50) * 1e3, pct(crit, 95) * 1e3, cpu, mwall, cpu / max(rounds.size, 1) * 1e3, share * 100, wall,
+                  status)
         if workers == 32:
             ok &= pct(crit, 50) <= TARGETS["crit_median"] and share < TARGETS["cpu_share"]
         ok &= complete
@@ -258,18 +282,22 @@ def overhead(args, raw: Path, summary: results.ResultFile, info: dict) -> bool:
     return ok
 
 
-def _features(run: results.RunData) -> int:
-    """workload.features from a run's resolved config text."""
-    import tomllib
+def _config(run: results.RunData) -> dict:
+    """A run's resolved config."""
+    return tomllib.loads(run.attrs["config"])
 
-    return int(tomllib.loads(run.attrs["config"])["workload"]["features"])
+
+def _features(run: results.RunData) -> int:
+    """workload.features of a run."""
+    return int(_config(run)["workload"]["features"])
 
 
 def anchor(args, raw: Path, summary: results.ResultFile, info: dict) -> bool:
     """Median round latency of crc (8 workers, 4000 x 1000 least squares) against 16 ms/iteration."""
     config = "anchor-crc-m8.toml"
     out = raw / "anchor.h5"
-    print(f"#\n# anchor: config {config}, world size 9; reference: ZeeChono/gradient_coding_mds, "
+    print(f"#\n# load average: {loadavg()}", flush=True)
+    print(f"# anchor: config {config}, world size 9; reference: ZeeChono/gradient_coding_mds, "
           f"{ANCHOR_REFERENCE_S * 1e3:.0f} ms/iteration for the same work on this machine", flush=True)
     wall = run_mpi(args, config, 9, out)
     run = results.read_runs(out)[0]

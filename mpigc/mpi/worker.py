@@ -15,7 +15,7 @@ from mpi4py import MPI
 
 from mpigc.codes import Scheme
 from mpigc.delays import DelayModel
-from mpigc.mpi.protocol import (CONTROL_HEADER, POLL_SLEEP, TAG_CONTROL, TAG_RESULT, Kind, result,
+from mpigc.mpi.protocol import (CONTROL_HEADER, POLL_SLEEP, TAG_CONTROL, TAG_RESULT, Kind, idle_sleep, result,
                                 sleep_until)
 
 
@@ -34,6 +34,7 @@ class Worker:
         self.pending: list[tuple[MPI.Request, np.ndarray]] = []
         self.control_buf = np.empty(CONTROL_HEADER + workload.dim)
         self.stash: np.ndarray | None = None  # a control message read while checking for a stop
+        self.idle_sleep = idle_sleep(comm.size)  # longest sleep while waiting for START or STOP
         self.grads: dict[int, np.ndarray] = {}  # this round's chunk gradients (kept for answers)
 
     # -- messages ----------------------------------------------------------
@@ -42,13 +43,19 @@ class Worker:
             msg, self.stash = self.stash, None
             return msg
         status = MPI.Status()
+        nap = POLL_SLEEP
         while not self.comm.Iprobe(source=0, tag=TAG_CONTROL, status=status):
             if not block:
                 return None
             self._prune()
-            time.sleep(POLL_SLEEP)
+            time.sleep(nap)
+            nap = min(2 * nap, self.idle_sleep)
         count = status.Get_count(MPI.DOUBLE)
-        self.comm.Recv([self.control_buf[:count], MPI.DOUBLE], source=0, tag=TAG_CONTROL)
+        # A large model arrives in pieces as rank 0 progresses its sends: a
+        # blocking Recv would spin a core that rank 0 needs to send them.
+        request = self.comm.Irecv([self.control_buf[:count], MPI.DOUBLE], source=0, tag=TAG_CONTROL)
+        while not request.Test():
+            time.sleep(POLL_SLEEP)
         return self.control_buf[:count]
 
     def _stopped(self, rnd: int) -> bool:
@@ -114,9 +121,11 @@ class Worker:
             done, busy, injected, overrun = self._work(rnd, model, durations, start, clock)
         # The round ends for this worker when rank 0 says so; only then report,
         # so a silent worker stays silent while the round is open.
+        nap = POLL_SLEEP
         while not self._stopped(rnd):
             self._prune()
-            time.sleep(POLL_SLEEP)
+            time.sleep(nap)
+            nap = min(2 * nap, self.idle_sleep)
         self._send(result(Kind.REPORT, rnd, busy=busy, injected=injected, tasks_done=done, failed=failed,
                           overrun=overrun))
 
