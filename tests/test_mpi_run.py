@@ -104,7 +104,8 @@ def _frc_load(m: int) -> int:
 
 
 def _exact_entries(m: int) -> list:
-    entries: list = ["partial", {"scheme": "partial", "parts": 2, "name": "partial-l2"}, "crc",
+    entries: list = ["partial", {"scheme": "partial", "parts": 2, "name": "partial-l2"},
+                     {"scheme": "partial", "parts": 2, "transport": "request", "name": "request-l2"}, "crc",
                      {"scheme": "frc", "load": _frc_load(m), "name": "frc"}, "uncoded"]
     if m <= 12:  # the Vandermonde decode of poly is ill-conditioned for many workers
         entries.append("poly")

@@ -19,7 +19,7 @@ import numpy as np
 from mpi4py import MPI
 
 from mpigc.codes import Scheme
-from mpigc.engine import UNDECODABLE, RoundPolicy, relative_error, status_of
+from mpigc.engine import UNDECODABLE, RoundPolicy, packed_part_length, relative_error, status_of, unpack
 from mpigc.mpi.protocol import POLL_SLEEP, RESULT_HEADER, TAG_CONTROL, TAG_RESULT, Kind, control
 
 
@@ -44,7 +44,7 @@ class Master:
         self.m = scheme.plan.workers
         self.parts = scheme.plan.parts
         self.dim = workload.dim
-        self.part_len = -(-(self.dim + 1) // self.parts)  # +1: the loss travels with the gradient
+        self.part_len = packed_part_length(self.dim, self.parts)  # the loss travels with the gradient
         self.model = workload.initial_model()
         self.pools = [deque() for _ in range(self.m)]
         self.buffers: list[np.ndarray] = [self._buffer(w) for w in range(self.m)]
@@ -126,20 +126,19 @@ class Master:
                     self._accumulate(acc, block.weights, block.keys, vectors)
                     applied.update(block.keys)
         comb = decoder.combination()
-        if self.scheme.two_phase:
-            self._second_phase(rnd, decoder.instructions(), vectors, start)
+        answers = self._second_phase(rnd, decoder.instructions(), vectors, start) if self.scheme.two_phase else 0
         for j, key in enumerate(comb.keys):
             if key not in applied:
                 self._accumulate(acc, comb.weights[:, j:j + 1], (key,), vectors)
-        decoded = acc.reshape(-1)[: self.dim + 1]
+        grad, decoded_loss = unpack(acc.reshape(-1), self.dim, self.parts)
         latency = clock() - start
         self._broadcast(Kind.STOP, rnd)
         status = status_of(comb)
-        grad_error, loss = self._check_and_update(decoded, status)
+        grad_error, loss = self._check_and_update(grad, decoded_loss, status)
         heard = {}
         for w, p in arrivals:
             heard[w] = max(heard.get(w, 0), p + 1)
-        self.rows.rounds.append((rnd, latency, status, len(arrivals), sum(heard.values()), comb.coef_error,
+        self.rows.rounds.append((rnd, latency, status, len(arrivals) + answers, sum(heard.values()), comb.coef_error,
                                  grad_error, loss, 0, comb.level, comb.cond))
         used = comb.used
         for (w, p), t in sorted(arrivals.items(), key=lambda kv: kv[1]):
@@ -150,8 +149,8 @@ class Master:
             self._release(key[0], vec.base if vec.base is not None else vec)
         return self.rows
 
-    def _second_phase(self, rnd: int, instructions: dict, vectors: dict, start: float) -> None:
-        """Request transport: send every worker its (chunk, weights) and gather one answer each."""
+    def _second_phase(self, rnd: int, instructions: dict, vectors: dict, start: float) -> int:
+        """Request transport: send every worker its (chunk, weights), gather one answer each; return their number."""
         for w, rows in instructions.items():
             payload = np.concatenate([np.concatenate([[chunk], weights]) for chunk, weights in rows])
             buf = control(Kind.INSTRUCT, rnd, payload)
@@ -168,6 +167,7 @@ class Master:
                     self.rows.events.append((rnd, -1, w, -1, -1, MPI.Wtime() - start, 8 * count, False, True))
                 else:
                     self._other(w, buf, count, MPI.Wtime() - start)
+        return len(instructions)
 
     def _accumulate(self, acc: np.ndarray, weights: np.ndarray, keys, vectors: dict) -> None:
         """``acc += weights @ [vectors[k] for k in keys]`` in place, one vector at a time.
@@ -194,8 +194,8 @@ class Master:
             self.rows.workers.append((rnd, w, busy, injected, int(done), bool(failed), overrun))
         self._release(w, buf)
 
-    def _check_and_update(self, decoded: np.ndarray, status: int) -> tuple[float, float]:
-        grad, loss = decoded[: self.dim], float(decoded[self.dim]) if status == 0 else float("nan")
+    def _check_and_update(self, grad: np.ndarray, decoded_loss: float, status: int) -> tuple[float, float]:
+        loss = decoded_loss if status == 0 else float("nan")
         grad_error = float("nan")
         if self.verify:
             truth, loss = self.workload.full_gradient(self.model)

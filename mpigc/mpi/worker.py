@@ -15,6 +15,7 @@ from mpi4py import MPI
 
 from mpigc.codes import Scheme
 from mpigc.delays import DelayModel
+from mpigc.engine import pack
 from mpigc.mpi.protocol import (CONTROL_HEADER, POLL_SLEEP, TAG_CONTROL, TAG_RESULT, Kind, idle_sleep, result,
                                 sleep_until)
 
@@ -136,7 +137,7 @@ class Worker:
         done = 0
         for position, chunk in enumerate(self.order):
             grad, loss = self.workload.chunk_gradient(model, int(chunk))
-            grads[int(chunk)] = np.append(grad, loss)  # the loss decodes with the gradient
+            grads[int(chunk)] = pack(grad, loss, self.scheme.plan.parts)  # the loss decodes with the gradient
             computed = clock()
             if self.compute == "real":
                 target = computed + max(0.0, durations[position] - self.delays.chunk_time)

@@ -17,7 +17,7 @@ import numpy as np
 
 from mpigc.codes import Scheme, combine
 from mpigc.delays import DelayModel
-from mpigc.engine import EXACT, RoundPolicy, relative_error, status_of
+from mpigc.engine import EXACT, RoundPolicy, pack, packed_part_length, relative_error, status_of, unpack
 
 BATCH = 1000
 HEADER_BYTES = 72  # the runtime's result header: 9 float64
@@ -100,7 +100,8 @@ class Simulator:
     def _fast_rows(self, batch: range, arrival: np.ndarray, stop: np.ndarray, exact: np.ndarray) -> list | None:
         """Rows of exactly decoded rounds without running a decoder, where nothing else is needed."""
         stats = getattr(self.scheme, "exact_stats", None)
-        if stats is None or self.workload is not None or self.detail != "rounds" or not exact.any():
+        if stats is None or self.scheme.two_phase or self.workload is not None or self.detail != "rounds" \
+                or not exact.any():
             return None
         err, cond = np.zeros(len(batch)), np.full(len(batch), np.nan)
         err[exact], cond[exact] = stats(arrival[exact])
@@ -127,7 +128,8 @@ class Simulator:
         done = np.sum(finish <= t_stop, axis=1)
         heard = np.zeros(scheme.plan.workers, dtype=int)
         np.maximum.at(heard, w_idx, p_idx + 1)
-        out.rounds.append((rnd, t_stop + self.second_phase, status, len(w_idx), int(heard.sum()), comb.coef_error,
+        answers = len(comb.keys) if scheme.two_phase else 0
+        out.rounds.append((rnd, t_stop + self.second_phase, status, len(w_idx) + answers, int(heard.sum()), comb.coef_error,
                            grad_error, loss, 0, comb.level, comb.cond))
         if self.detail in ("workers", "full"):
             busy = np.minimum(np.where(np.isfinite(finish), finish, 0.0).max(axis=1), t_stop)
@@ -142,21 +144,23 @@ class Simulator:
                                    False, (w, p) in used))
 
     def _verify(self, decoder, comb, status: int) -> tuple[float, float]:
-        """With a workload: encode real messages, decode, compare, update the model."""
+        """With a workload: encode real messages as the MPI workers do, decode, compare, update the model."""
         if self.workload is None:
             return float("nan"), float("nan")
         wl, scheme = self.workload, self.scheme
-        grads, loss = {}, 0.0
+        parts = scheme.plan.parts
+        grads, truth, loss = {}, np.zeros(wl.dim), 0.0
         for chunk in range(scheme.plan.chunks):
-            grads[chunk], f = wl.chunk_gradient(self.model, chunk)
+            g, f = wl.chunk_gradient(self.model, chunk)
+            grads[chunk] = pack(g, f, parts)
+            truth += g
             loss += f
-        truth = np.sum([grads[c] for c in range(scheme.plan.chunks)], axis=0)
         if scheme.two_phase:
             orders = decoder.instructions()
             vectors = {(w, -1): scheme.answer(orders[w], grads) for w, _ in comb.keys}
         else:
             vectors = {k: scheme.encode(k[0], k[1], grads) for k in comb.keys}
-        estimate = combine(comb, vectors, wl.dim)
+        estimate, _ = unpack(combine(comb, vectors, parts * packed_part_length(wl.dim, parts)), wl.dim, parts)
         if status != 2:
             self.model = wl.update(self.model, estimate)
         return relative_error(estimate, truth), loss
