@@ -12,7 +12,7 @@ fi
 PY=${PYTHON:-python}
 MPIEXEC=${MPIEXEC:-mpiexec}
 export MPIEXEC_TIMEOUT=${MPIEXEC_TIMEOUT:-600}
-SIZES=${MPI_SIZES:-3 5 9}
+SIZES=${MPI_SIZES:-3 5 9 17}
 
 check() {  # run a command; treat pytest's exit 5 (no tests) as success
     "$@"
