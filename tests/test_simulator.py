@@ -124,7 +124,7 @@ def test_request_transport_matches_stream_plus_one_round_trip(tmp_path):
     assert np.array_equal(s["status"], r["status"]) and np.mean(s["status"] == 0) > 0.7
     exact = s["status"] == 0
     assert np.nanmax(r["grad_error"][exact]) <= 1e-9
-    part_bytes = 8 * 500
+    part_bytes = 8 * (500 + 1)  # ⌈999/2⌉ gradient coordinates plus the loss slot
     header = 72
     instructions = header + 8 * 3 * 3
     # notes arrive earlier than vectors by the vector's transfer time; then one round trip

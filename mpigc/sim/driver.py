@@ -12,7 +12,7 @@ from mpigc.codes import Scheme, make_scheme
 from mpigc.codes.sequential import is_sequential
 from mpigc.config import Config, to_toml
 from mpigc.delays import DelayModel
-from mpigc.engine import RoundPolicy
+from mpigc.engine import RoundPolicy, packed_part_length
 from mpigc.sim import Network, Simulator, SimTables, progress_printer
 from mpigc.workloads import gradient_dim, make_workload
 
@@ -68,7 +68,7 @@ def simulate(config: Config, out: str | None, name: str | None = None, log: Text
     rows = []
     for entry in entries:
         workload = make_workload(config.workload, entry.scheme.plan.chunks, config.run.seed) if config.run.verify else None
-        part_bytes = 8 * -(-dim // entry.scheme.plan.parts)
+        part_bytes = 8 * packed_part_length(dim, entry.scheme.plan.parts)  # as the MPI workers send
         sim = Simulator(entry.scheme, delays, entry.policy, network=Network(config.network.latency, config.network.bandwidth),
                         workload=workload, detail=config.run.detail, vector_bytes=part_bytes)
         label = name if (name and len(entries) == 1) else entry.label
