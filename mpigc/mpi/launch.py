@@ -12,6 +12,7 @@ import sys
 import time
 import traceback
 
+import mpi4py
 import numpy as np
 from mpi4py import MPI
 
@@ -78,7 +79,7 @@ def main(args: argparse.Namespace, comm: MPI.Comm | None = None) -> int:
     hosts = world.gather(MPI.Get_processor_name(), root=0)
     rows = []
     file = results.ResultFile(args.out) if (world.rank == 0 and args.out) else None
-    for index, code in enumerate(config.codes):
+    for code in config.codes:
         comm = world.Dup()
         try:
             summary = run_entry(comm, config, code, file, args.name if len(config.codes) == 1 else None, hosts)
@@ -102,8 +103,6 @@ def run_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, host
     m = int(code.workers)
     scheme = make_scheme(code, m, config.run.seed)
     delays = DelayModel(config.delays, config.run.seed, m)
-    nominal = delays.nominal_seconds(scheme.plan.max_load, 1.0 / scheme.plan.chunks)
-    policy = RoundPolicy.for_scheme(code, config.run, nominal, scheme)
     workload = make_workload(config.workload, scheme.plan.chunks, config.run.seed, check=False)
     if comm.rank != 0:
         worker = Worker(comm, scheme, delays, workload, config.delays.compute)
@@ -111,32 +110,42 @@ def run_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, host
         comm.Barrier()
         worker.run()
         return None
+    nominal = delays.nominal_seconds(scheme.plan.max_load, 1.0 / scheme.plan.chunks)
+    master = Master(comm, scheme, RoundPolicy.for_scheme(code, config.run, nominal, scheme), workload,
+                    config.run.verify)
     label = name or code.name or code.scheme
-    writer = None
-    if file is not None:
-        attrs = {**results.provenance("mpi"), "scheme": code.scheme, "config": to_toml(config), "entry": label,
-                 "seed": config.run.seed, "workers": m, "world_size": comm.size,
-                 "mpi_library": MPI.Get_library_version().strip().splitlines()[0], "hosts": sorted(set(hosts)),
-                 "mpi4py": __import__("mpi4py").__version__}
-        writer = file.new_run(label, attrs, TABLES_BY_DETAIL[config.run.detail])
-        label = writer.name
-    master = Master(comm, scheme, policy, workload, config.run.verify)
+    writer = file.new_run(label, run_attrs(config, code, label, comm, hosts),
+                          TABLES_BY_DETAIL[config.run.detail]) if file is not None else None
     master.prepare()
     comm.Barrier()  # every rank has built its data: round 0 measures the scheme, not start-up
-    collected = []
+    return drive_master(master, config, code, writer.name if writer else label, writer)
+
+
+def run_attrs(config: Config, code, label: str, comm: MPI.Comm, hosts) -> dict:
+    """Provenance of an MPI run: library, hosts, world size, the resolved config."""
+    return {**results.provenance("mpi"), "scheme": code.scheme, "config": to_toml(config), "entry": label,
+            "seed": config.run.seed, "workers": int(code.workers), "world_size": comm.size,
+            "mpi_library": MPI.Get_library_version().strip().splitlines()[0], "hosts": sorted(set(hosts)),
+            "mpi4py": mpi4py.__version__}
+
+
+def drive_master(master: Master, config: Config, code, label: str, writer) -> tuple:
+    """Rank 0: run the rounds, append and flush rows, print progress; return the summary row."""
     tables = TABLES_BY_DETAIL[config.run.detail]
+    collected: list[np.ndarray] = []
 
     def store(batch: RoundRows) -> None:
         for table in tables:
-            rows_ = getattr(batch, table)
-            if rows_:
-                arr = np.array(rows_, dtype=results.TABLES[table])
+            rows = getattr(batch, table)
+            if rows:
+                arr = np.array(rows, dtype=results.TABLES[table])
                 if table == "rounds":
                     collected.append(arr)
                 if writer is not None:
                     writer.append(table, arr)
 
-    print(f"running {label} ({code.scheme}, {m} workers, {config.run.rounds} rounds)", file=sys.stderr, flush=True)
+    print(f"running {label} ({code.scheme}, {code.workers} workers, {config.run.rounds} rounds)",
+          file=sys.stderr, flush=True)
     progress = progress_printer(label, config.run.rounds)
     cpu0, wall0 = time.process_time(), time.perf_counter()  # rank 0's own cost, for benchmarks
     for rnd in range(config.run.rounds):
@@ -146,8 +155,7 @@ def run_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, host
         progress(rnd + 1)
     master.finish(store)
     master_cpu, master_wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    all_rounds = np.concatenate(collected) if collected else np.zeros(0, results.ROUNDS_DTYPE)
-    stats = report.summarize(all_rounds)
+    stats = report.summarize(np.concatenate(collected) if collected else np.zeros(0, results.ROUNDS_DTYPE))
     if writer is not None:
         writer.set_attrs(**{f"summary_{k}": v for k, v in stats.items()},
                          master_cpu_s=master_cpu, master_wall_s=master_wall)
