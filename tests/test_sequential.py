@@ -14,7 +14,6 @@ from mpigc.codes.seqmodel import bursty_ok, window
 from mpigc.codes.sequential import msgc_load, sr_sgc_tolerance
 from mpigc.config import CodeConfig, load_config
 from mpigc.delays.bursty import Bursty
-from mpigc.errors import InputError
 from mpigc.sequential_engine import SequentialEngine
 from mpigc.sim.driver import simulate
 

@@ -68,8 +68,7 @@ class Combination:
 
 
 def combine(comb: Combination, vectors: dict[MessageKey, np.ndarray], dim: int) -> np.ndarray:
-    """Apply a combination to message vectors; return the gradient of length ``dim``."""
-    parts = comb.weights.shape[0]
+    """Apply a combination to message vectors; return the first ``dim`` decoded coordinates."""
     if not comb.keys:
         return np.zeros(dim)
     stacked = np.stack([vectors[k] for k in comb.keys])

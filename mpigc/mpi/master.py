@@ -11,7 +11,6 @@ is one small solve and a few vector updates.
 from __future__ import annotations
 
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -20,7 +19,8 @@ from mpi4py import MPI
 
 from mpigc.codes import Scheme
 from mpigc.engine import UNDECODABLE, RoundPolicy, packed_part_length, relative_error, status_of, unpack
-from mpigc.mpi.protocol import POLL_SLEEP, RESULT_HEADER, TAG_CONTROL, TAG_RESULT, Kind, control
+from mpigc.mpi.mailbox import Inbox, Outbox
+from mpigc.mpi.protocol import POLL_SLEEP, RESULT_HEADER, TAG_CONTROL, Kind, control
 
 
 @dataclass
@@ -46,13 +46,9 @@ class Master:
         self.dim = workload.dim
         self.part_len = packed_part_length(self.dim, self.parts)  # the loss travels with the gradient
         self.model = workload.initial_model()
-        self.pools = [deque() for _ in range(self.m)]
-        self.buffers: list[np.ndarray] = [self._buffer(w) for w in range(self.m)]
-        self.requests = [self._post(w) for w in range(self.m)]
-        self.statuses = [MPI.Status() for _ in range(self.m)]  # reused by every poll
+        self.inbox = Inbox(comm, self.m, RESULT_HEADER + self.part_len)
+        self.outbox = Outbox(comm)
         self.scratch = np.empty(self.part_len)  # one weighted vector, for decoding without temporaries
-        self.sends: list[tuple[MPI.Request, np.ndarray]] = []
-        self.finals = 0
         self.rows = RoundRows()
 
     def prepare(self) -> None:
@@ -60,39 +56,10 @@ class Master:
         if self.verify:
             self.workload.full_gradient(self.model)
 
-    # -- receives ----------------------------------------------------------
-    def _buffer(self, w: int) -> np.ndarray:
-        pool = self.pools[w]
-        return pool.pop() if pool else np.empty(RESULT_HEADER + self.part_len)
-
-    def _post(self, w: int) -> MPI.Request:
-        return self.comm.Irecv([self.buffers[w], MPI.DOUBLE], source=w + 1, tag=TAG_RESULT)
-
-    def _poll(self) -> list[tuple[int, np.ndarray, int]]:
-        """Completed receives as (worker, buffer, element count); their receives are re-posted."""
-        statuses = self.statuses
-        done = MPI.Request.Testsome(self.requests, statuses)
-        out = []
-        for j, i in enumerate(done or ()):
-            # MPI fills statuses in completion order, not by request index
-            buf, count = self.buffers[i], statuses[j].Get_count(MPI.DOUBLE)
-            out.append((i, buf, count))
-            if int(buf[0]) == Kind.FINAL:
-                self.finals += 1
-                self.requests[i] = MPI.REQUEST_NULL
-                continue
-            self.buffers[i] = self._buffer(i)
-            self.requests[i] = self._post(i)
-        return out
-
-    def _release(self, w: int, buf: np.ndarray) -> None:
-        self.pools[w].append(buf)
-
     def _broadcast(self, kind: Kind, rnd: int, payload: np.ndarray | None = None) -> None:
-        buf = control(kind, rnd, payload)
+        buf = control(kind, rnd, payload)  # one buffer, read by every send
         for w in range(self.m):
-            self.sends.append((self.comm.Isend([buf, MPI.DOUBLE], dest=w + 1, tag=TAG_CONTROL), buf))
-        self.sends = [(r, b) for r, b in self.sends if not r.Test()]
+            self.outbox.send(buf, w + 1, TAG_CONTROL)
 
     # -- rounds ------------------------------------------------------------
     def round(self, rnd: int) -> RoundRows:
@@ -108,7 +75,7 @@ class Master:
         arrivals: dict[tuple[int, int], float] = {}
         cutoff = start + self.policy.cutoff
         while not decoder.exact:
-            got = self._poll()
+            got = self.inbox.poll()
             if not got:
                 if clock() >= cutoff:
                     break
@@ -146,18 +113,17 @@ class Master:
             self.rows.events.append((rnd, -1, w, p, chunk, t, 8 * (RESULT_HEADER + self.part_len), False,
                                      (w, p) in used))
         for key, vec in vectors.items():
-            self._release(key[0], vec.base if vec.base is not None else vec)
+            self.inbox.release(key[0], vec)
         return self.rows
 
     def _second_phase(self, rnd: int, instructions: dict, vectors: dict, start: float) -> int:
         """Request transport: send every worker its (chunk, weights), gather one answer each; return their number."""
         for w, rows in instructions.items():
             payload = np.concatenate([np.concatenate([[chunk], weights]) for chunk, weights in rows])
-            buf = control(Kind.INSTRUCT, rnd, payload)
-            self.sends.append((self.comm.Isend([buf, MPI.DOUBLE], dest=w + 1, tag=TAG_CONTROL), buf))
+            self.outbox.send(control(Kind.INSTRUCT, rnd, payload), w + 1, TAG_CONTROL)
         waiting = set(instructions)
         while waiting:
-            got = self._poll()
+            got = self.inbox.poll()
             if not got:
                 time.sleep(POLL_SLEEP)
             for w, buf, count in got:
@@ -192,7 +158,7 @@ class Master:
         elif kind == Kind.REPORT:
             busy, injected, done, failed, overrun = buf[4:RESULT_HEADER]
             self.rows.workers.append((rnd, w, busy, injected, int(done), bool(failed), overrun))
-        self._release(w, buf)
+        self.inbox.release(w, buf)
 
     def _check_and_update(self, grad: np.ndarray, decoded_loss: float, status: int) -> tuple[float, float]:
         loss = decoded_loss if status == 0 else float("nan")
@@ -208,12 +174,12 @@ class Master:
         """End the run: tell workers, drain every late result and report until each worker's FINAL."""
         self._broadcast(Kind.END, -1)
         self.rows = RoundRows()
-        while self.finals < self.m:
-            got = self._poll()
+        while not self.inbox.all_final:
+            got = self.inbox.poll()
             if not got:
                 time.sleep(POLL_SLEEP)
             for w, buf, count in got:
                 if int(buf[0]) != Kind.FINAL:
                     self._other(w, buf, count, float("nan"))
-        MPI.Request.Waitall([r for r, _ in self.sends])
+        self.outbox.wait()
         drain(self.rows)

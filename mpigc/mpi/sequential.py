@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import deque
 
 import numpy as np
 from mpi4py import MPI
@@ -28,6 +27,7 @@ from mpigc.codes.sequential import build_sequential
 from mpigc.config import Config, to_toml
 from mpigc.delays import DelayModel
 from mpigc.engine import relative_error
+from mpigc.mpi.mailbox import Inbox, Outbox
 from mpigc.mpi.protocol import (CONTROL_HEADER, POLL_SLEEP, RESULT_HEADER, TAG_CONTROL, TAG_RESULT, Kind, control,
                                 result, sleep_until)
 from mpigc.sequential_engine import SequentialEngine, round_times
@@ -119,38 +119,17 @@ class SeqMaster:
         self.verify = verify
         self.theta: dict[int, np.ndarray] = {}  # job -> parameters its mini-tasks use
         self.store: dict[tuple[int, int], np.ndarray] = {}  # (round, worker) -> (P, d+1) accepted results
-        self.pools = [deque() for _ in range(self.m)]
-        self.buffers = [np.empty(self.size) for _ in range(self.m)]
-        self.requests = [self._post(w) for w in range(self.m)]
-        self.sends: list[tuple[MPI.Request, np.ndarray]] = []
-        self.finals = 0
+        self.inbox = Inbox(comm, self.m, self.size)
+        self.outbox = Outbox(comm)
         self.events: list[tuple] = []
         self.workers: list[tuple] = []
 
-    def _post(self, w: int) -> MPI.Request:
-        return self.comm.Irecv([self.buffers[w], MPI.DOUBLE], source=w + 1, tag=TAG_RESULT)
-
-    def _poll(self) -> list[tuple[int, np.ndarray, int]]:
-        statuses = [MPI.Status() for _ in self.requests]
-        done = MPI.Request.Testsome(self.requests, statuses)
-        out = []
-        for j, i in enumerate(done or ()):
-            buf, count = self.buffers[i], statuses[j].Get_count(MPI.DOUBLE)
-            out.append((i, buf, count))
-            if int(buf[0]) == Kind.FINAL:
-                self.finals += 1
-                self.requests[i] = MPI.REQUEST_NULL
-                continue
-            self.buffers[i] = self.pools[i].pop() if self.pools[i] else np.empty(self.size)
-            self.requests[i] = self._post(i)
-        return out
-
     def _send(self, w: int, buf: np.ndarray) -> None:
-        self.sends.append((self.comm.Isend([buf, MPI.DOUBLE], dest=w + 1, tag=TAG_CONTROL), buf))
+        self.outbox.send(buf, w + 1, TAG_CONTROL)
 
     def _stale(self, w: int, buf: np.ndarray, count: int, now: float) -> None:
         self.events.append((int(buf[1]), -1, w, -1, -1, now, 8 * count, True, False))
-        self.pools[w].append(buf)
+        self.inbox.release(w, buf)
 
     def round(self, r: int) -> tuple:
         """Run round r; return (closed round, duration, arrivals)."""
@@ -161,12 +140,11 @@ class SeqMaster:
         for w in range(self.m):
             thetas = [self.theta.get(int(t)) for t in jobs[w]]
             self._send(w, control(Kind.START, r, slot_payload(jobs[w], kinds[w], thetas, self.dim)))
-        self.sends = [(q, b) for q, b in self.sends if not q.Test()]
         start = MPI.Wtime()
         arrived: dict[int, tuple[float, np.ndarray]] = {}
         cut, waitout = np.inf, None
         while True:
-            got = self._poll()
+            got = self.inbox.poll()
             now = MPI.Wtime() - start
             for w, buf, count in got:
                 if int(buf[0]) != Kind.RESULT or int(buf[1]) != r:
@@ -175,7 +153,7 @@ class SeqMaster:
                 arrived[w] = (now, buf[RESULT_HEADER:count].reshape(self.p, self.dim + 1).copy())
                 busy, injected, done, _, overrun = buf[4:RESULT_HEADER]
                 self.workers.append((r, w, busy, injected, int(done), False, overrun))
-                self.pools[w].append(buf)
+                self.inbox.release(w, buf)
                 if len(arrived) == 1:
                     cut = engine.cutoff(now)
             if len(arrived) == self.m:
@@ -225,14 +203,14 @@ class SeqMaster:
         """Tell workers the run is over; drain late results until every FINAL; complete sends."""
         for w in range(self.m):
             self._send(w, control(Kind.END, -1))
-        while self.finals < self.m:
-            got = self._poll()
+        while not self.inbox.all_final:
+            got = self.inbox.poll()
             if not got:
                 time.sleep(POLL_SLEEP)
             for w, buf, count in got:
                 if int(buf[0]) != Kind.FINAL:
                     self._stale(w, buf, count, float("nan"))
-        MPI.Request.Waitall([q for q, _ in self.sends])
+        self.outbox.wait()
 
 
 def run_sequential_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, hosts) -> tuple | None:

@@ -63,7 +63,7 @@ class JobTracker:
 def rows_of(closed: Closed, duration: float, clock: float, engine: SequentialEngine, models: int,
             checks: dict[int, tuple[float, float]]) -> tuple[tuple, list[tuple]]:
     """Return the ``rounds`` row and the ``jobs`` rows of one closed round (both backends)."""
-    scheme, r = engine.scheme, closed.round
+    r = closed.round
     jobs_r = engine.state.jobs[r]
     accepted = ~closed.strag
     tasks = int(((jobs_r >= 0) & accepted[:, None]).sum())

@@ -1,0 +1,78 @@
+"""Rank 0's side of the wire: posted receives per worker and sends never cancelled.
+
+:class:`Inbox` keeps one receive posted per worker at all times, each into a
+buffer from that worker's own pool, and polls them with ``Testsome`` (the
+caller sleeps between empty polls; ``Waitany`` would spin a core).
+:class:`Outbox` keeps every send's buffer alive until MPI is done with it.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+from mpi4py import MPI
+
+from mpigc.mpi.protocol import TAG_RESULT, Kind
+
+
+class Inbox:
+    """Receives from workers 0..m−1 (ranks 1..m) into per-worker buffer pools."""
+
+    def __init__(self, comm: MPI.Comm, workers: int, size: int) -> None:
+        self.comm = comm
+        self.size = size
+        self.pools = [deque() for _ in range(workers)]
+        self.buffers = [np.empty(size) for _ in range(workers)]
+        self.requests = [self._post(w) for w in range(workers)]
+        self.statuses = [MPI.Status() for _ in range(workers)]  # reused by every poll
+        self.finals = 0
+
+    def _post(self, w: int) -> MPI.Request:
+        return self.comm.Irecv([self.buffers[w], MPI.DOUBLE], source=w + 1, tag=TAG_RESULT)
+
+    @property
+    def all_final(self) -> bool:
+        """Whether every worker has sent its last message."""
+        return self.finals == len(self.requests)
+
+    def poll(self) -> list[tuple[int, np.ndarray, int]]:
+        """Completed receives as (worker, buffer, element count); their receives are re-posted.
+
+        The caller owns each returned buffer until it hands it back with :meth:`release`.
+        """
+        done = MPI.Request.Testsome(self.requests, self.statuses)
+        out = []
+        for j, w in enumerate(done or ()):
+            # MPI fills statuses in completion order, not by request index
+            buf, count = self.buffers[w], self.statuses[j].Get_count(MPI.DOUBLE)
+            out.append((w, buf, count))
+            if int(buf[0]) == Kind.FINAL:
+                self.finals += 1
+                self.requests[w] = MPI.REQUEST_NULL
+                continue
+            pool = self.pools[w]
+            self.buffers[w] = pool.pop() if pool else np.empty(self.size)
+            self.requests[w] = self._post(w)
+        return out
+
+    def release(self, w: int, buf: np.ndarray) -> None:
+        """Give a buffer (or a view of one) back to worker ``w``'s pool."""
+        self.pools[w].append(buf if buf.base is None else buf.base)
+
+
+class Outbox:
+    """Nonblocking sends whose buffers stay referenced until complete; never cancelled."""
+
+    def __init__(self, comm: MPI.Comm) -> None:
+        self.comm = comm
+        self.pending: list[tuple[MPI.Request, np.ndarray]] = []
+
+    def send(self, buf: np.ndarray, dest: int, tag: int) -> None:
+        """``Isend`` ``buf`` to rank ``dest``; forget completed sends."""
+        self.pending.append((self.comm.Isend([buf, MPI.DOUBLE], dest=dest, tag=tag), buf))
+        self.pending = [(r, b) for r, b in self.pending if not r.Test()]
+
+    def wait(self) -> None:
+        """Complete every send (call only once the receivers are sure to receive)."""
+        MPI.Request.Waitall([r for r, _ in self.pending])
+        self.pending = []
