@@ -8,16 +8,12 @@ asserts the verdict it broadcasts, so all ranks pass or fail together.
 """
 from __future__ import annotations
 
-import argparse
-import sys
-import traceback
-
 import numpy as np
 import pytest
 from mpi4py import MPI
 
-from mpigc.mpi import launch
 from mpigc.results import read_runs
+from mpitools import assert_all, run_mpigc, verdict
 
 pytestmark = pytest.mark.mpi(min_size=3)
 
@@ -52,39 +48,6 @@ def _scheme_list(entries: list) -> str:
         else:
             items.append("{" + ", ".join(f"{k} = {v!r}".replace("'", '"') for k, v in e.items()) + "}")
     return "code.scheme=[" + ", ".join(items) + "]"
-
-
-def _run(path: str, overrides: list[str]) -> None:
-    """Run ``mpigc run`` on a duplicate of COMM_WORLD; every rank must return 0."""
-    world = MPI.COMM_WORLD
-    dup = world.Dup()
-    try:
-        rc = launch.main(argparse.Namespace(config=None, overrides=overrides, out=path, name=None), comm=dup)
-    except BaseException:  # one rank failing inside a collective run would leave the others blocked
-        traceback.print_exc()
-        sys.stderr.flush()
-        world.Abort(1)
-        raise
-    finally:
-        dup.Free()
-    codes = world.allgather(rc)
-    assert codes == [0] * world.size, codes
-
-
-def _verdict(check) -> list[str]:
-    """Rank 0 runs ``check()`` (problems found); every rank gets the same list."""
-    problems: list[str] = []
-    if MPI.COMM_WORLD.rank == 0:
-        try:
-            problems = list(check())
-        except Exception as error:  # a crash on rank 0 is a failure on every rank
-            problems = [f"{type(error).__name__}: {error}"]
-    return MPI.COMM_WORLD.bcast(problems, root=0)
-
-
-def _assert_all(problems: list[str]) -> None:
-    ok = MPI.COMM_WORLD.allreduce(not problems, op=MPI.LAND)
-    assert ok, "\n".join(problems[:20])
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +95,7 @@ EXACT_ROUNDS = 6
 def exact_file(outdir) -> str:
     path = f"{outdir}/exact.h5"
     m = _workers()
-    _run(path, [*_base(EXACT_ROUNDS), "run.verify=true", "run.round_timeout=10.0", "code.load=2",
+    run_mpigc(path, [*_base(EXACT_ROUNDS), "run.verify=true", "run.round_timeout=10.0", "code.load=2",
                 _scheme_list(_exact_entries(m))])
     return path
 
@@ -159,7 +122,7 @@ def test_exact_rounds_match_the_true_gradient(exact_file):
             if run.attrs.get("workers") != m or run.attrs.get("backend") != "mpi":
                 yield f"{name}: attrs workers={run.attrs.get('workers')} backend={run.attrs.get('backend')}"
 
-    _assert_all(_verdict(check))
+    assert_all(verdict(check))
 
 
 def test_round_messages_are_the_used_and_unused_fresh_events(exact_file):
@@ -178,7 +141,7 @@ def test_round_messages_are_the_used_and_unused_fresh_events(exact_file):
             if not fresh["used"].any() or (fresh["nbytes"] < 8 * FEATURES // 2).any():
                 yield f"{name}: no used message, or messages smaller than a part: {fresh['nbytes'].tolist()}"
 
-    _assert_all(_verdict(check))
+    assert_all(verdict(check))
 
 
 # ----------------------------------------------------------------------------- 2. stale messages
@@ -190,7 +153,7 @@ STALE_ROUNDS = 10
 def stale_file(outdir) -> str:
     path = f"{outdir}/stale.h5"
     # Heavy tails and chunks short against the stop latency: results cross STOP messages.
-    _run(path, [*_base(STALE_ROUNDS), "run.round_timeout=10.0", "code.load=2", 'code.scheme="partial"',
+    run_mpigc(path, [*_base(STALE_ROUNDS), "run.round_timeout=10.0", "code.load=2", 'code.scheme="partial"',
                 'delays.model="pareto"', "delays.alpha=1.5", "delays.chunk_time=0.005"])
     return path
 
@@ -225,7 +188,7 @@ def test_stale_messages_are_recorded_and_never_used(stale_file):
                 yield f"used message of round {rnd} arrived at {row['t_arrive']:.4f} s after the decode " \
                       f"at {latency[rnd]:.4f} s"
 
-    _assert_all(_verdict(check))
+    assert_all(verdict(check))
 
 
 # ----------------------------------------------------------------------------- 3, 6. tolerated failures
@@ -237,7 +200,7 @@ FAIL_ROUNDS = 6
 def tolerated_file(outdir) -> str:
     path = f"{outdir}/tolerated.h5"
     # load 2 at l = 1 tolerates one silent worker for crc and partial
-    _run(path, [*_base(FAIL_ROUNDS), "run.verify=true", "run.round_timeout=10.0", "code.load=2",
+    run_mpigc(path, [*_base(FAIL_ROUNDS), "run.verify=true", "run.round_timeout=10.0", "code.load=2",
                 'code.scheme=["partial", "crc"]', "delays.fail_count=1"])
     return path
 
@@ -255,7 +218,7 @@ def test_failures_within_tolerance_decode_exactly(tolerated_file):
             if not r["grad_error"].max() <= TOL:
                 yield f"{name}: grad_error {r['grad_error'].tolist()}"
 
-    _assert_all(_verdict(check))
+    assert_all(verdict(check))
 
 
 def _workers_table_problems(name: str, run, rounds: int, m: int, fail_count: int) -> list[str]:
@@ -288,7 +251,7 @@ def test_workers_table_has_one_row_per_round_and_worker(tolerated_file):
         for name, run in _runs(tolerated_file).items():
             yield from _workers_table_problems(name, run, FAIL_ROUNDS, m, fail_count=1)
 
-    _assert_all(_verdict(check))
+    assert_all(verdict(check))
 
 
 # ----------------------------------------------------------------------------- 4. failures beyond tolerance
@@ -305,7 +268,7 @@ def _beyond_load(m: int) -> int:
 def beyond_file(outdir) -> str:
     path = f"{outdir}/beyond.h5"
     load = _beyond_load(_workers())
-    _run(path, [*_base(BEYOND_ROUNDS), f"run.round_timeout={TIMEOUT}", f"code.load={load}", 'code.scheme="crc"',
+    run_mpigc(path, [*_base(BEYOND_ROUNDS), f"run.round_timeout={TIMEOUT}", f"code.load={load}", 'code.scheme="crc"',
                 'delays.model="none"', f"delays.fail_count={load}"])
     return path
 
@@ -326,7 +289,7 @@ def test_failures_beyond_tolerance_end_rounds_at_the_timeout(beyond_file):
             yield f"messages {r['messages'].tolist()} exceed the {m - load} live workers"
         yield from _workers_table_problems(run.name, run, BEYOND_ROUNDS, m, fail_count=load)
 
-    _assert_all(_verdict(check))
+    assert_all(verdict(check))
 
 
 # ----------------------------------------------------------------------------- 5. training
@@ -338,7 +301,7 @@ TRAIN_ROUNDS = 8
 def training_file(outdir) -> str:
     path = f"{outdir}/train.h5"
     # verify off: the loss is the one decoded with the gradient, not the master's own
-    _run(path, [*_base(TRAIN_ROUNDS), "run.round_timeout=10.0", "code.load=2", 'code.scheme="partial"'])
+    run_mpigc(path, [*_base(TRAIN_ROUNDS), "run.round_timeout=10.0", "code.load=2", 'code.scheme="partial"'])
     return path
 
 
@@ -353,4 +316,4 @@ def test_training_loss_decreases(training_file):
         elif not (np.all(np.diff(loss) < 0) and loss[-1] < 0.5 * loss[0]):
             yield f"loss does not decrease: {loss.tolist()}"
 
-    _assert_all(_verdict(check))
+    assert_all(verdict(check))

@@ -8,16 +8,12 @@ verdict it broadcasts, so all ranks pass or fail together.
 """
 from __future__ import annotations
 
-import argparse
-import sys
-import traceback
-
 import numpy as np
 import pytest
 from mpi4py import MPI
 
-from mpigc.mpi import launch
 from mpigc.results import read_runs
+from mpitools import assert_all, run_mpigc, shared_path, verdict
 
 pytestmark = pytest.mark.mpi(min_size=5)
 
@@ -36,42 +32,13 @@ def _ladder(m: int) -> list[int]:
     return out
 
 
-def _run(path: str, overrides: list[str]) -> None:
-    world = MPI.COMM_WORLD
-    dup = world.Dup()
-    try:
-        rc = launch.main(argparse.Namespace(config=None, overrides=overrides, out=path, name=None), comm=dup)
-    except BaseException:  # a failing rank inside a collective run would leave the others blocked
-        traceback.print_exc()
-        sys.stderr.flush()
-        world.Abort(1)
-        raise
-    finally:
-        dup.Free()
-    assert world.allreduce(rc == 0, op=MPI.LAND), rc
-
-
-def _assert_all(check) -> None:
-    """Rank 0 runs ``check()`` (problems found); every rank asserts the same verdict."""
-    problems: list[str] = []
-    if MPI.COMM_WORLD.rank == 0:
-        try:
-            problems = list(check())
-        except Exception as error:  # a crash on rank 0 is a failure on every rank
-            problems = [f"{type(error).__name__}: {error}"]
-    problems = MPI.COMM_WORLD.bcast(problems, root=0)
-    ok = MPI.COMM_WORLD.allreduce(not problems, op=MPI.LAND)
-    assert ok, "\n".join(problems[:20])
-
-
 @pytest.fixture(scope="module")
 def nested_file(tmp_path_factory) -> str:
     world = MPI.COMM_WORLD
-    path = str(tmp_path_factory.mktemp("nested") / "nested.h5") if world.rank == 0 else None
-    path = world.bcast(path, root=0)
+    path = shared_path(tmp_path_factory, "nested.h5")
     m = world.size - 1
     samples = 2 * m
-    _run(path, [f"run.rounds={ROUNDS}", "run.verify=true", "run.round_timeout=10.0", 'run.detail="full"',
+    run_mpigc(path, [f"run.rounds={ROUNDS}", "run.verify=true", "run.round_timeout=10.0", 'run.detail="full"',
                 'code.scheme="nested"', f"code.ladder={_ladder(m)}", f"workload.features={FEATURES}",
                 f"workload.samples={samples}", f"workload.step={0.5 * samples / FEATURES}",
                 'delays.model="shifted-exponential"', "delays.shift=1.0", "delays.chunk_time=0.02",
@@ -107,7 +74,7 @@ def test_exact_gradients_and_levels(nested_file):
             if used.size and used["t_arrive"].max() > row["latency"] + 1e-9:
                 yield f"round {rnd}: a used message arrived after the decode"
 
-    _assert_all(check)
+    assert_all(verdict(check))
 
 
 def test_stale_stage_messages_are_never_used(nested_file):
@@ -121,7 +88,7 @@ def test_stale_stage_messages_are_never_used(nested_file):
         if len(set(keys)) != len(keys):
             yield "a fresh (round, worker, task) message was recorded twice"
 
-    _assert_all(check)
+    assert_all(verdict(check))
 
 
 def test_workers_stop_when_told(nested_file):
@@ -149,4 +116,4 @@ def test_workers_stop_when_told(nested_file):
         if (live["tasks_done"] > load).any():
             yield "a worker reports more tasks than its load"
 
-    _assert_all(check)
+    assert_all(verdict(check))
