@@ -171,7 +171,7 @@ def cmd_schemes(args: argparse.Namespace) -> int:
     for name in sorted(SCHEMES):
         cls = SCHEMES[name]
         doc = (cls.__doc__ or "").strip().splitlines()[0]
-        keys = ", ".join(getattr(cls, "config_keys", ()))
+        keys = ", ".join(cls.config_keys)
         print(f"{name:<{width}}  {doc}" + (f"\n{'':<{width}}  keys: {keys}" if keys else ""))
     return 0
 

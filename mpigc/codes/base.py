@@ -167,6 +167,8 @@ class Scheme(ABC):
     default_assignment: str = "cyclic"
     #: the only assignments the scheme is defined on (empty: any)
     allowed_assignments: tuple[str, ...] = ()
+    #: config keys the scheme reads (listed by ``mpigc schemes``)
+    config_keys: tuple[str, ...] = ()
 
     #: messages after tasks carry coded vectors; False: they are progress notes and
     #: the vectors come in a second phase (:meth:`Decoder.instructions`, :meth:`answer`)

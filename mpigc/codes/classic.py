@@ -25,6 +25,8 @@ class _OneShot(Scheme):
 class Uncoded(_OneShot):
     """No redundancy: every worker sends the sum of its own chunks (PROTOCOLS §3.1)."""
 
+    config_keys = ("code.chunks", "code.decode", "code.deadline", "code.rescale")
+
     default_assignment = "uncoded"
     allowed_assignments = ("uncoded",)
 
@@ -64,6 +66,8 @@ class _UncodedDecoder(Decoder):
 @register("frc")
 class FractionalRepetition(_OneShot):
     """Groups of δ workers share δ chunks; one message per group suffices (§3.2)."""
+
+    config_keys = ("code.load", "code.decode", "code.deadline")
 
     default_assignment = "frc"
     allowed_assignments = ("frc",)
@@ -118,6 +122,8 @@ class _FrcDecoder(Decoder):
 @register("crc")
 class CyclicRepetition(_OneShot):
     """Tandon's cyclic repetition code (Alg. 2): any m − s workers decode (§3.3)."""
+
+    config_keys = ("code.load", "code.decode", "code.deadline")
 
     allowed_assignments = ("cyclic",)
 

@@ -35,7 +35,10 @@ MAX_SUBSETS = 100_000
 
 @register("partial")
 class PartialStragglers(Scheme):
-    """Every finished chunk is useful: decode when each chunk has l finishers."""
+    """P1's partial-straggler protocol: every finished chunk counts; decode when each chunk has l finishers (§3.5)."""
+
+    config_keys = ("code.load", "code.parts", "code.assignment", "code.ordering", "code.decode", "code.deadline",
+                   "code.transport", "code.use_partial")
 
     def __init__(self, plan: Plan, code, seed: int) -> None:
         super().__init__(plan, code, seed)

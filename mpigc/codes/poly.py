@@ -82,6 +82,7 @@ class PolynomialCode(Scheme):
     """Ye–Abbe polynomial code: one d/l message per worker, any m − s of them decode."""
 
     allowed_assignments = ("cyclic",)
+    config_keys = ("code.load", "code.parts", "code.points", "code.decode", "code.deadline")
 
     def __init__(self, plan: Plan, code, seed: int) -> None:
         super().__init__(plan, code, seed)
