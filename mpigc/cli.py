@@ -105,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    """Run ``mpigc simulate``."""
     from mpigc import report
     from mpigc.config import load_config
     from mpigc.sim.driver import simulate
@@ -118,6 +119,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Run ``mpigc validate``."""
     from mpigc.config import describe_keys, load_config, to_toml
     from mpigc.sim.driver import plan_entries, workers_of
 
@@ -130,6 +132,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    """Run ``mpigc plan``."""
     from mpigc.config import load_config
     from mpigc.planinfo import describe_plan, format_plan
 
@@ -140,6 +143,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    """Run ``mpigc info``."""
     from mpigc import report, results
 
     runs = results.read_runs(args.file)
@@ -164,6 +168,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_schemes(args: argparse.Namespace) -> int:
+    """Run ``mpigc schemes``."""
     from mpigc.codes import SCHEMES, scheme_class
 
     scheme_class("partial")  # loads every scheme module
@@ -177,6 +182,7 @@ def cmd_schemes(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    """Run ``mpigc tune``."""
     from mpigc import results
     from mpigc.delays import load_trace
     from mpigc.sim.tune import format_choices, run_choices, tune

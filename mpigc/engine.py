@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mpigc.codes import Combination, Scheme
+from mpigc.delays import DelayModel
 
 EXACT, APPROXIMATE, UNDECODABLE = 0, 1, 2
 
@@ -29,13 +30,14 @@ class RoundPolicy:
         return min(self.deadline, self.timeout) if self.approx else self.timeout
 
     @classmethod
-    def for_scheme(cls, code, run, nominal_seconds: float, scheme: Scheme) -> "RoundPolicy":
+    def for_scheme(cls, code, run, delays: DelayModel, scheme: Scheme) -> "RoundPolicy":
         """Policy of a ``[code]`` entry.
 
-        The timeout defaults to 10× a nominal worker's round, ``nominal_seconds``
-        (10·δ·chunk_time for every model but a trace with a slope).
+        The timeout defaults to 10× a nominal worker's round (10·δ·chunk_time
+        for every model but a trace with a slope).
         """
-        timeout = run.round_timeout or 10.0 * nominal_seconds
+        nominal = delays.nominal_seconds(scheme.plan.max_load, 1.0 / scheme.plan.chunks)
+        timeout = run.round_timeout or 10.0 * nominal
         approx = code.decode == "approx"
         return cls(approx, float(code.deadline) if approx else np.inf, float(timeout))
 
@@ -44,7 +46,9 @@ def status_of(comb: Combination) -> int:
     """0 exact, 1 approximate, 2 nothing usable arrived."""
     if comb.exact:
         return EXACT
-    return APPROXIMATE if comb.coef_error < 1.0 else UNDECODABLE
+    # not ``coef_error < 1``: rescaled uncoded from fewer than m/2 workers errs by more than 1
+    # (PROTOCOLS §3) yet is a real, unbiased estimate
+    return APPROXIMATE if comb.used else UNDECODABLE
 
 
 def relative_error(estimate: np.ndarray, truth: np.ndarray) -> float:

@@ -112,10 +112,10 @@ class SequentialEngine:
 
     def verdict(self, r: int, strag: np.ndarray) -> int:
         """Whether stragglers ``strag`` may be recorded in round r: 0 yes, else the wait-out kind."""
-        if not strag.any():
+        if not strag.any() or self.scheme.waits_for_all:  # uncoded: callers wait for every worker anyway
             return NO_WAIT
-        if self.scheme.waits_for_all or not self.scheme.conforms(self.state, r, strag):
-            return MODEL_WAIT if not self.scheme.waits_for_all else NO_WAIT
+        if not self.scheme.conforms(self.state, r, strag):
+            return MODEL_WAIT
         due = r - self.scheme.T
         if 0 <= due < self.jobs and self.done[due] < 0:
             self.state.strag[r] = strag

@@ -8,12 +8,7 @@ import numpy as np
 import pytest
 
 from mpigc.report import COLUMNS, csv_rows, provenance_header, summarize, summary_table
-
-ROUNDS_DTYPE = np.dtype([
-    ("round", "i8"), ("latency", "f8"), ("status", "i1"), ("messages", "i4"),
-    ("chunks_done", "i4"), ("coef_error", "f8"), ("grad_error", "f8"), ("loss", "f8"),
-    ("waitout", "i1"), ("level", "i2"), ("cond", "f8"),
-])   # a copy, so report is tested without importing h5py
+from mpigc.results import ROUNDS_DTYPE  # the real layout, not a copy that could drift
 
 
 def make_rounds(latency, status=None, coef=None, grad=None) -> np.ndarray:

@@ -35,18 +35,22 @@ class Plan:
 
     @property
     def chunks(self) -> int:
+        """Number of chunks N."""
         return self.assignment.shape[0]
 
     @property
     def workers(self) -> int:
+        """Number of workers m."""
         return self.assignment.shape[1]
 
     @property
     def loads(self) -> np.ndarray:
+        """Chunks per worker δ_w, shape (m,)."""
         return np.array([len(o) for o in self.orders])
 
     @property
     def max_load(self) -> int:
+        """Largest load: the number of task positions P."""
         return int(self.loads.max())
 
 
@@ -63,6 +67,7 @@ class Combination:
 
     @property
     def used(self) -> set[MessageKey]:
+        """Keys of the messages that enter the decode with a nonzero weight."""
         mask = np.any(self.weights != 0, axis=0)
         return {k for k, u in zip(self.keys, mask) if u}
 

@@ -9,7 +9,7 @@ from mpigc.errors import InputError
 from mpigc.seeding import stream
 
 
-class _OneShot(Scheme):
+class OneShot(Scheme):
     """A worker sends one message, after its last task."""
 
     def sends_after(self, worker: int) -> np.ndarray:
@@ -22,7 +22,7 @@ class _OneShot(Scheme):
 
 
 @register("uncoded")
-class Uncoded(_OneShot):
+class Uncoded(OneShot):
     """No redundancy: every worker sends the sum of its own chunks (PROTOCOLS §3.1)."""
 
     config_keys = ("code.chunks", "code.decode", "code.deadline", "code.rescale")
@@ -64,7 +64,7 @@ class _UncodedDecoder(Decoder):
 
 
 @register("frc")
-class FractionalRepetition(_OneShot):
+class FractionalRepetition(OneShot):
     """Groups of δ workers share δ chunks; one message per group suffices (§3.2)."""
 
     config_keys = ("code.load", "code.decode", "code.deadline")
@@ -120,7 +120,7 @@ class _FrcDecoder(Decoder):
 
 
 @register("crc")
-class CyclicRepetition(_OneShot):
+class CyclicRepetition(OneShot):
     """Tandon's cyclic repetition code (Alg. 2): any m − s workers decode (§3.3)."""
 
     config_keys = ("code.load", "code.decode", "code.deadline")
@@ -169,10 +169,26 @@ class _CrcDecoder(Decoder):
         n = self.scheme.plan.chunks
         if not keys:
             return Combination([], np.zeros((1, 0)), False, 1.0)
-        c_f = self.scheme.matrix[[w for w, _ in keys]]
-        a, *_ = np.linalg.lstsq(c_f.T, np.ones(n), rcond=None)
-        err = float(np.sum((c_f.T @ a - 1.0) ** 2) / n)
+        alive = [w for w, _ in keys]
+        a = crc_coefficients(self.scheme.matrix, alive)
+        err = crc_residual(self.scheme.matrix, alive, a) / n
         return Combination(keys, a[None, :], self.exact, err)
+
+
+def crc_coefficients(matrix: np.ndarray, alive) -> np.ndarray:
+    """Return a with ``C_Fᵀ a = 1`` for the rows ``alive`` of a crc encoding matrix (least squares)."""
+    c_t = matrix[alive].T
+    ones = np.ones(matrix.shape[1])
+    a, *_ = np.linalg.lstsq(c_t, ones, rcond=None)
+    # One step of iterative refinement: C_F is ill-conditioned for large m and s (coefficients
+    # reach ~1e4), and solving again for the residual cuts ||C_Fᵀa − 1|| by orders of magnitude.
+    a += np.linalg.lstsq(c_t, ones - c_t @ a, rcond=None)[0]
+    return a
+
+
+def crc_residual(matrix: np.ndarray, alive, a: np.ndarray) -> float:
+    """Return ‖C_Fᵀ a − 1‖², the squared coefficient error of a crc decode (N times ``coef_error``)."""
+    return float(np.sum((matrix[alive].T @ a - 1.0) ** 2))
 
 
 def encoding_matrix(plan: Plan, tolerance: int, seed: int) -> np.ndarray:

@@ -262,7 +262,7 @@ class _PartialDecoder(Decoder):
                 err += l
                 continue
             err += chunk_err
-            worst = cond if not worst >= cond else worst
+            worst = float(np.fmax(worst, cond))  # fmax: the NaN start gives way to the first value
             keys.extend(chunk_keys)
             blocks.append(weights)
         weights = np.concatenate(blocks, axis=1) if blocks else np.zeros((l, 0))

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mpigc.codes.base import Combination, Decoder, Plan, Scheme, coef_error, least_squares_combination
+from mpigc.codes.base import Combination, Decoder, Plan, coef_error, least_squares_combination
+from mpigc.codes.classic import OneShot
 from mpigc.codes.registry import register
 from mpigc.errors import InputError
 from mpigc.seeding import stream
@@ -78,7 +79,7 @@ def part_polynomials(roots: np.ndarray, parts: int) -> np.ndarray:
 
 
 @register("poly")
-class PolynomialCode(Scheme):
+class PolynomialCode(OneShot):
     """Ye–Abbe polynomial code: one d/l message per worker, any m − s of them decode."""
 
     allowed_assignments = ("cyclic",)
@@ -163,16 +164,12 @@ class PolynomialCode(Scheme):
         return hit
 
     # -- worker side -------------------------------------------------------
-    def sends_after(self, worker: int) -> np.ndarray:
-        return np.array([len(self.plan.orders[worker]) - 1])
-
     def message_row(self, worker: int, position: int) -> np.ndarray:
         return self.matrix[worker]
 
     # -- master side -------------------------------------------------------
     def decode_times(self, arrival: np.ndarray) -> np.ndarray:
-        last = arrival[:, np.arange(self.plan.workers), self.plan.loads - 1]
-        return np.sort(last, axis=1)[:, self.needed - 1]
+        return np.sort(self.finish_arrivals(arrival), axis=1)[:, self.needed - 1]
 
     def decoder(self) -> Decoder:
         return _PolyDecoder(self)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mpigc.codes.base import Plan, Scheme
-from mpigc.codes.classic import encoding_matrix
+from mpigc.codes.assignments import make_assignment_with_order
+from mpigc.codes.classic import crc_coefficients, crc_residual, encoding_matrix
 from mpigc.codes.registry import register
 from mpigc.codes.seqmodel import bursty_ok, check_bursty, window
 from mpigc.errors import InputError
@@ -50,22 +51,8 @@ class Decode:
 
 def cyclic_plan(workers: int, load: int) -> Plan:
     """Return the ``cyclic`` plan: worker w holds chunks w … w+load−1 (mod m), in that order."""
-    orders = tuple((w + np.arange(load)) % workers for w in range(workers))
-    a = np.zeros((workers, workers), dtype=bool)
-    for w, o in enumerate(orders):
-        a[o, w] = True
-    return Plan(a, orders, 1)
-
-
-def crc_residual(matrix: np.ndarray, alive: np.ndarray, a: np.ndarray) -> float:
-    """Return ‖C_Fᵀ a − 1‖², the squared coefficient error of a crc decode."""
-    return float(np.sum((matrix[alive].T @ a - 1.0) ** 2))
-
-
-def crc_coefficients(matrix: np.ndarray, alive: np.ndarray) -> np.ndarray:
-    """Return a with ``C_Fᵀ a = 1`` for the rows ``alive`` of a crc encoding matrix (least squares)."""
-    a, *_ = np.linalg.lstsq(matrix[alive].T, np.ones(matrix.shape[1]), rcond=None)
-    return a
+    a, orders = make_assignment_with_order("cyclic", workers, load, seed=0)  # cyclic draws no randomness
+    return Plan(a, tuple(orders), 1)
 
 
 class SequentialScheme(Scheme):

@@ -40,9 +40,12 @@ def install_abort_handler(comm: MPI.Comm) -> None:
     rank = comm.rank
 
     def abort(kind, value, tb) -> None:
+        # The summary line goes first and everything is flushed, with a moment for
+        # mpiexec to forward it: Abort kills the job before it drains our output.
+        sys.stderr.write(f"mpigc: rank {rank} failed; aborting the job ({kind.__name__}: {value})\n")
         traceback.print_exception(kind, value, tb, file=sys.stderr)
-        sys.stderr.write(f"mpigc: rank {rank} failed; aborting the job\n")
         sys.stderr.flush()
+        time.sleep(0.5)
         MPI.COMM_WORLD.Abort(1)
 
     sys.excepthook = abort
@@ -110,8 +113,7 @@ def run_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, host
         comm.Barrier()
         worker.run()
         return None
-    nominal = delays.nominal_seconds(scheme.plan.max_load, 1.0 / scheme.plan.chunks)
-    master = Master(comm, scheme, RoundPolicy.for_scheme(code, config.run, nominal, scheme), workload,
+    master = Master(comm, scheme, RoundPolicy.for_scheme(code, config.run, delays, scheme), workload,
                     config.run.verify)
     label = name or code.name or code.scheme
     writer = file.new_run(label, run_attrs(config, code, label, comm, hosts),

@@ -7,12 +7,14 @@ caller sleeps between empty polls; ``Waitany`` would spin a core).
 """
 from __future__ import annotations
 
+import time
 from collections import deque
+from typing import Callable
 
 import numpy as np
 from mpi4py import MPI
 
-from mpigc.mpi.protocol import TAG_RESULT, Kind
+from mpigc.mpi.protocol import POLL_SLEEP, TAG_RESULT, Kind
 
 
 class Inbox:
@@ -54,6 +56,19 @@ class Inbox:
             self.buffers[w] = pool.pop() if pool else np.empty(self.size)
             self.requests[w] = self._post(w)
         return out
+
+    def drain(self, other: Callable[[int, np.ndarray, int], None]) -> None:
+        """Poll until every worker's FINAL, handing each other message to ``other(worker, buffer, count)``.
+
+        Large late sends complete only once received, so a run ends only after this.
+        """
+        while not self.all_final:
+            got = self.poll()
+            if not got:
+                time.sleep(POLL_SLEEP)
+            for w, buf, count in got:
+                if int(buf[0]) != Kind.FINAL:
+                    other(w, buf, count)
 
     def release(self, w: int, buf: np.ndarray) -> None:
         """Give a buffer (or a view of one) back to worker ``w``'s pool."""

@@ -92,6 +92,8 @@ class Master:
                 for block in decoder.add(*key):
                     self._accumulate(acc, block.weights, block.keys, vectors)
                     applied.update(block.keys)
+            if clock() >= cutoff:  # a steady stream of messages must not hold the round past its cutoff
+                break
         comb = decoder.combination()
         answers = self._second_phase(rnd, decoder.instructions(), vectors, start) if self.scheme.two_phase else 0
         for j, key in enumerate(comb.keys):
@@ -174,12 +176,6 @@ class Master:
         """End the run: tell workers, drain every late result and report until each worker's FINAL."""
         self._broadcast(Kind.END, -1)
         self.rows = RoundRows()
-        while not self.inbox.all_final:
-            got = self.inbox.poll()
-            if not got:
-                time.sleep(POLL_SLEEP)
-            for w, buf, count in got:
-                if int(buf[0]) != Kind.FINAL:
-                    self._other(w, buf, count, float("nan"))
+        self.inbox.drain(lambda w, buf, count: self._other(w, buf, count, float("nan")))
         self.outbox.wait()
         drain(self.rows)

@@ -24,9 +24,10 @@ from mpi4py import MPI
 
 from mpigc import results
 from mpigc.codes.sequential import build_sequential
-from mpigc.config import Config, to_toml
+from mpigc.config import Config
 from mpigc.delays import DelayModel
 from mpigc.engine import relative_error
+from mpigc.mpi.launch import run_attrs
 from mpigc.mpi.mailbox import Inbox, Outbox
 from mpigc.mpi.protocol import (CONTROL_HEADER, POLL_SLEEP, RESULT_HEADER, TAG_CONTROL, TAG_RESULT, Kind, control,
                                 result, sleep_until)
@@ -191,7 +192,9 @@ class SeqMaster:
                 err = relative_error(vec[:-1], truth)
             k = dec.job % len(self.models)
             self.models[k] = self.workload.update(self.models[k], vec[:-1])
-            checks[dec.job] = (err, self.workload.full_gradient(self.models[k])[1])
+            # as the simulator: the loss after the update costs a full pass over the data, so verify only
+            loss = self.workload.full_gradient(self.models[k])[1] if self.verify else np.nan
+            checks[dec.job] = (err, loss)
         for t in closed.lost:
             self.theta.pop(t, None)
         old = closed.round - self.scheme.T
@@ -203,13 +206,7 @@ class SeqMaster:
         """Tell workers the run is over; drain late results until every FINAL; complete sends."""
         for w in range(self.m):
             self._send(w, control(Kind.END, -1))
-        while not self.inbox.all_final:
-            got = self.inbox.poll()
-            if not got:
-                time.sleep(POLL_SLEEP)
-            for w, buf, count in got:
-                if int(buf[0]) != Kind.FINAL:
-                    self._stale(w, buf, count, float("nan"))
+        self.inbox.drain(lambda w, buf, count: self._stale(w, buf, count, float("nan")))
         self.outbox.wait()
 
 
@@ -232,10 +229,8 @@ def run_sequential_entry(comm: MPI.Comm, config: Config, code, file, name: str |
              (["events"] if detail == "full" else [])
     writer = None
     if file is not None:
-        attrs = {**results.provenance("mpi"), "scheme": code.scheme, "config": to_toml(config), "entry": label,
-                 "seed": config.run.seed, "workers": m, "world_size": comm.size, "models": models,
-                 "T_seq": scheme.T, "load": scheme.load, "regime": "sequential",
-                 "mpi_library": MPI.Get_library_version().strip().splitlines()[0], "hosts": sorted(set(hosts))}
+        attrs = {**run_attrs(config, code, label, comm, hosts), "models": models, "T_seq": scheme.T,
+                 "load": scheme.load, "regime": "sequential"}
         writer = file.new_run(label, attrs, tables)
         label = writer.name
     master = SeqMaster(comm, engine, workload, models, config.run.verify)

@@ -33,7 +33,10 @@ class Worker:
         self.order = scheme.plan.orders[self.w]
         self.sends = set(int(p) for p in scheme.sends_after(self.w))
         self.pending: list[tuple[MPI.Request, np.ndarray]] = []
-        self.control_buf = np.empty(CONTROL_HEADER + workload.dim)
+        # START carries the model (d values); INSTRUCT up to (chunk, l weights) per held chunk,
+        # which is longer than d for tiny models
+        instructions = len(self.order) * (1 + scheme.plan.parts)
+        self.control_buf = np.empty(CONTROL_HEADER + max(workload.dim, instructions))
         self.stash: np.ndarray | None = None  # a control message read while checking for a stop
         self.idle_sleep = idle_sleep(comm.size)  # longest sleep while waiting for START or STOP
         self.grads: dict[int, np.ndarray] = {}  # this round's chunk gradients (kept for answers)

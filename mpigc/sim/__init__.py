@@ -40,6 +40,7 @@ class Network:
     bandwidth: float = 0.0
 
     def cost(self, nbytes: float) -> float:
+        """Seconds one message of ``nbytes`` bytes takes."""
         return self.latency + (nbytes / self.bandwidth if self.bandwidth > 0 else 0.0)
 
 
@@ -125,14 +126,14 @@ class Simulator:
         if exact != comb.exact:
             raise AssertionError(f"round {rnd}: decode_times and the decoder disagree ({exact} vs {comb.exact})")
         grad_error, loss = self._verify(decoder, comb, status)
-        done = np.sum(finish <= t_stop, axis=1)
+        done = np.where(failed, 0, np.sum(finish <= t_stop, axis=1))  # a silent worker did nothing (as on MPI)
         heard = np.zeros(scheme.plan.workers, dtype=int)
         np.maximum.at(heard, w_idx, p_idx + 1)
         answers = len(comb.keys) if scheme.two_phase else 0
         out.rounds.append((rnd, t_stop + self.second_phase, status, len(w_idx) + answers, int(heard.sum()), comb.coef_error,
                            grad_error, loss, 0, comb.level, comb.cond))
         if self.detail in ("workers", "full"):
-            busy = np.minimum(np.where(np.isfinite(finish), finish, 0.0).max(axis=1), t_stop)
+            busy = np.where(failed, 0.0, np.minimum(np.where(np.isfinite(finish), finish, 0.0).max(axis=1), t_stop))
             for w in range(scheme.plan.workers):
                 out.workers.append((rnd, w, busy[w], busy[w], int(done[w]), bool(failed[w]), 0.0))
         if self.detail == "full":

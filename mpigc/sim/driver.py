@@ -40,8 +40,7 @@ def plan_entries(config: Config, workers: int, delays: DelayModel | None = None)
     entries = []
     for code in config.codes:
         scheme = make_scheme(code, workers, config.run.seed)
-        nominal = delays.nominal_seconds(scheme.plan.max_load, 1.0 / scheme.plan.chunks)
-        policy = RoundPolicy.for_scheme(code, config.run, nominal, scheme)
+        policy = RoundPolicy.for_scheme(code, config.run, delays, scheme)
         entries.append(Entry(code.name or code.scheme, code, scheme, policy))
     return entries
 

@@ -20,11 +20,9 @@ import numpy as np
 from mpigc import report, results
 from mpigc.config import Config, to_toml
 from mpigc.delays import DelayModel
-from mpigc.engine import relative_error
+from mpigc.engine import EXACT, UNDECODABLE, relative_error
 from mpigc.sequential_engine import Closed, SeqEntry, SequentialEngine, plan_sequential, round_times
 from mpigc.workloads import make_workload
-
-EXACT, UNDECODABLE = 0, 2
 
 
 class JobTracker:

@@ -13,13 +13,12 @@ sr-sgc and m-sgc B ∈ {1, 2}, W ∈ [B+1, 5] (sr-sgc: W − 1 divisible by B),
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from mpigc.codes.seqmodel import bursty_ok, window
-from mpigc.codes.sequential import msgc_sizes, scheme_load
+from mpigc.codes.sequential import msgc_sizes, scheme_load, sr_sgc_tolerance
 
 SCHEMES = ("m-sgc", "sr-sgc", "gc-seq", "uncoded")
 
@@ -68,7 +67,7 @@ def bursty_grid(scheme: str, base: np.ndarray, jobs: int, slope: float, mu: floa
     """Total runtime and wait-outs of sr-sgc or m-sgc for every λ at one (B, W)."""
     m, nl = base.shape[1], len(lams)
     if scheme == "sr-sgc":
-        s = np.array([math.ceil(B * lam / (W - 1 + B)) for lam in lams])
+        s = np.array([sr_sgc_tolerance(B, W, int(lam)) for lam in lams])
         load = np.array([scheme_load(np.array([x + 1.0]), m) for x in s])
         rounds = jobs + B
     else:
