@@ -33,7 +33,6 @@ import lagrange_sweep  # noqa: E402
 import sweeps  # noqa: E402
 
 F7_CONFIG = sweeps.CONFIGS / "f7-fidelity.toml"
-F7_FALLBACK = sweeps.CONFIGS / "f7-small.toml"
 
 
 @dataclass
@@ -64,8 +63,7 @@ def log(text: str) -> None:
 
 def f7_overrides(quick: bool) -> tuple[Path, list[str]]:
     """The F7 config and overrides: 8 workers (mpiexec -n 9), few rounds."""
-    config = F7_CONFIG if F7_CONFIG.exists() else F7_FALLBACK
-    return config, ["code.workers=8", f"run.rounds={12 if quick else 40}"]
+    return F7_CONFIG, ["code.workers=8", f"run.rounds={12 if quick else 40}"]
 
 
 def make_f7(results: Path, quick: bool, mpiexec: str) -> None:

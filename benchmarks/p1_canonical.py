@@ -39,12 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     approx_cfg = load_config(str(CONFIGS / "p1-canonical-approx.toml"), extra)
     print(f"# m = {exact_cfg.codes[0].workers}, load 4, l = 1, cyclic, optimal order, {exact_cfg.run.rounds} rounds,"
           " chunk_time * Exp(1) per chunk + 5 % silent workers, seed", exact_cfg.run.seed)
-    before = {r.name for r in results.read_runs(args.out)} if Path(args.out).exists() else set()
-    simulate(exact_cfg, args.out, log=io.StringIO())
-    simulate(approx_cfg, args.out, log=io.StringIO())
-    runs = [r for r in results.read_runs(args.out) if r.name not in before]
-    exact = {r.attrs["entry"]: r.tables["rounds"] for r in runs if "deadline = 4.0" not in r.attrs["config"]}
-    approx = {r.attrs["entry"]: r.tables["rounds"] for r in runs if "deadline = 4.0" in r.attrs["config"]}
+    exact_names = [name for name, _, _ in simulate(exact_cfg, args.out, log=io.StringIO())]
+    approx_names = [name for name, _, _ in simulate(approx_cfg, args.out, log=io.StringIO())]
+    runs = {r.name: r for r in results.read_runs(args.out, exact_names + approx_names)}
+    exact = {runs[n].attrs["entry"]: runs[n].tables["rounds"] for n in exact_names}
+    approx = {runs[n].attrs["entry"]: runs[n].tables["rounds"] for n in approx_names}
     common = np.logical_and.reduce([t["status"] == 0 for t in exact.values()])
     mean = {k: float(t["latency"][common].mean()) for k, t in exact.items()}
     err = {k: float(t["coef_error"].mean()) for k, t in approx.items()}
