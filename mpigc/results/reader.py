@@ -58,14 +58,8 @@ def read_matrix(path: str | os.PathLike, dataset: str) -> np.ndarray:
     InputError
         Keyed by the file name if it is missing or unreadable or has no such dataset.
     """
-    key = os.fspath(path)
     with _open_read(path) as f:
-        obj = f.get(dataset)
-        if not isinstance(obj, h5py.Dataset):
-            what = "is a group, not a dataset" if obj is not None else "does not exist"
-            known = ", ".join(_datasets(f))
-            raise InputError(key, f"dataset {dataset!r} {what} (datasets: {known})")
-        return np.asarray(obj[()])
+        return np.asarray(_dataset(f, dataset, os.fspath(path))[()])
 
 
 def read_rows(path: str | os.PathLike, dataset: str, start: int, stop: int) -> np.ndarray:
@@ -82,11 +76,7 @@ def read_rows(path: str | os.PathLike, dataset: str, start: int, stop: int) -> n
     """
     key = os.fspath(path)
     with _open_read(path) as f:
-        obj = f.get(dataset)
-        if not isinstance(obj, h5py.Dataset):
-            what = "is a group, not a dataset" if obj is not None else "does not exist"
-            known = ", ".join(_datasets(f))
-            raise InputError(key, f"dataset {dataset!r} {what} (datasets: {known})")
+        obj = _dataset(f, dataset, key)
         if not obj.shape:
             raise InputError(key, f"dataset {dataset!r} is a scalar, not an array of rows")
         n = obj.shape[0]
@@ -102,3 +92,11 @@ def _datasets(f: h5py.File) -> list[str]:
     f.visititems(lambda n, o: found.append(n) if isinstance(o, h5py.Dataset) else None)
     return found[:20] or ["none"]
 
+
+def _dataset(f: h5py.File, name: str, key: str) -> h5py.Dataset:
+    """The dataset ``name`` of an open file, or an InputError listing the datasets there are."""
+    obj = f.get(name)
+    if not isinstance(obj, h5py.Dataset):
+        what = "is a group, not a dataset" if obj is not None else "does not exist"
+        raise InputError(key, f"dataset {name!r} {what} (datasets: {', '.join(_datasets(f))})")
+    return obj
