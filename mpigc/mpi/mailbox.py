@@ -1,9 +1,10 @@
-"""Rank 0's side of the wire: posted receives per worker and sends never cancelled.
+"""Both sides of the wire: rank 0's posted receives per worker, and sends never cancelled.
 
 :class:`Inbox` keeps one receive posted per worker at all times, each into a
 buffer from that worker's own pool, and polls them with ``Testsome`` (the
 caller sleeps between empty polls; ``Waitany`` would spin a core).
-:class:`Outbox` keeps every send's buffer alive until MPI is done with it.
+:class:`Outbox` (rank 0 and workers) keeps every send's buffer alive until
+MPI is done with it.
 """
 from __future__ import annotations
 
@@ -85,7 +86,18 @@ class Outbox:
     def send(self, buf: np.ndarray, dest: int, tag: int) -> None:
         """``Isend`` ``buf`` to rank ``dest``; forget completed sends."""
         self.pending.append((self.comm.Isend([buf, MPI.DOUBLE], dest=dest, tag=tag), buf))
+        self.prune()
+
+    def prune(self) -> None:
+        """Forget the sends MPI has completed (their buffers may be freed)."""
         self.pending = [(r, b) for r, b in self.pending if not r.Test()]
+
+    def drain(self) -> None:
+        """Complete every send without spinning a core: test, then sleep, until all are done."""
+        while self.pending:
+            self.prune()
+            if self.pending:
+                time.sleep(POLL_SLEEP)
 
     def wait(self) -> None:
         """Complete every send (call only once the receivers are sure to receive)."""

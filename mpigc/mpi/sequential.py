@@ -52,10 +52,7 @@ class SeqWorker:
         self.w = comm.rank - 1
         self.dim = workload.dim
         self.control = np.empty(CONTROL_HEADER + scheme.slots * (2 + self.dim))
-        self.pending: list[tuple[MPI.Request, np.ndarray]] = []
-
-    def _prune(self) -> None:
-        self.pending = [(r, b) for r, b in self.pending if not r.Test()]
+        self.outbox = Outbox(comm)
 
     def _waiting(self) -> bool:
         return bool(self.comm.Iprobe(source=0, tag=TAG_CONTROL))
@@ -64,7 +61,7 @@ class SeqWorker:
         """Serve rounds until END; then complete every send and answer FINAL."""
         while True:
             while not self._waiting():
-                self._prune()
+                self.outbox.prune()
                 time.sleep(POLL_SLEEP)
             status = MPI.Status()
             self.comm.Recv([self.control, MPI.DOUBLE], source=0, tag=TAG_CONTROL, status=status)
@@ -73,9 +70,7 @@ class SeqWorker:
                 break
             if kind == Kind.START:
                 self._round(rnd, self.control[CONTROL_HEADER:status.Get_count(MPI.DOUBLE)].copy())
-        while self.pending:
-            self._prune()
-            time.sleep(POLL_SLEEP)
+        self.outbox.drain()
         self.comm.Send([result(Kind.FINAL, -1), MPI.DOUBLE], dest=0, tag=TAG_RESULT)
 
     def _round(self, rnd: int, payload: np.ndarray) -> None:
@@ -105,7 +100,7 @@ class SeqWorker:
             return  # the round is over for us: a straggler's result is never sent
         buf = result(Kind.RESULT, rnd, busy=clock() - start, injected=max(0.0, clock() - computed),
                      tasks_done=int((jobs >= 0).sum()), overrun=overrun, vector=out.reshape(-1))
-        self.pending.append((self.comm.Isend([buf, MPI.DOUBLE], dest=0, tag=TAG_RESULT), buf))
+        self.outbox.send(buf, 0, TAG_RESULT)
 
 
 class SeqMaster:

@@ -16,6 +16,7 @@ from mpi4py import MPI
 from mpigc.codes import Scheme
 from mpigc.delays import DelayModel
 from mpigc.engine import pack
+from mpigc.mpi.mailbox import Outbox
 from mpigc.mpi.protocol import (CONTROL_HEADER, POLL_SLEEP, TAG_CONTROL, TAG_RESULT, Kind, idle_sleep, result,
                                 sleep_until)
 
@@ -32,7 +33,7 @@ class Worker:
         self.w = comm.rank - 1
         self.order = scheme.plan.orders[self.w]
         self.sends = set(int(p) for p in scheme.sends_after(self.w))
-        self.pending: list[tuple[MPI.Request, np.ndarray]] = []
+        self.outbox = Outbox(comm)
         # START carries the model (d values); INSTRUCT up to (chunk, l weights) per held chunk,
         # which is longer than d for tiny models
         instructions = len(self.order) * (1 + scheme.plan.parts)
@@ -51,7 +52,7 @@ class Worker:
         while not self.comm.Iprobe(source=0, tag=TAG_CONTROL, status=status):
             if not block:
                 return None
-            self._prune()
+            self.outbox.prune()
             time.sleep(nap)
             nap = min(2 * nap, self.idle_sleep)
         count = status.Get_count(MPI.DOUBLE)
@@ -87,10 +88,7 @@ class Worker:
         self._send(result(Kind.ANSWER, rnd, vector=vector))
 
     def _send(self, buf: np.ndarray) -> None:
-        self.pending.append((self.comm.Isend([buf, MPI.DOUBLE], dest=0, tag=TAG_RESULT), buf))
-
-    def _prune(self) -> None:
-        self.pending = [(req, buf) for req, buf in self.pending if not req.Test()]
+        self.outbox.send(buf, 0, TAG_RESULT)
 
     def prepare(self) -> None:
         """Build this worker's chunks (and warm up the kernels) before the clock starts."""
@@ -108,9 +106,7 @@ class Worker:
                 break
             if kind == Kind.START:
                 self._round(rnd, msg[CONTROL_HEADER:].copy())
-        while self.pending:
-            self._prune()
-            time.sleep(POLL_SLEEP)
+        self.outbox.drain()
         self.comm.Send([result(Kind.FINAL, -1), MPI.DOUBLE], dest=0, tag=TAG_RESULT)
 
     def _round(self, rnd: int, model: np.ndarray) -> None:
@@ -127,7 +123,7 @@ class Worker:
         # so a silent worker stays silent while the round is open.
         nap = POLL_SLEEP
         while not self._stopped(rnd):
-            self._prune()
+            self.outbox.prune()
             time.sleep(nap)
             nap = min(2 * nap, self.idle_sleep)
         self._send(result(Kind.REPORT, rnd, busy=busy, injected=injected, tasks_done=done, failed=failed,
