@@ -124,11 +124,17 @@ def run_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, host
 
 
 def run_attrs(config: Config, code, label: str, comm: MPI.Comm, hosts) -> dict:
-    """Provenance of an MPI run: library, hosts, world size, the resolved config."""
+    """Provenance of an MPI run: library, hosts, world size, the resolved config.
+
+    ``mpi_library`` is the first non-empty line of ``MPI.Get_library_version()``
+    with NULs removed: Open MPI's string ends in a NUL, which HDF5 variable-length
+    string attributes reject, and an implementation may return an empty string.
+    """
+    lines = (line.strip() for line in MPI.Get_library_version().replace("\0", "").splitlines())
+    library = next((line for line in lines if line), "unknown")
     return {**results.provenance("mpi"), "scheme": code.scheme, "config": to_toml(config), "entry": label,
             "seed": config.run.seed, "workers": int(code.workers), "world_size": comm.size,
-            "mpi_library": MPI.Get_library_version().strip().splitlines()[0], "hosts": sorted(set(hosts)),
-            "mpi4py": mpi4py.__version__}
+            "mpi_library": library, "hosts": sorted(set(hosts)), "mpi4py": mpi4py.__version__}
 
 
 def drive_master(master: Master, config: Config, code, label: str, writer) -> tuple:
