@@ -3,6 +3,13 @@
 When a round stops waiting, how its outcome is classified, and how the
 decoded gradient is checked and applied: both backends call these, so they
 agree on every rule of PROTOCOLS §3 (silent failures, deadlines, timeouts).
+
+One definition of a round for both: its clock starts (t = 0) just before the
+first START is sent, with the data and the START payload already built; the
+master listens until the exact decode or the cutoff (:attr:`RoundPolicy.cutoff`),
+whichever is first. A message heard after the cutoff never enters the round's
+decode nor its ``messages`` and ``chunks_done`` (the MPI runtime records it as
+stale; the simulator never sees it).
 """
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mpigc.codes import Combination, Scheme
+from mpigc.codes.base import least_squares_combination
 from mpigc.delays import DelayModel
 
 EXACT, APPROXIMATE, UNDECODABLE = 0, 1, 2
@@ -28,6 +36,16 @@ class RoundPolicy:
     def cutoff(self) -> float:
         """Seconds after the round start at which the master decodes what it has."""
         return min(self.deadline, self.timeout) if self.approx else self.timeout
+
+    def answers_due(self, decided: float) -> float:
+        """Seconds after the round start at which a two-phase round stops waiting for answers.
+
+        The round's timeout, but at least a tenth of it after ``decided``, the
+        moment the instructions went out: with the default timeout that is one
+        nominal worker round, time for a worker in the middle of a chunk to
+        reach its next stop check. Missing answers leave the decode approximate.
+        """
+        return max(self.timeout, decided + 0.1 * self.timeout)
 
     @classmethod
     def for_scheme(cls, code, run, delays: DelayModel, scheme: Scheme) -> "RoundPolicy":
@@ -49,6 +67,23 @@ def status_of(comb: Combination) -> int:
     # not ``coef_error < 1``: rescaled uncoded from fewer than m/2 workers errs by more than 1
     # (PROTOCOLS §3) yet is a real, unbiased estimate
     return APPROXIMATE if comb.used else UNDECODABLE
+
+
+def answered_combination(instructions: dict[int, list[tuple[int, np.ndarray]]], answered, chunks: int,
+                         parts: int) -> Combination:
+    """Least-squares decode (PROTOCOLS §3) from the second-phase answers that arrived.
+
+    Worker w's answer is ``sum over its (chunk, weights) of weights @ parts of
+    g_chunk``, so its coefficient row holds ``weights`` in the chunk's
+    columns. With every answer in, the scheme's own combination is used
+    instead; this one is for a second phase cut short by its deadline.
+    """
+    keys = [(int(w), -1) for w in sorted(answered)]
+    rows = np.zeros((len(keys), chunks * parts))
+    for j, (w, _) in enumerate(keys):
+        for chunk, weights in instructions[w]:
+            rows[j, int(chunk) * parts:(int(chunk) + 1) * parts] += weights
+    return least_squares_combination(rows, keys, chunks, parts)
 
 
 def relative_error(estimate: np.ndarray, truth: np.ndarray) -> float:

@@ -133,6 +133,15 @@ class Decoder(ABC):
         self.keys.append((worker, position))
         return []
 
+    def needs(self, key: MessageKey) -> bool:
+        """Whether an added message not applied in a :class:`Block` may still enter :meth:`combination`.
+
+        False lets a runtime free the message's vector at once (a surplus
+        message). The default keeps every vector: least-squares decoders may
+        weigh any of them.
+        """
+        return True
+
     @property
     @abstractmethod
     def exact(self) -> bool:

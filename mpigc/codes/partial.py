@@ -225,6 +225,11 @@ class _PartialDecoder(Decoder):
                     blocks.append(Block(tuple(keys), weights))
         return blocks
 
+    def needs(self, key: MessageKey) -> bool:
+        # a chunk frozen from its first l messages never weighs another one
+        frozen = self.frozen.get(int(self.scheme.plan.orders[key[0]][key[1]]))
+        return frozen is None or key in frozen[0]
+
     def _chunk_sets(self) -> dict[int, tuple[MessageKey, ...]]:
         """Messages each chunk is decoded from: the frozen first l, else all it has."""
         sets = {chunk: keys for chunk, (keys, *_) in self.frozen.items()}

@@ -17,6 +17,11 @@ from mpi4py import MPI
 
 from mpigc.mpi.protocol import POLL_SLEEP, TAG_RESULT, Kind
 
+#: buffers a worker's pool keeps beyond its posted receive: the steady state
+#: needs one (handed out while the next receive is posted); buffers released
+#: after a burst of held messages are freed instead, so the pools never grow
+POOL_KEEP = 1
+
 
 class Inbox:
     """Receives from workers 0..m−1 (ranks 1..m) into per-worker buffer pools."""
@@ -72,8 +77,15 @@ class Inbox:
                     other(w, buf, count)
 
     def release(self, w: int, buf: np.ndarray) -> None:
-        """Give a buffer (or a view of one) back to worker ``w``'s pool."""
-        self.pools[w].append(buf if buf.base is None else buf.base)
+        """Give a buffer (or a view of one) back to worker ``w``'s pool, or free it if the pool is full."""
+        pool = self.pools[w]
+        if len(pool) < POOL_KEEP:
+            pool.append(buf if buf.base is None else buf.base)
+
+    @property
+    def pooled(self) -> int:
+        """Buffers waiting in the pools (posted receives not counted)."""
+        return sum(len(pool) for pool in self.pools)
 
 
 class Outbox:

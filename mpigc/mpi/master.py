@@ -3,10 +3,23 @@
 One receive is posted per worker at all times, each into a buffer from that
 worker's own pool, and the event loop polls them with ``Testsome`` plus a
 short sleep (``Waitany`` would spin a core that sleeping workers need).
-Every result carries its round: a late one is drained, recorded as stale in
-``events`` and never decoded. Final blocks of the decode are applied as
-their messages arrive, so the critical path after the last useful message
-is one small solve and a few vector updates.
+
+A round is the simulator's (see :mod:`mpigc.engine`): its clock starts just
+before the first START is sent, and the master listens until the exact
+decode or the round's cutoff. Every result carries its round; one of an
+earlier round, or one heard after the cutoff, is drained and recorded as
+stale in ``events``: it never enters a decode and never counts in
+``messages`` or ``chunks_done``. The request transport's second phase stops
+waiting at :meth:`RoundPolicy.answers_due`; missing answers leave a
+least-squares decode of the answers that came.
+
+Memory grows with m, not with the load: final blocks of the decode are
+applied to an accumulator as their messages arrive and each vector goes back
+to its worker's pool once applied; a message the decoder will never weigh
+(``Decoder.needs``) is released at once, as is anything after the exact
+decode. Only vectors a final least-squares combination may still weigh stay
+held (crc, poly, frc and rescaled uncoded: one message per worker; partial at
+l > 1: fewer than l per chunk; nested: each worker's stages).
 """
 from __future__ import annotations
 
@@ -17,8 +30,10 @@ from typing import Callable
 import numpy as np
 from mpi4py import MPI
 
-from mpigc.codes import Scheme
-from mpigc.engine import UNDECODABLE, RoundPolicy, packed_part_length, relative_error, status_of, unpack
+from mpigc.codes import Combination, Scheme
+from mpigc.codes.base import Decoder, MessageKey
+from mpigc.engine import (UNDECODABLE, RoundPolicy, answered_combination, packed_part_length, relative_error,
+                          status_of, unpack)
 from mpigc.mpi.mailbox import Inbox, Outbox
 from mpigc.mpi.protocol import POLL_SLEEP, RESULT_HEADER, TAG_CONTROL, Kind, control
 
@@ -48,113 +63,157 @@ class Master:
         self.model = workload.initial_model()
         self.inbox = Inbox(comm, self.m, RESULT_HEADER + self.part_len)
         self.outbox = Outbox(comm)
+        self.acc = np.zeros((self.parts, self.part_len))  # the decoded gradient, built in place every round
         self.scratch = np.empty(self.part_len)  # one weighted vector, for decoding without temporaries
+        self.held: dict[MessageKey, np.ndarray] = {}  # vectors the decode may still weigh
+        self.applied: set[MessageKey] = set()  # messages already in ``acc``
         self.rows = RoundRows()
 
     def prepare(self) -> None:
-        """With verification, build every chunk before the clock starts."""
+        """Build what rank 0 needs before the clock starts: every chunk with verification, the accumulator's pages."""
         if self.verify:
             self.workload.full_gradient(self.model)
+        self.acc.fill(0.0)
+        self.scratch.fill(0.0)
 
-    def _broadcast(self, kind: Kind, rnd: int, payload: np.ndarray | None = None) -> None:
-        buf = control(kind, rnd, payload)  # one buffer, read by every send
-        for w in range(self.m):
+    def _send_all(self, buf: np.ndarray) -> None:
+        for w in range(self.m):  # one buffer, read by every send
             self.outbox.send(buf, w + 1, TAG_CONTROL)
 
     # -- rounds ------------------------------------------------------------
     def round(self, rnd: int) -> RoundRows:
         """Run round ``rnd`` to its decode; return its rows (and stale traffic seen meanwhile)."""
         self.rows = RoundRows()
-        clock = MPI.Wtime
-        start = clock()
-        self._broadcast(Kind.START, rnd, self.model)
+        start_buf = control(Kind.START, rnd, self.model)  # built off the clock, as the simulator's t = 0
+        start = MPI.Wtime()
+        self._send_all(start_buf)
         decoder = self.scheme.decoder()
-        acc = np.zeros((self.parts, self.part_len))
-        vectors: dict[tuple[int, int], np.ndarray] = {}
-        applied: set[tuple[int, int]] = set()
-        arrivals: dict[tuple[int, int], float] = {}
-        cutoff = start + self.policy.cutoff
-        while not decoder.exact:
-            got = self.inbox.poll()
-            if not got:
-                if clock() >= cutoff:
-                    break
-                time.sleep(POLL_SLEEP)
-                continue
-            now = clock() - start
-            for w, buf, count in got:
-                if int(buf[0]) != Kind.RESULT or int(buf[1]) != rnd:
-                    self._other(w, buf, count, now)
-                    continue
-                key = (w, int(buf[2]))
-                vectors[key] = buf[RESULT_HEADER:count]
-                arrivals[key] = now
-                for block in decoder.add(*key):
-                    self._accumulate(acc, block.weights, block.keys, vectors)
-                    applied.update(block.keys)
-            if clock() >= cutoff:  # a steady stream of messages must not hold the round past its cutoff
-                break
+        self.acc.fill(0.0)
+        self.applied = set()
+        arrivals = self._gather(rnd, start, decoder)
         comb = decoder.combination()
-        answers = self._second_phase(rnd, decoder.instructions(), vectors, start) if self.scheme.two_phase else 0
-        for j, key in enumerate(comb.keys):
-            if key not in applied:
-                self._accumulate(acc, comb.weights[:, j:j + 1], (key,), vectors)
-        grad, decoded_loss = unpack(acc.reshape(-1), self.dim, self.parts)
-        latency = clock() - start
-        self._broadcast(Kind.STOP, rnd)
+        answers: dict[int, float] = {}
+        if self.scheme.two_phase:
+            comb, answers = self._second_phase(rnd, decoder, comb, start)
+        self._complete(comb)
+        grad, decoded_loss = unpack(self.acc.reshape(-1), self.dim, self.parts)
+        latency = MPI.Wtime() - start
+        self._send_all(control(Kind.STOP, rnd))
         status = status_of(comb)
         grad_error, loss = self._check_and_update(grad, decoded_loss, status)
-        heard = {}
+        heard: dict[int, int] = {}
         for w, p in arrivals:
             heard[w] = max(heard.get(w, 0), p + 1)
-        self.rows.rounds.append((rnd, latency, status, len(arrivals) + answers, sum(heard.values()), comb.coef_error,
-                                 grad_error, loss, 0, comb.level, comb.cond))
+        self.rows.rounds.append((rnd, latency, status, len(arrivals) + len(answers), sum(heard.values()),
+                                 comb.coef_error, grad_error, loss, 0, comb.level, comb.cond))
         used = comb.used
+        nbytes = 8 * (RESULT_HEADER + self.part_len)
         for (w, p), t in sorted(arrivals.items(), key=lambda kv: kv[1]):
             chunk = int(self.scheme.plan.orders[w][p]) if len(self.scheme.sends_after(w)) > 1 else -1
-            self.rows.events.append((rnd, -1, w, p, chunk, t, 8 * (RESULT_HEADER + self.part_len), False,
-                                     (w, p) in used))
-        for key, vec in vectors.items():
-            self.inbox.release(key[0], vec)
+            self.rows.events.append((rnd, -1, w, p, chunk, t, nbytes, False, (w, p) in used))
+        for w, t in sorted(answers.items(), key=lambda kv: kv[1]):
+            self.rows.events.append((rnd, -1, w, -1, -1, t, nbytes, False, (w, -1) in used))
         return self.rows
 
-    def _second_phase(self, rnd: int, instructions: dict, vectors: dict, start: float) -> int:
-        """Request transport: send every worker its (chunk, weights), gather one answer each; return their number."""
+    def _gather(self, rnd: int, start: float, decoder: Decoder) -> dict[MessageKey, float]:
+        """Listen until the exact decode or the cutoff; return the arrival time of every message heard in time."""
+        clock = MPI.Wtime
+        cutoff = start + self.policy.cutoff
+        arrivals: dict[MessageKey, float] = {}
+        exact = False
+        while not exact:
+            now = clock()
+            if now >= cutoff:
+                break
+            got = self.inbox.poll()
+            if not got:
+                time.sleep(min(POLL_SLEEP, cutoff - now))  # wake for the cutoff, not a slice after it
+                continue
+            now = clock()
+            for w, buf, count in got:
+                if int(buf[0]) != Kind.RESULT or int(buf[1]) != rnd or now >= cutoff:
+                    self._other(w, buf, count, now - start)  # an earlier round's, or too late for this one
+                    continue
+                key = (w, int(buf[2]))
+                arrivals[key] = now - start
+                if exact or not self.scheme.carries_vectors:
+                    # heard with the decoding message (surplus), or a progress note: no vector to keep
+                    self.inbox.release(w, buf)
+                    if exact:
+                        continue
+                else:
+                    self.held[key] = buf[RESULT_HEADER:count]
+                for block in decoder.add(*key):
+                    self._apply(block.weights, block.keys)
+                if key in self.held and not decoder.needs(key):
+                    self.inbox.release(w, self.held.pop(key))
+                exact = decoder.exact
+        return arrivals
+
+    def _second_phase(self, rnd: int, decoder: Decoder, comb: Combination,
+                      start: float) -> tuple[Combination, dict[int, float]]:
+        """Request transport: send every worker its (chunk, weights), gather one answer each until they are due.
+
+        Returns the combination of the answers that came (the scheme's own when
+        all did) and their arrival times.
+        """
+        instructions = decoder.instructions()
         for w, rows in instructions.items():
             payload = np.concatenate([np.concatenate([[chunk], weights]) for chunk, weights in rows])
             self.outbox.send(control(Kind.INSTRUCT, rnd, payload), w + 1, TAG_CONTROL)
+        clock = MPI.Wtime
+        due = start + self.policy.answers_due(clock() - start)
         waiting = set(instructions)
+        answers: dict[int, float] = {}
         while waiting:
+            now = clock()
+            if now >= due:
+                break
             got = self.inbox.poll()
             if not got:
-                time.sleep(POLL_SLEEP)
+                time.sleep(min(POLL_SLEEP, due - now))
+                continue
+            now = clock()
             for w, buf, count in got:
-                if int(buf[0]) == Kind.ANSWER and int(buf[1]) == rnd:
-                    vectors[(w, -1)] = buf[RESULT_HEADER:count]
+                if int(buf[0]) == Kind.ANSWER and int(buf[1]) == rnd and w in waiting and now < due:
+                    self.held[(w, -1)] = buf[RESULT_HEADER:count]
+                    answers[w] = now - start
                     waiting.discard(w)
-                    self.rows.events.append((rnd, -1, w, -1, -1, MPI.Wtime() - start, 8 * count, False, True))
                 else:
-                    self._other(w, buf, count, MPI.Wtime() - start)
-        return len(instructions)
+                    self._other(w, buf, count, now - start)
+        if waiting:
+            comb = answered_combination(instructions, answers, self.scheme.plan.chunks, self.parts)
+        return comb, answers
 
-    def _accumulate(self, acc: np.ndarray, weights: np.ndarray, keys, vectors: dict) -> None:
-        """``acc += weights @ [vectors[k] for k in keys]`` in place, one vector at a time.
+    def _complete(self, comb: Combination) -> None:
+        """Free the vectors ``comb`` does not weigh, then apply the ones it does that are not yet applied."""
+        needed = set(comb.keys)
+        for key in [k for k in self.held if k not in needed]:
+            self.inbox.release(key[0], self.held.pop(key))
+        rest = [j for j, key in enumerate(comb.keys) if key not in self.applied]
+        if rest:
+            self._apply(comb.weights[:, rest], [comb.keys[j] for j in rest])
+
+    def _apply(self, weights: np.ndarray, keys) -> None:
+        """``acc += weights @ [vectors of keys]`` in place, one vector at a time; each vector is then released.
 
         With d = 270 000 the stacked form allocated and copied 2 MB several
         times per message on rank 0's critical path.
         """
         tmp = self.scratch
         for j, key in enumerate(keys):
-            vec = vectors[key]
-            for r in range(acc.shape[0]):
+            vec = self.held.pop(key)
+            for r in range(self.parts):
                 if weights[r, j] != 0.0:
                     np.multiply(vec, weights[r, j], out=tmp)
-                    acc[r] += tmp
+                    self.acc[r] += tmp
+            self.applied.add(key)
+            self.inbox.release(key[0], vec)
 
     def _other(self, w: int, buf: np.ndarray, count: int, now: float) -> None:
-        """A stale result or a worker's round report: record it, never decode it."""
+        """A stale result or answer, or a worker's round report: record it, never decode it."""
         kind, rnd = int(buf[0]), int(buf[1])
-        if kind == Kind.RESULT:
+        if kind in (Kind.RESULT, Kind.ANSWER):
             p, chunk = int(buf[2]), int(buf[3])
             self.rows.events.append((rnd, -1, w, p, chunk, now, 8 * count, True, False))
         elif kind == Kind.REPORT:
@@ -174,7 +233,7 @@ class Master:
 
     def finish(self, drain: Callable[[RoundRows], None]) -> None:
         """End the run: tell workers, drain every late result and report until each worker's FINAL."""
-        self._broadcast(Kind.END, -1)
+        self._send_all(control(Kind.END, -1))
         self.rows = RoundRows()
         self.inbox.drain(lambda w, buf, count: self._other(w, buf, count, float("nan")))
         self.outbox.wait()
