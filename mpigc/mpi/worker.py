@@ -3,8 +3,17 @@
 One round at a time: wait for START, then for each task compute the real
 chunk gradient, emulate the modelled duration by sleeping in short slices
 (or add the injected delay on top of real compute), and ``Isend`` every
-coded result the moment it exists, from its own buffer. A STOP for the
-round ends the work early. Sends are never cancelled: rank 0 drains them.
+coded result the moment it exists, from its own buffer. Sends are never
+cancelled: rank 0 drains them.
+
+Stopping: the worker checks for a control message (one ``Iprobe``) before
+each chunk, between blocks of a chunk's gradient and between sleep slices.
+A STOP for the round ends its work, so no chunk of a round is started once
+that round's STOP has reached the worker. An INSTRUCT (request transport)
+is answered at once from the chunks computed so far (rank 0 only instructs
+chunks whose progress notes it heard, which were computed before they were
+sent) and also ends the work: the decode is fixed. The blocks are sized in
+:meth:`Worker.prepare` from a timed gradient, to about ``BLOCK_TIME`` each.
 """
 from __future__ import annotations
 
@@ -17,8 +26,23 @@ from mpigc.codes import Scheme
 from mpigc.delays import DelayModel
 from mpigc.engine import pack
 from mpigc.mpi.mailbox import Outbox
-from mpigc.mpi.protocol import (CONTROL_HEADER, POLL_SLEEP, TAG_CONTROL, TAG_RESULT, Kind, idle_sleep, result,
-                                sleep_until)
+from mpigc.mpi.protocol import (BLOCK_TIME, CONTROL_HEADER, POLL_SLEEP, TAG_CONTROL, TAG_RESULT, Kind, idle_sleep,
+                                result, sleep_until)
+
+
+def rows_per_block(seconds_per_row: float, target: float = BLOCK_TIME) -> int | None:
+    """Rows of a gradient block that takes about ``target`` seconds; None if unknown (no blocking).
+
+    Parameters
+    ----------
+    seconds_per_row
+        Measured wall time of a chunk gradient divided by its rows.
+    target
+        Wall time wanted per block: the longest a stop check waits mid-chunk.
+    """
+    if not np.isfinite(seconds_per_row) or seconds_per_row <= 0:
+        return None
+    return max(1, int(target / seconds_per_row))
 
 
 class Worker:
@@ -41,6 +65,9 @@ class Worker:
         self.stash: np.ndarray | None = None  # a control message read while checking for a stop
         self.idle_sleep = idle_sleep(comm.size)  # longest sleep while waiting for START or STOP
         self.grads: dict[int, np.ndarray] = {}  # this round's chunk gradients (kept for answers)
+        self.block_rows: int | None = None  # rows per gradient block between stop checks (set by prepare)
+        self.ended = False  # this round's STOP (or a later control message) has been read
+        self.answered = False  # this round's INSTRUCT has been answered
 
     # -- messages ----------------------------------------------------------
     def _receive_control(self, block: bool) -> np.ndarray | None:
@@ -63,23 +90,32 @@ class Worker:
             time.sleep(POLL_SLEEP)
         return self.control_buf[:count]
 
-    def _stopped(self, rnd: int) -> bool:
-        """Whether rank 0 has ended round ``rnd`` (a later control message is stashed).
+    def _poll(self, rnd: int) -> None:
+        """Read at most one pending control message while round ``rnd`` is open.
 
-        Instructions of the request transport are answered here, from the
-        chunk gradients computed so far, at the worker's next stop check.
+        INSTRUCT for ``rnd`` is answered at once, from the chunk gradients
+        computed so far; STOP for ``rnd`` ends the round; any other message
+        (START or END: rank 0 has moved on) also ends it and is stashed for
+        the main loop.
         """
+        if self.ended:
+            return
         msg = self._receive_control(block=False)
         if msg is None:
-            return False
+            return
         kind, msg_round = int(msg[0]), int(msg[1])
         if kind == Kind.INSTRUCT and msg_round == rnd:
             self._answer(rnd, msg[CONTROL_HEADER:])
-            return False
-        if kind == Kind.STOP and msg_round == rnd:
-            return True
-        self.stash = msg.copy()
-        return True
+            self.answered = True
+            return
+        self.ended = True
+        if not (kind == Kind.STOP and msg_round == rnd):
+            self.stash = msg.copy()
+
+    def _stopped(self, rnd: int) -> bool:
+        """Whether to stop working on round ``rnd``: it ended, or this worker answered its INSTRUCT."""
+        self._poll(rnd)
+        return self.ended or self.answered
 
     def _answer(self, rnd: int, payload: np.ndarray) -> None:
         rows = payload.reshape(-1, 1 + self.scheme.plan.parts)
@@ -91,10 +127,23 @@ class Worker:
         self.outbox.send(buf, 0, TAG_RESULT)
 
     def prepare(self) -> None:
-        """Build this worker's chunks (and warm up the kernels) before the clock starts."""
+        """Build this worker's chunks, warm up the kernels and size the gradient blocks, before the clock starts.
+
+        Each chunk's gradient is timed (wall clock, once its data exist) and
+        the median time per row sets :attr:`block_rows` so that one block
+        takes about ``BLOCK_TIME``. Wall time on purpose: the workers prepare
+        concurrently, as they compute in a round, so sharing cores makes the
+        blocks smaller, not the stop checks rarer. A chunk faster than one
+        block is computed unblocked, exactly as :meth:`chunk_gradient` does.
+        """
         model = self.workload.initial_model()
+        per_row = []
         for chunk in self.order:
+            self.workload.chunk_data(int(chunk))
+            tic = time.perf_counter()
             self.workload.chunk_gradient(model, int(chunk))
+            per_row.append((time.perf_counter() - tic) / self.workload.chunk_rows(int(chunk)))
+        self.block_rows = rows_per_block(float(np.median(per_row))) if per_row else None
 
     # -- loop --------------------------------------------------------------
     def run(self) -> None:
@@ -115,28 +164,42 @@ class Worker:
         busy = injected = overrun = 0.0
         done = 0
         self.grads = {}
+        self.ended = self.answered = False
         failed = bool(self.delays.failed(rnd)[self.w])
         if not failed:
             durations = self.delays.durations(rnd, len(self.order), 1.0 / self.scheme.plan.chunks)[self.w]
             done, busy, injected, overrun = self._work(rnd, model, durations, start, clock)
         # The round ends for this worker when rank 0 says so; only then report,
-        # so a silent worker stays silent while the round is open.
+        # so a silent worker stays silent while the round is open. An INSTRUCT
+        # arriving meanwhile is answered by _poll.
         nap = POLL_SLEEP
-        while not self._stopped(rnd):
+        self._poll(rnd)
+        while not self.ended:
             self.outbox.prune()
             time.sleep(nap)
             nap = min(2 * nap, self.idle_sleep)
+            self._poll(rnd)
         self._send(result(Kind.REPORT, rnd, busy=busy, injected=injected, tasks_done=done, failed=failed,
                           overrun=overrun))
 
     def _work(self, rnd: int, model: np.ndarray, durations: np.ndarray, start: float, clock) -> tuple:
-        grads = self.grads = {}
+        """Compute, pace and send this round's chunks until done or stopped; (done, busy, injected, overrun)."""
+        grads = self.grads
         target = start
         injected = overrun = 0.0
         done = 0
+
+        def stop() -> bool:
+            return self._stopped(rnd)
+
+        # Before each chunk: here for the first, at the end of sleep_until for the others.
+        if stop():
+            return done, clock() - start, injected, overrun
         for position, chunk in enumerate(self.order):
-            grad, loss = self.workload.chunk_gradient(model, int(chunk))
-            grads[int(chunk)] = pack(grad, loss, self.scheme.plan.parts)  # the loss decodes with the gradient
+            out = self.workload.chunk_gradient_blocks(model, int(chunk), self.block_rows, stop)
+            if out is None:  # stopped between blocks
+                return done, clock() - start, injected, overrun
+            grads[int(chunk)] = pack(*out, self.scheme.plan.parts)  # the loss decodes with the gradient
             computed = clock()
             if self.compute == "real":
                 target = computed + max(0.0, durations[position] - self.delays.chunk_time)
@@ -145,7 +208,7 @@ class Worker:
                 target += durations[position]
                 overrun += max(0.0, computed - target)
                 target = max(target, computed)
-            stopped = sleep_until(target, clock, lambda: self._stopped(rnd))
+            stopped = sleep_until(target, clock, stop)
             injected += max(0.0, clock() - computed)
             if stopped:
                 return done, clock() - start, injected, overrun
