@@ -1,18 +1,26 @@
 """MPI runtime of the sequential schemes (PROTOCOLS §4.2): master and worker loops.
 
-Round r: rank 0 plans it with the shared engine and sends each worker a
-START with its slots' (job, kind) pairs and the parameters of each slot's
-model. A worker computes every mini-task's real result (gradient and loss of
-its unit chunks, combined by the scheme's row), sleeps until its modelled
-round time has passed (:func:`~mpigc.sequential_engine.round_times`) and
-sends all slot results in one message. It abandons the round, silently, the
-moment the next control message is waiting. Rank 0 polls with ``Testsome``
-plus a short sleep, one receive posted per worker into that worker's own
-buffer; at (1+μ)·t_min (its own clock) it asks the engine whether the
-unreturned workers may straggle, and either ends the round or waits for all
-(wait-out). Every result carries its round in the header: a late one is
-recorded as stale in ``events`` and never decoded. Sends are never
-cancelled; rank 0 drains everything up to each worker's FINAL.
+Round r: rank 0 plans it with the shared engine, builds each worker's START
+(its slots' (job, kind) pairs and the parameters of each slot's model),
+starts the round clock and sends them. A worker computes every mini-task's
+real result (gradient and loss of its unit chunks, combined by the scheme's
+row), checking between units whether the round is already over, sleeps
+until its modelled round time has passed
+(:func:`~mpigc.sequential_engine.round_times`) and sends all slot results
+in one RESULT, which also carries its statistics for the ``workers`` table.
+
+Rank 0 polls with ``Testsome`` plus a short sleep, one receive posted per
+worker into that worker's own buffer. It applies the engine's rule in the
+engine's order: at (1+μ)·t_min (its own clock) every worker that has not
+returned, or returned after the cutoff, is a straggler, and the engine
+decides whether the round ends there or waits for all (wait-out); only a
+round whose workers all returned before the cutoff ends at its last arrival.
+When the round ends, every worker still out gets STOP(r): it abandons the
+round and sends a REPORT(r) with its statistics, so the ``workers`` table
+holds one row per (round, worker), abandoned rounds included. Every message
+carries its round in the header: a late result is recorded as stale in
+``events`` and never decoded. Sends are never cancelled; rank 0 drains
+everything up to each worker's FINAL.
 """
 from __future__ import annotations
 
@@ -30,8 +38,8 @@ from mpigc.engine import relative_error
 from mpigc.mpi.launch import run_attrs
 from mpigc.mpi.mailbox import Inbox, Outbox
 from mpigc.mpi.protocol import (CONTROL_HEADER, POLL_SLEEP, RESULT_HEADER, TAG_CONTROL, TAG_RESULT, Kind, control,
-                                result, sleep_until)
-from mpigc.sequential_engine import SequentialEngine, round_times
+                                idle_sleep, result, sleep_until)
+from mpigc.sequential_engine import NO_WAIT, SequentialEngine, round_times
 from mpigc.sim import progress_printer
 from mpigc.sim.sequential import rows_of, sequential_stats
 from mpigc.workloads import make_workload
@@ -51,25 +59,73 @@ class SeqWorker:
         self.compute = compute
         self.w = comm.rank - 1
         self.dim = workload.dim
-        self.control = np.empty(CONTROL_HEADER + scheme.slots * (2 + self.dim))
+        self.control_buf = np.empty(CONTROL_HEADER + scheme.slots * (2 + self.dim))
+        self.stash: np.ndarray | None = None  # a control message read while checking for the round's end
+        self.idle_sleep = idle_sleep(comm.size)  # longest sleep while waiting for START
         self.outbox = Outbox(comm)
 
-    def _waiting(self) -> bool:
-        return bool(self.comm.Iprobe(source=0, tag=TAG_CONTROL))
+    def prepare(self) -> None:
+        """Build every unit chunk this worker can be asked for (and warm up the kernels) before the clock starts."""
+        model = self.workload.initial_model()
+        for unit in self.scheme.plan.orders[self.w]:
+            self.workload.chunk_gradient(model, int(unit))
+
+    def _receive_control(self, block: bool) -> np.ndarray | None:
+        """The next control message (a view of the shared buffer), or None if none waits and not ``block``."""
+        if self.stash is not None:
+            msg, self.stash = self.stash, None
+            return msg
+        status = MPI.Status()
+        nap = POLL_SLEEP
+        while not self._probe(status):
+            if not block:
+                return None
+            self.outbox.prune()
+            time.sleep(nap)
+            nap = min(2 * nap, self.idle_sleep)
+        count = status.Get_count(MPI.DOUBLE)
+        # START holds several models and arrives in pieces as rank 0 progresses its
+        # sends: a blocking Recv would spin a core that rank 0 needs to send them.
+        request = self.comm.Irecv([self.control_buf[:count], MPI.DOUBLE], source=0, tag=TAG_CONTROL)
+        while not request.Test():
+            time.sleep(POLL_SLEEP)
+        return self.control_buf[:count]
+
+    def _probe(self, status: MPI.Status) -> bool:
+        """Whether a control message has reached this rank.
+
+        Probed twice: MPICH's ``Iprobe`` that finds nothing runs the progress
+        engine and returns without matching again, so a message that came in
+        during a sleep shows only at the second call (measured: one more
+        unit of a stopped round was started with a single probe).
+        """
+        return bool(self.comm.Iprobe(source=0, tag=TAG_CONTROL, status=status)
+                    or self.comm.Iprobe(source=0, tag=TAG_CONTROL, status=status))
+
+    def _ended(self, rnd: int) -> bool:
+        """Whether round ``rnd`` is over for this worker: rank 0 sent a control message since its START.
+
+        STOP(rnd) is consumed; anything else (START of the next round, END) is
+        stashed for the main loop.
+        """
+        msg = self._receive_control(block=False)
+        if msg is None:
+            return False
+        if not (int(msg[0]) == Kind.STOP and int(msg[1]) == rnd):
+            self.stash = msg.copy()
+        return True
 
     def run(self) -> None:
         """Serve rounds until END; then complete every send and answer FINAL."""
         while True:
-            while not self._waiting():
-                self.outbox.prune()
-                time.sleep(POLL_SLEEP)
-            status = MPI.Status()
-            self.comm.Recv([self.control, MPI.DOUBLE], source=0, tag=TAG_CONTROL, status=status)
-            kind, rnd = int(self.control[0]), int(self.control[1])
+            msg = self._receive_control(block=True)
+            kind, rnd = int(msg[0]), int(msg[1])
             if kind == Kind.END:
                 break
             if kind == Kind.START:
-                self._round(rnd, self.control[CONTROL_HEADER:status.Get_count(MPI.DOUBLE)].copy())
+                # a copy: checks for the round's end receive into the shared buffer
+                self._round(rnd, msg[CONTROL_HEADER:].copy())
+            # a STOP for a round this worker already finished needs nothing
         self.outbox.drain()
         self.comm.Send([result(Kind.FINAL, -1), MPI.DOUBLE], dest=0, tag=TAG_RESULT)
 
@@ -80,27 +136,41 @@ class SeqWorker:
         jobs, kinds = payload[:p].astype(int), payload[p:2 * p].astype(int)
         thetas = payload[2 * p:].reshape(p, self.dim)
         seconds = float(round_times(self.delays, rnd, self.scheme)[self.w])
+        emulated = self.compute != "real"
         out = np.zeros((p, self.dim + 1))
         for q in range(p):
             if jobs[q] < 0:
                 continue
             row = self.scheme.row(self.w, int(kinds[q]))
             for u in np.flatnonzero(row):
+                # never start a unit of a round rank 0 has closed (slow units, a busy core)
+                if self._ended(rnd):
+                    now = clock()
+                    self._report(rnd, now - start, 0.0, max(0.0, now - start - seconds) if emulated else 0.0)
+                    return
                 grad, loss = self.workload.chunk_gradient(thetas[q], int(u))
                 out[q, :-1] += row[u] * grad
                 out[q, -1] += row[u] * loss
         computed = clock()
-        if self.compute == "real":
-            nominal = float(self.scheme.sizes.sum()) * self.delays.chunk_time
-            target = computed + max(0.0, seconds - nominal)
-        else:
+        if emulated:
             target = max(start + seconds, computed)
-        overrun = max(0.0, computed - (start + seconds))
-        if sleep_until(target, clock, self._waiting):
-            return  # the round is over for us: a straggler's result is never sent
-        buf = result(Kind.RESULT, rnd, busy=clock() - start, injected=max(0.0, clock() - computed),
+            overrun = max(0.0, computed - (start + seconds))
+        else:
+            nominal = float(self.scheme.sizes.sum()) * self.delays.chunk_time
+            target, overrun = computed + max(0.0, seconds - nominal), 0.0
+        if sleep_until(target, clock, lambda: self._ended(rnd)):
+            # a straggler: its result is never sent, only its statistics
+            now = clock()
+            self._report(rnd, now - start, now - computed, overrun)
+            return
+        now = clock()
+        buf = result(Kind.RESULT, rnd, busy=now - start, injected=max(0.0, now - computed),
                      tasks_done=int((jobs >= 0).sum()), overrun=overrun, vector=out.reshape(-1))
         self.outbox.send(buf, 0, TAG_RESULT)
+
+    def _report(self, rnd: int, busy: float, injected: float, overrun: float) -> None:
+        """REPORT(rnd) of an abandoned round: no mini-task finished."""
+        self.outbox.send(result(Kind.REPORT, rnd, busy=busy, injected=injected, overrun=overrun), 0, TAG_RESULT)
 
 
 class SeqMaster:
@@ -120,50 +190,73 @@ class SeqMaster:
         self.events: list[tuple] = []
         self.workers: list[tuple] = []
 
+    def prepare(self) -> None:
+        """With verification, build every unit chunk before the clock starts."""
+        if self.verify:
+            self.workload.full_gradient(self.models[0])
+
     def _send(self, w: int, buf: np.ndarray) -> None:
         self.outbox.send(buf, w + 1, TAG_CONTROL)
 
-    def _stale(self, w: int, buf: np.ndarray, count: int, now: float) -> None:
-        self.events.append((int(buf[1]), -1, w, -1, -1, now, 8 * count, True, False))
+    def _worker_row(self, w: int, buf: np.ndarray) -> None:
+        """The ``workers`` row a RESULT or REPORT carries: one per (round, worker)."""
+        busy, injected, done, failed, overrun = buf[4:RESULT_HEADER]
+        self.workers.append((int(buf[1]), w, busy, injected, int(done), bool(failed), overrun))
+
+    def _other(self, w: int, buf: np.ndarray, count: int, now: float) -> None:
+        """A stale result or a straggler's REPORT: record it, never decode it."""
+        kind = int(buf[0])
+        if kind == Kind.RESULT:
+            self.events.append((int(buf[1]), -1, w, -1, -1, now, 8 * count, True, False))
+        if kind in (Kind.RESULT, Kind.REPORT):
+            self._worker_row(w, buf)
         self.inbox.release(w, buf)
 
     def round(self, r: int) -> tuple:
-        """Run round r; return (closed round, duration, arrivals)."""
+        """Run round r; return (closed round, duration)."""
         engine = self.engine
         jobs, kinds = engine.plan(r)
         if r < engine.jobs:
             self.theta[r] = self.models[r % len(self.models)].copy()
+        starts = [control(Kind.START, r, slot_payload(jobs[w], kinds[w], [self.theta.get(int(t)) for t in jobs[w]],
+                                                      self.dim)) for w in range(self.m)]
+        clock = MPI.Wtime
+        start = clock()  # as the single-round master: just before the first START leaves
         for w in range(self.m):
-            thetas = [self.theta.get(int(t)) for t in jobs[w]]
-            self._send(w, control(Kind.START, r, slot_payload(jobs[w], kinds[w], thetas, self.dim)))
-        start = MPI.Wtime()
+            self._send(w, starts[w])
+        del starts  # the outbox keeps each buffer until its send completes
         arrived: dict[int, tuple[float, np.ndarray]] = {}
         cut, waitout = np.inf, None
+        strag = np.zeros(self.m, dtype=bool)
         while True:
             got = self.inbox.poll()
-            now = MPI.Wtime() - start
+            now = clock() - start
             for w, buf, count in got:
                 if int(buf[0]) != Kind.RESULT or int(buf[1]) != r:
-                    self._stale(w, buf, count, now)
+                    self._other(w, buf, count, now)
                     continue
                 arrived[w] = (now, buf[RESULT_HEADER:count].reshape(self.p, self.dim + 1).copy())
-                busy, injected, done, _, overrun = buf[4:RESULT_HEADER]
-                self.workers.append((r, w, busy, injected, int(done), False, overrun))
+                self._worker_row(w, buf)
                 self.inbox.release(w, buf)
                 if len(arrived) == 1:
                     cut = engine.cutoff(now)
-            if len(arrived) == self.m:
-                strag = np.zeros(self.m, dtype=bool)
-                waitout = waitout or 0
-                break
+            # The cutoff before "all arrived", in the engine's order: a result that
+            # arrives after (1+μ)·t_min is a straggler's even if it was the last one.
             if waitout is None and not self.scheme.waits_for_all and now >= cut:
                 strag = np.array([w not in arrived or arrived[w][0] > cut for w in range(self.m)])
                 waitout = engine.verdict(r, strag)
-                if waitout == 0:
+                if waitout == NO_WAIT:
                     break
+            if len(arrived) == self.m:
+                break
             if not got:
                 time.sleep(POLL_SLEEP)
-        duration = MPI.Wtime() - start
+        duration = clock() - start
+        for w in range(self.m):
+            if w not in arrived:  # a straggler still at work: it stops and sends its REPORT(r)
+                self._send(w, control(Kind.STOP, r))
+        if waitout is None:  # every worker returned before the cutoff (or the scheme waits for all)
+            waitout = NO_WAIT
         closed = engine.commit(r, strag, waitout)
         for w, (t, vec) in arrived.items():
             used = not closed.strag[w]
@@ -201,7 +294,7 @@ class SeqMaster:
         """Tell workers the run is over; drain late results until every FINAL; complete sends."""
         for w in range(self.m):
             self._send(w, control(Kind.END, -1))
-        self.inbox.drain(lambda w, buf, count: self._stale(w, buf, count, float("nan")))
+        self.inbox.drain(lambda w, buf, count: self._other(w, buf, count, float("nan")))
         self.outbox.wait()
 
 
@@ -214,6 +307,7 @@ def run_sequential_entry(comm: MPI.Comm, config: Config, code, file, name: str |
     workload = make_workload(config.workload, scheme.units, config.run.seed, check=False)
     if comm.rank != 0:
         worker = SeqWorker(comm, scheme, delays, workload, config.delays.compute)
+        worker.prepare()
         comm.Barrier()
         worker.run()
         return None
@@ -229,12 +323,14 @@ def run_sequential_entry(comm: MPI.Comm, config: Config, code, file, name: str |
         writer = file.new_run(label, attrs, tables)
         label = writer.name
     master = SeqMaster(comm, engine, workload, models, config.run.verify)
-    comm.Barrier()
+    master.prepare()
+    comm.Barrier()  # every rank has built its data: round 0 measures the scheme, not start-up
     print(f"running {label} ({code.scheme}, {m} workers, {config.run.rounds} jobs, T_seq = {scheme.T})",
           file=sys.stderr, flush=True)
     progress = progress_printer(label, engine.rounds)
     rounds, jobs, clock = [], [], 0.0
     pending: tuple[list, list] = ([], [])
+    cpu0, wall0 = time.process_time(), time.perf_counter()  # rank 0's own cost and loop time, as single-round runs
     for r in range(engine.rounds):
         closed, duration = master.round(r)
         clock += duration  # the run clock counts rounds only, not the bookkeeping between them
@@ -247,11 +343,13 @@ def run_sequential_entry(comm: MPI.Comm, config: Config, code, file, name: str |
             _append(writer, tables, pending, master)
         progress(r + 1)
     master.finish()
+    master_cpu, master_wall = time.process_time() - cpu0, time.perf_counter() - wall0
     rounds_arr = np.array(rounds, dtype=results.ROUNDS_DTYPE)
     stats = sequential_stats(rounds_arr, np.array(jobs, dtype=results.JOBS_DTYPE))
     if writer is not None:
         _append(writer, tables, pending, master)
-        writer.set_attrs(**{f"summary_{k}": v for k, v in stats.items()})
+        writer.set_attrs(**{f"summary_{k}": v for k, v in stats.items()},
+                         master_cpu_s=master_cpu, master_wall_s=master_wall)
         writer.flush()
     return (label, code.scheme, stats)
 
