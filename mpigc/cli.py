@@ -105,13 +105,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """Run ``mpigc simulate``."""
-    from mpigc import report
+    """Run ``mpigc simulate``.
+
+    Everything :func:`mpigc.preflight.check_run` can find is bad input
+    before the first entry runs. SIGTERM/SIGINT end it with 128 + signal
+    number, the runs written so far kept and the running one marked
+    ``interrupted``.
+    """
+    from mpigc import interrupts, report, results
     from mpigc.config import load_config
+    from mpigc.preflight import check_run
     from mpigc.sim.driver import simulate
 
     config = load_config(args.config, args.overrides, backend="sim")
-    rows = simulate(config, args.out, args.name)
+    check_run(config, backend="sim", name=args.name, out=args.out or None)
+    before = results.run_names(args.out) if args.out else []
+    previous = interrupts.install()
+    try:
+        rows = simulate(config, args.out, args.name)
+    except interrupts.Interrupted as stop:
+        marked = results.mark_interrupted(args.out, stop.name, before) if args.out else None
+        note = f"; runs written so far are in {args.out}" + (f" ({marked} marked interrupted)" if marked else "") \
+            if args.out else ""
+        print(f"mpigc: {stop}{note}", file=sys.stderr)
+        return stop.exit_code
+    finally:
+        interrupts.restore(previous)
     print(report.summary_table(rows))
     if args.out:
         print(f"# wrote {len(rows)} run(s) to {args.out}")
@@ -119,12 +138,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Run ``mpigc validate``."""
+    """Run ``mpigc validate`` (the simulator's checks, every entry and its name included)."""
     from mpigc.config import describe_keys, load_config, to_toml
-    from mpigc.sim.driver import plan_entries, workers_of
+    from mpigc.preflight import check_run
 
     config = load_config(args.config, args.overrides, backend="sim")
-    plan_entries(config, workers_of(config))
+    check_run(config, backend="sim")
     print(to_toml(config))
     if args.keys:
         print(describe_keys())
@@ -154,7 +173,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                   for run in runs if "rounds" in run.tables]
         csv.writer(sys.stdout, lineterminator="\n").writerows(report.round_rows(tables))
         return 0
-    rows = [(run.name, str(run.attrs.get("scheme", "?")), report.summarize(run.tables["rounds"]))
+    rows = [(run.name, str(run.attrs.get("scheme", "?")), _run_stats(run))
             for run in runs if "rounds" in run.tables]       # runs holding only attributes are skipped
     if args.csv:
         import csv
@@ -165,6 +184,17 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(report.provenance_header({k: first.get(k) for k in ("mpigc_version", "created", "host", "backend")}))
         print(report.summary_table(rows))
     return 0
+
+
+def _run_stats(run) -> dict:
+    """A stored run's summary: its rounds' statistics, loop time per round, and ``interrupted``."""
+    from mpigc import report
+
+    stats = report.summarize(run.tables["rounds"])
+    stats["loop"] = report.loop_time(run.attrs, int(stats["rounds"]))
+    if run.attrs.get("interrupted"):
+        stats["interrupted"] = str(run.attrs["interrupted"])
+    return stats
 
 
 def cmd_schemes(args: argparse.Namespace) -> int:

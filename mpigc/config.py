@@ -31,6 +31,7 @@ class RunConfig:
     verify: bool = False
     round_timeout: float | None = None
     flush_every: int | None = None
+    flush_seconds: float = 1.0
     detail: str | None = None
 
 
@@ -129,6 +130,8 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("round_timeout", "float", "seconds before a round ends undecoded; auto = 10*load*chunk_time",
              lo=0, lo_open=True, finite=False),
         _Key("flush_every", "int", "rounds buffered per HDF5 write; auto = 1 (run) or 1000 (simulate)", lo=1),
+        _Key("flush_seconds", "float", "run only: write to the file at most this often (s of wall time; 0 = at "
+             "every flush_every); what is buffered is written at the end and on SIGTERM/SIGINT", lo=0),
         _Key("detail", "str", "what to record; auto = full (run) or rounds (simulate)",
              choices=("rounds", "workers", "full")),
     )),

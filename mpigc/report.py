@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-COLUMNS = ("run", "scheme", "rounds", "mean_ms", "median_ms", "p95_ms", "exact_%",
+COLUMNS = ("run", "scheme", "rounds", "mean_ms", "median_ms", "p95_ms", "loop_ms", "exact_%",
            "coef_error", "grad_error", "speedup")
 _LEFT = {"run", "scheme"}          # text columns, left-aligned; numbers are right-aligned
 _LABELS = {"created": "date", "mpi_library": "mpi library", "mpigc_version": "mpigc"}
@@ -65,11 +65,26 @@ def _speedups(rows: Sequence[tuple[str, str, dict]]) -> list[float]:
     return out
 
 
+def loop_time(attrs: dict, rounds: int) -> float:
+    """Loop time per round (s) of a stored run: ``master_wall_s`` / rounds; NaN without it.
+
+    Only MPI runs record ``master_wall_s`` (rank 0's wall time of the round
+    loop); the simulator's virtual time has no loop time.
+    """
+    wall = attrs.get("master_wall_s")
+    try:
+        wall = float(wall)
+    except (TypeError, ValueError):
+        return math.nan
+    return wall / rounds if rounds > 0 and math.isfinite(wall) else math.nan
+
+
 def _cells(name: str, scheme: str, s: dict, speedup: float) -> list[str]:
     """Format one table row's cells."""
     return [
         name, scheme, str(int(s["rounds"])),
         f"{s['mean'] * 1e3:.3f}", f"{s['median'] * 1e3:.3f}", f"{s['p95'] * 1e3:.3f}",
+        f"{s.get('loop', math.nan) * 1e3:.3f}",
         f"{s['exact'] * 100:.1f}", f"{s['coef_error']:.3e}", f"{s['grad_error']:.3e}",
         f"{speedup:.2f}",
     ]
@@ -82,13 +97,17 @@ def summary_table(rows: list[tuple[str, str, dict]]) -> str:
     ----------
     rows : list of (run name, scheme, summarize() dict)
         The first row is the baseline of the ``speedup`` column (its mean
-        latency divided by each row's mean; the first row is 1.00).
+        latency divided by each row's mean; the first row is 1.00). Optional
+        keys: ``loop`` (loop time per round, s; NaN if absent) and
+        ``interrupted`` (a signal's name: the run was stopped early).
 
     Returns
     -------
     str
-        Header line and one line per run, without a trailing newline. Latencies
-        are in ms, ``exact_%`` in percent, errors in scientific notation.
+        Header line and one line per run, then one ``# NAME: interrupted by
+        SIGTERM ...`` line per interrupted run, without a trailing newline.
+        Latencies and ``loop_ms`` are in ms, ``exact_%`` in percent, errors in
+        scientific notation.
     """
     body = [_cells(n, sch, s, sp) for (n, sch, s), sp in zip(rows, _speedups(rows))]
     table = [list(COLUMNS), *body]
@@ -98,6 +117,8 @@ def summary_table(rows: list[tuple[str, str, dict]]) -> str:
         cells = [c.ljust(w) if col in _LEFT else c.rjust(w)
                  for c, w, col in zip(r, widths, COLUMNS)]
         lines.append("  ".join(cells).rstrip())
+    lines += [f"# {name}: interrupted by {s['interrupted']} after {int(s['rounds'])} round(s)"
+              for name, _, s in rows if s.get("interrupted")]
     return "\n".join(lines)
 
 
@@ -107,16 +128,17 @@ def csv_rows(rows: list[tuple[str, str, dict]]) -> list[list[str]]:
     Parameters
     ----------
     rows : list of (run name, scheme, summarize() dict)
-        As for ``summary_table``.
+        As for ``summary_table``. ``loop_s`` and ``interrupted`` come last, so
+        columns read by position before them keep their place.
     """
     header = ["run", "scheme", "rounds", "mean_s", "median_s", "p95_s", "exact",
-              "coef_error", "grad_error", "speedup"]
+              "coef_error", "grad_error", "speedup", "loop_s", "interrupted"]
     out = [header]
     for (name, scheme, s), sp in zip(rows, _speedups(rows)):
         out.append([name, scheme, str(int(s["rounds"]))]
                    + [repr(float(s[k])) for k in ("mean", "median", "p95", "exact",
                                                   "coef_error", "grad_error")]
-                   + [repr(float(sp))])
+                   + [repr(float(sp)), repr(float(s.get("loop", math.nan))), str(s.get("interrupted") or "")])
     return out
 
 

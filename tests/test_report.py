@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from mpigc.report import COLUMNS, csv_rows, provenance_header, summarize, summary_table
+from mpigc.report import COLUMNS, csv_rows, loop_time, provenance_header, summarize, summary_table
 from mpigc.results import ROUNDS_DTYPE  # the real layout, not a copy that could drift
 
 
@@ -69,8 +69,9 @@ def test_summary_table_speedup_and_alignment() -> None:
     base, part = (line.split() for line in lines[1:])
     assert base[-1] == "1.00" and part[-1] == "2.00"
     assert base[3] == "20.000" and part[3] == "10.000"        # mean_ms
-    assert base[6] == "100.0"                                  # exact_%
-    assert base[7] == "1.000e-03" and part[8] == "2.000e-09" and base[8] == "nan"
+    assert base[6] == "nan"                                    # loop_ms: none given
+    assert base[7] == "100.0"                                  # exact_%
+    assert base[8] == "1.000e-03" and part[9] == "2.000e-09" and base[9] == "nan"
     # numbers end, text starts, at the same offset on every line
     spans = [[m.span() for m in re.finditer(r"\S+", line)] for line in lines]
     for i, col in enumerate(COLUMNS):
@@ -89,7 +90,21 @@ def test_csv_rows() -> None:
     rows = csv_rows([("a", "x", summarize(make_rounds([2.0]))),
                      ("b", "y", summarize(make_rounds([0.5])))])
     assert rows[0][0] == "run" and len(rows) == 3
-    assert rows[2][-1] == "4.0" and rows[1][3] == "2.0"
+    assert rows[2][rows[0].index("speedup")] == "4.0" and rows[1][3] == "2.0"
+    assert rows[0][-2:] == ["loop_s", "interrupted"] and rows[1][-2:] == ["nan", ""]
+
+
+def test_loop_time_and_interrupted_runs() -> None:
+    done = {**summarize(make_rounds([0.002, 0.004])), "loop": 0.005}
+    cut = {**summarize(make_rounds([0.002])), "loop": 0.0045, "interrupted": "SIGTERM"}
+    lines = summary_table([("a", "crc", done), ("b", "crc", cut)]).splitlines()
+    assert lines[0].split()[6] == "loop_ms"
+    assert lines[1].split()[6] == "5.000" and lines[2].split()[6] == "4.500"
+    assert lines[3:] == ["# b: interrupted by SIGTERM after 1 round(s)"]
+    rows = csv_rows([("a", "crc", done), ("b", "crc", cut)])
+    assert rows[1][-2:] == ["0.005", ""] and rows[2][-2:] == ["0.0045", "SIGTERM"]
+    assert loop_time({"master_wall_s": 0.75}, 100) == 0.0075
+    assert math.isnan(loop_time({}, 100)) and math.isnan(loop_time({"master_wall_s": 1.0}, 0))
 
 
 def test_provenance_header() -> None:

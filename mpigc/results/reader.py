@@ -50,6 +50,22 @@ def read_runs(path: str | os.PathLike, names: Sequence[str] | None = None) -> li
     return out
 
 
+def run_names(path: str | os.PathLike) -> list[str]:
+    """Names of the runs in a result file, in creation order; [] if the file does not exist.
+
+    Raises
+    ------
+    InputError
+        Keyed by the file name if it exists but is not a readable mpigc result file.
+    """
+    if not os.path.exists(os.fspath(path)):
+        return []
+    with _open_read(path) as f:
+        if not _is_ours(f):
+            raise InputError(os.fspath(path), "not an mpigc result file (no /runs group)")
+        return list(f["runs"]) if "runs" in f else []
+
+
 def read_matrix(path: str | os.PathLike, dataset: str) -> np.ndarray:
     """Read a whole dataset (e.g. ``X``, ``y`` or a trace) from an HDF5 file.
 

@@ -1,0 +1,70 @@
+"""Checks of everything a run can get wrong before it starts: ``run`` and ``simulate`` alike.
+
+A bad name in the third entry of a scheme list, or too few samples for the
+second entry's chunks, must not be found after the first entry has run
+(and written half a file, or, under MPI, aborted every rank with a
+traceback). :func:`check_run` builds what the run will build, entry by
+entry, with exactly the sizes it will use, and raises :class:`InputError`
+on the first problem. No MPI and no output here: the MPI launcher calls it
+on rank 0 and broadcasts the verdict.
+"""
+from __future__ import annotations
+
+import os
+
+from mpigc import results
+from mpigc.codes.sequential import is_sequential
+from mpigc.config import Config
+from mpigc.delays import DelayModel
+from mpigc.sim.driver import Entry, plan_entries, workers_of
+from mpigc.workloads import gradient_dim, make_workload
+
+
+def run_label(entry: Entry, name: str | None, entries: int) -> str:
+    """The run name an entry is stored under (before ``-2``, ``-3``... for taken names)."""
+    return name if (name and entries == 1) else entry.label
+
+
+def check_run(config: Config, *, backend: str, name: str | None = None,
+              out: str | os.PathLike | None = None) -> list[Entry]:
+    """Check a resolved config for ``run`` (``backend="mpi"``) or ``simulate`` (``"sim"``).
+
+    Builds every scheme entry, checks the straggler model covers the rounds,
+    builds each entry's workload for the chunks it will use (the plan's
+    chunks, or a sequential scheme's units) where the backend builds one
+    (always under MPI; with ``run.verify`` in the simulator), checks every
+    run name and that ``out`` can be written.
+
+    Returns
+    -------
+    list of Entry
+        The planned entries, in config order.
+
+    Raises
+    ------
+    InputError
+        Naming the key (or ``--name``, ``--out``) and the problem.
+    """
+    m = workers_of(config)
+    delays = DelayModel(config.delays, config.run.seed, m)
+    delays.check_rounds(config.run.rounds)
+    entries = plan_entries(config, m, delays)
+    if name is not None:
+        results.check_run_name(name, "--name")
+    for entry in entries:
+        key = "--name" if (name and len(entries) == 1) else ("code.name" if entry.code.name else "code.scheme")
+        results.check_run_name(run_label(entry, name, len(entries)), key)
+    sequential = is_sequential(config)
+    if backend == "mpi" or config.run.verify:
+        built: set[int] = set()
+        for entry in entries:
+            chunks = int(entry.scheme.units if sequential else entry.scheme.plan.chunks)
+            if chunks not in built:
+                # a user dataset is scanned for non-finite values once, by the first build
+                make_workload(config.workload, chunks, config.run.seed, check=not built)
+                built.add(chunks)
+    else:
+        gradient_dim(config.workload)  # opens a user dataset: a missing file is bad input now
+    if out is not None:
+        results.check_writable(out)
+    return entries
