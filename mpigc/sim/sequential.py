@@ -104,7 +104,8 @@ def simulate_entry(entry: SeqEntry, config: Config, delays: DelayModel, writer=N
         if config.run.detail in ("workers", "full"):
             busy = np.minimum(times, closed.duration)
             done = (engine.state.jobs[r] >= 0).sum(axis=1)
-            workers += [(r, w, busy[w], times[w], int(done[w]) if not closed.strag[w] else 0, False, 0.0)
+            # injected = busy, as the single-round simulator: every modelled second is injected
+            workers += [(r, w, busy[w], busy[w], int(done[w]) if not closed.strag[w] else 0, False, 0.0)
                         for w in range(scheme.m)]
     out_rounds = np.array(rounds, dtype=results.ROUNDS_DTYPE)
     out_jobs = np.array(jobs, dtype=results.JOBS_DTYPE)
