@@ -34,6 +34,8 @@ class Inbox:
         self.requests = [self._post(w) for w in range(workers)]
         self.statuses = [MPI.Status() for _ in range(workers)]  # reused by every poll
         self.finals = 0
+        self.lent = 0  # buffers handed out by poll and not yet released
+        self.peak_lent = 0  # the most ever lent at once: rank 0's message memory beyond its m posted buffers
 
     def _post(self, w: int) -> MPI.Request:
         return self.comm.Irecv([self.buffers[w], MPI.DOUBLE], source=w + 1, tag=TAG_RESULT)
@@ -58,9 +60,11 @@ class Inbox:
                 self.finals += 1
                 self.requests[w] = MPI.REQUEST_NULL
                 continue
+            self.lent += 1
             pool = self.pools[w]
             self.buffers[w] = pool.pop() if pool else np.empty(self.size)
             self.requests[w] = self._post(w)
+        self.peak_lent = max(self.peak_lent, self.lent)
         return out
 
     def drain(self, other: Callable[[int, np.ndarray, int], None]) -> None:
@@ -78,6 +82,7 @@ class Inbox:
 
     def release(self, w: int, buf: np.ndarray) -> None:
         """Give a buffer (or a view of one) back to worker ``w``'s pool, or free it if the pool is full."""
+        self.lent -= 1
         pool = self.pools[w]
         if len(pool) < POOL_KEEP:
             pool.append(buf if buf.base is None else buf.base)

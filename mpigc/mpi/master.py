@@ -67,6 +67,7 @@ class Master:
         self.scratch = np.empty(self.part_len)  # one weighted vector, for decoding without temporaries
         self.held: dict[MessageKey, np.ndarray] = {}  # vectors the decode may still weigh
         self.applied: set[MessageKey] = set()  # messages already in ``acc``
+        self.peak_held = 0  # the most vectors ever kept between messages (tests and benchmarks read it)
         self.rows = RoundRows()
 
     def prepare(self) -> None:
@@ -147,6 +148,7 @@ class Master:
                     self._apply(block.weights, block.keys)
                 if key in self.held and not decoder.needs(key):
                     self.inbox.release(w, self.held.pop(key))
+                self.peak_held = max(self.peak_held, len(self.held))
                 exact = decoder.exact
         return arrivals
 
@@ -179,6 +181,7 @@ class Master:
                     self.held[(w, -1)] = buf[RESULT_HEADER:count]
                     answers[w] = now - start
                     waiting.discard(w)
+                    self.peak_held = max(self.peak_held, len(self.held))
                 else:
                     self._other(w, buf, count, now - start)
         if waiting:
