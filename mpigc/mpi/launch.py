@@ -64,16 +64,29 @@ def install_abort_handler(comm: MPI.Comm) -> None:
         if issubclass(kind, interrupts.Interrupted):
             sys.stderr.write(f"mpigc: rank {rank} {value}\n")
             sys.stderr.flush()
-            MPI.COMM_WORLD.Abort(value.exit_code)
+            _abort(value.exit_code)
         # The summary line goes first and everything is flushed, with a moment for
         # mpiexec to forward it: Abort kills the job before it drains our output.
         sys.stderr.write(f"mpigc: rank {rank} failed; aborting the job ({kind.__name__}: {value})\n")
         traceback.print_exception(kind, value, tb, file=sys.stderr)
         sys.stderr.flush()
         time.sleep(0.5)
-        MPI.COMM_WORLD.Abort(1)
+        _abort(1)
 
     sys.excepthook = abort
+
+
+def _abort(code: int) -> None:
+    """End the whole job with ``code``; never returns.
+
+    ``MPI_Abort`` can return when ``mpiexec`` is already going down (it got
+    the signal too and closed the process manager's connection): then this
+    process leaves on its own.
+    """
+    try:
+        MPI.COMM_WORLD.Abort(code)
+    finally:
+        os._exit(code)
 
 
 def _checked_config(comm: MPI.Comm, args: argparse.Namespace) -> Config | None:
@@ -169,7 +182,7 @@ def _end_interrupted(world: MPI.Comm, stop: interrupts.Interrupted, job: _Job) -
         sys.stdout.flush()
         sys.stderr.write(f"mpigc: {stop}{note}; ending the job (exit {stop.exit_code})\n")
         sys.stderr.flush()
-        MPI.COMM_WORLD.Abort(stop.exit_code)
+        _abort(stop.exit_code)
 
 
 def run_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, hosts) -> tuple | None:

@@ -1,0 +1,145 @@
+"""SIGTERM mid-run, as SLURM sends it at a time limit or on ``scancel``.
+
+Serial tests: each starts ``mpiexec -n 4 python -m mpigc run`` in its own
+session (``MPIEXEC_TIMEOUT`` and a subprocess timeout as outer limits),
+waits until rounds are running, sends SIGTERM either to ``mpiexec`` (which
+forwards it to every rank) or straight to every rank, and checks: the job
+ends within 10 s with a non-zero code, every round finished before the
+signal is in the file, and the run carries ``interrupted = "SIGTERM"``,
+which ``mpigc info`` shows. Skipped without ``mpiexec`` or inside an MPI job.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mpigc.results import read_runs
+from test_mpi_launch import IN_MPI_JOB, MPIEXEC, _command, _env
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found next to python or on PATH"),
+    pytest.mark.skipif(IN_MPI_JOB, reason="launches its own mpiexec: run serially, not under mpiexec"),
+]
+
+# d = 100 000: results are rendezvous sends, so pending sends are in flight when the signal comes
+RUN = ["-m", "mpigc", "run", "--set", "run.rounds=100000", "--set", 'code.scheme="crc"', "--set", "code.load=2",
+       "--set", "workload.features=100000", "--set", "workload.samples=60", "--set", "delays.chunk_time=0.01"]
+PROGRESS = re.compile(r"crc: (\d+)/100000 rounds")
+
+
+def _ranks(root: int) -> list[int]:
+    """Pids of the job's Python ranks: descendants of ``mpiexec`` running mpigc (Hydra gives each its own session)."""
+    parent, cmd = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        cmd[int(entry.name)] = cmdline
+    family, grew = {root}, True
+    while grew:
+        more = {pid for pid, pp in parent.items() if pp in family} - family
+        family |= more
+        grew = bool(more)
+    return [pid for pid in family if pid != root and b"mpigc" in cmd[pid]
+            and not any(b"mpiexec" in c or b"hydra" in c for c in cmd[pid])]
+
+
+def _interrupt(tmp_path: Path, target: str, extra: list[str]) -> tuple[subprocess.Popen, float, int, str]:
+    """Start the job, wait for progress, SIGTERM ``target``; return (proc, seconds to exit, rounds seen, stderr)."""
+    out = tmp_path / "r.h5"
+    err_path = tmp_path / "stderr.txt"
+    with open(err_path, "w") as err, open(tmp_path / "stdout.txt", "w") as stdout:
+        proc = subprocess.Popen(_command(4, *RUN, *extra, "--out", str(out)), stdout=stdout, stderr=err,
+                                cwd=tmp_path, env=_env(), start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            seen = 0
+            while seen < 20 and time.monotonic() < deadline:  # progress lines come about once a second
+                assert proc.poll() is None, err_path.read_text()[-2000:]
+                seen = max([int(k) for k in PROGRESS.findall(err_path.read_text())] or [0])
+                time.sleep(0.05)
+            assert seen >= 20, "the run did not get going within 60 s: " + err_path.read_text()[-2000:]
+            if target == "mpiexec":
+                os.kill(proc.pid, signal.SIGTERM)
+            else:
+                ranks = _ranks(proc.pid)
+                assert len(ranks) == 4, ranks
+                for pid in ranks:
+                    os.kill(pid, signal.SIGTERM)
+            start = time.monotonic()
+            try:
+                proc.wait(timeout=30)
+            finally:
+                seconds = time.monotonic() - start
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    return proc, seconds, seen, err_path.read_text()
+
+
+def _check_file(out: Path, seen: int) -> np.ndarray:
+    (run,) = read_runs(out)
+    assert run.attrs["interrupted"] == "SIGTERM"
+    rounds = run.tables["rounds"]
+    assert rounds.size >= seen, f"{rounds.size} rounds written, {seen} were done before the signal"
+    assert np.array_equal(rounds["round"], np.arange(rounds.size))
+    assert np.all(np.isfinite(rounds["latency"]) & (rounds["latency"] > 0))
+    assert run.attrs["summary_rounds"] == rounds.size and run.attrs["master_wall_s"] > 0
+    info = subprocess.run([sys.executable, "-m", "mpigc", "info", str(out)], capture_output=True, text=True,
+                          timeout=60)
+    assert info.returncode == 0, info.stderr
+    assert f"# crc: interrupted by SIGTERM after {rounds.size} round(s)" in info.stdout, info.stdout
+    return rounds
+
+
+def test_sigterm_to_mpiexec_writes_every_finished_round(tmp_path):
+    # nothing reaches the file by time before the signal: every round in it was written on SIGTERM
+    proc, seconds, seen, err = _interrupt(tmp_path, "mpiexec", ["--set", "run.flush_seconds=1000"])
+    assert proc.returncode != 0 and seconds < 10, (proc.returncode, seconds, err[-2000:])
+    assert "interrupted by SIGTERM" in err and "Traceback" not in err, err[-2000:]
+    _check_file(tmp_path / "r.h5", seen)
+
+
+def test_sigterm_to_every_rank(tmp_path):
+    proc, seconds, seen, err = _interrupt(tmp_path, "ranks", [])
+    assert proc.returncode == 128 + signal.SIGTERM and seconds < 10, (proc.returncode, seconds, err[-2000:])
+    assert "marked interrupted" in err and "Traceback" not in err, err[-2000:]
+    _check_file(tmp_path / "r.h5", seen)
+
+
+def test_rounds_reach_the_file_by_time_during_the_run(tmp_path):
+    """With the file held open by rank 0, a reader sees rounds written within about a second."""
+    out = tmp_path / "r.h5"
+    proc = subprocess.Popen(_command(4, *RUN, "--out", str(out)), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=tmp_path, env=_env(), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        counts = []
+        while len(counts) < 3 and time.monotonic() < deadline:
+            assert proc.poll() is None
+            try:
+                runs = read_runs(out)
+            except Exception:  # noqa: BLE001 - not created yet, or caught mid-write
+                runs = []
+            if runs and runs[0].tables["rounds"].size and (not counts or runs[0].tables["rounds"].size > counts[-1]):
+                counts.append(runs[0].tables["rounds"].size)
+            time.sleep(0.2)
+        assert len(counts) == 3, f"the file did not grow three times within 60 s: {counts}"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
