@@ -8,7 +8,7 @@ import pytest
 
 from mpigc.config import WorkloadConfig
 from mpigc.mpi.protocol import BLOCK_TIME, sleep_until
-from mpigc.mpi.worker import rows_per_block
+from mpigc.mpi.worker import MIN_BLOCK_ROWS, rows_per_block
 from mpigc.workloads import WORKLOADS, make_workload
 
 MODELS = sorted(WORKLOADS)
@@ -91,9 +91,10 @@ def test_a_stop_abandons_the_chunk_before_the_next_block(stop_at):
 def test_rows_per_block_targets_the_block_time():
     assert rows_per_block(BLOCK_TIME / 40) == 40
     assert rows_per_block(1e-9) == int(BLOCK_TIME / 1e-9)
-    assert rows_per_block(10.0) == 1  # a row slower than a block: one row per block
+    assert rows_per_block(10.0) == MIN_BLOCK_ROWS  # rows slower than a block: the floor
+    assert rows_per_block(10.0, least=1) == 1
     assert rows_per_block(0.0) is None and rows_per_block(float("nan")) is None
-    assert rows_per_block(1e-3, target=1e-2) == 10
+    assert rows_per_block(1e-3, target=1e-1) == 100
 
 
 def test_sleep_until_checks_for_a_stop_once_when_no_time_is_left():
