@@ -31,9 +31,9 @@ pytestmark = [
 ]
 
 # d = 100 000: results are rendezvous sends, so pending sends are in flight when the signal comes
-RUN = ["-m", "mpigc", "run", "--set", "run.rounds=100000", "--set", 'code.scheme="crc"', "--set", "code.load=2",
+RUN = ["-m", "mpigc", "run", "--set", "run.rounds=100000", "--set", "code.load=2",
        "--set", "workload.features=100000", "--set", "workload.samples=60", "--set", "delays.chunk_time=0.01"]
-PROGRESS = re.compile(r"crc: (\d+)/100000 rounds")
+PROGRESS = re.compile(r": (\d+)/100000 rounds")
 
 
 def _ranks(root: int) -> list[int]:
@@ -58,12 +58,14 @@ def _ranks(root: int) -> list[int]:
             and not any(b"mpiexec" in c or b"hydra" in c for c in cmd[pid])]
 
 
-def _interrupt(tmp_path: Path, target: str, extra: list[str]) -> tuple[subprocess.Popen, float, int, str]:
+def _interrupt(tmp_path: Path, target: str, extra: list[str],
+               scheme: str = "crc", sig: int = signal.SIGTERM) -> tuple[subprocess.Popen, float, int, str]:
     """Start the job, wait for progress, SIGTERM ``target``; return (proc, seconds to exit, rounds seen, stderr)."""
     out = tmp_path / "r.h5"
     err_path = tmp_path / "stderr.txt"
     with open(err_path, "w") as err, open(tmp_path / "stdout.txt", "w") as stdout:
-        proc = subprocess.Popen(_command(4, *RUN, *extra, "--out", str(out)), stdout=stdout, stderr=err,
+        proc = subprocess.Popen(_command(4, *RUN, "--set", f'code.scheme="{scheme}"', *extra, "--out", str(out)),
+                                stdout=stdout, stderr=err,
                                 cwd=tmp_path, env=_env(), start_new_session=True)
         try:
             deadline = time.monotonic() + 60
@@ -74,7 +76,7 @@ def _interrupt(tmp_path: Path, target: str, extra: list[str]) -> tuple[subproces
                 time.sleep(0.05)
             assert seen >= 20, "the run did not get going within 60 s: " + err_path.read_text()[-2000:]
             if target == "mpiexec":
-                os.kill(proc.pid, signal.SIGTERM)
+                os.kill(proc.pid, sig)
             else:
                 ranks = _ranks(proc.pid)
                 assert len(ranks) == 4, ranks
@@ -92,27 +94,31 @@ def _interrupt(tmp_path: Path, target: str, extra: list[str]) -> tuple[subproces
     return proc, seconds, seen, err_path.read_text()
 
 
-def _check_file(out: Path, seen: int) -> np.ndarray:
+def _check_file(out: Path, seen: int, name: str = "crc", sig: str = "SIGTERM") -> np.ndarray:
     (run,) = read_runs(out)
-    assert run.attrs["interrupted"] == "SIGTERM"
+    assert run.name == name
+    assert run.attrs["interrupted"] == sig
     rounds = run.tables["rounds"]
     assert rounds.size >= seen, f"{rounds.size} rounds written, {seen} were done before the signal"
     assert np.array_equal(rounds["round"], np.arange(rounds.size))
     assert np.all(np.isfinite(rounds["latency"]) & (rounds["latency"] > 0))
-    assert run.attrs["summary_rounds"] == rounds.size and run.attrs["master_wall_s"] > 0
+    if name == "crc":  # the sequential runtime keeps its own summary
+        assert run.attrs["summary_rounds"] == rounds.size and run.attrs["master_wall_s"] > 0
     info = subprocess.run([sys.executable, "-m", "mpigc", "info", str(out)], capture_output=True, text=True,
                           timeout=60)
     assert info.returncode == 0, info.stderr
-    assert f"# crc: interrupted by SIGTERM after {rounds.size} round(s)" in info.stdout, info.stdout
+    assert f"# {name}: interrupted by {sig} after {rounds.size} round(s)" in info.stdout, info.stdout
     return rounds
 
 
-def test_sigterm_to_mpiexec_writes_every_finished_round(tmp_path):
-    # nothing reaches the file by time before the signal: every round in it was written on SIGTERM
-    proc, seconds, seen, err = _interrupt(tmp_path, "mpiexec", ["--set", "run.flush_seconds=1000"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_to_mpiexec_writes_every_finished_round(tmp_path, sig):
+    # nothing reaches the file by time before the signal: every round in it was written on the signal
+    proc, seconds, seen, err = _interrupt(tmp_path, "mpiexec", ["--set", "run.flush_seconds=1000"], sig=sig)
     assert proc.returncode != 0 and seconds < 10, (proc.returncode, seconds, err[-2000:])
-    assert "interrupted by SIGTERM" in err and "Traceback" not in err, err[-2000:]
-    _check_file(tmp_path / "r.h5", seen)
+    name = signal.Signals(sig).name
+    assert f"interrupted by {name}" in err and "Traceback" not in err, err[-2000:]
+    _check_file(tmp_path / "r.h5", seen, sig=name)
 
 
 def test_sigterm_to_every_rank(tmp_path):
@@ -122,10 +128,19 @@ def test_sigterm_to_every_rank(tmp_path):
     _check_file(tmp_path / "r.h5", seen)
 
 
+def test_sigterm_to_a_sequential_run(tmp_path):
+    """The sequential runtime writes through the same file: its running run is marked too."""
+    proc, seconds, seen, err = _interrupt(tmp_path, "mpiexec", [], scheme="gc-seq")
+    assert proc.returncode != 0 and seconds < 10, (proc.returncode, seconds, err[-2000:])
+    assert "Traceback" not in err, err[-2000:]
+    _check_file(tmp_path / "r.h5", seen, "gc-seq")
+
+
 def test_rounds_reach_the_file_by_time_during_the_run(tmp_path):
     """With the file held open by rank 0, a reader sees rounds written within about a second."""
     out = tmp_path / "r.h5"
-    proc = subprocess.Popen(_command(4, *RUN, "--out", str(out)), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_command(4, *RUN, "--set", 'code.scheme="crc"', "--out", str(out)),
+                            stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd=tmp_path, env=_env(), start_new_session=True)
     try:
         deadline = time.monotonic() + 60

@@ -1,0 +1,124 @@
+"""The result writer as ``mpigc run`` uses it: file kept open, written by time, signals never tear a write."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import mpigc
+from mpigc import interrupts
+from mpigc.results import ROUNDS_DTYPE, ResultFile, mark_interrupted, read_runs, run_names
+
+
+def rounds(n: int, start: int = 0) -> np.ndarray:
+    rows = np.zeros(n, ROUNDS_DTYPE)
+    rows["round"] = np.arange(start, start + n)
+    rows["latency"] = 1e-3
+    return rows
+
+
+def _env() -> dict[str, str]:
+    root = os.path.dirname(os.path.dirname(mpigc.__file__))
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+
+
+def test_min_interval_holds_rows_until_due_or_forced(tmp_path) -> None:
+    path = tmp_path / "r.h5"
+    with ResultFile(path, keep_open=True, min_interval=0.3) as file:
+        writer = file.new_run("a", {"scheme": "crc"})
+        writer.append("rounds", rounds(3))
+        writer.flush()                      # within min_interval of the run's creation: held
+        assert writer.pending() == 3 and writer.written == {}
+        time.sleep(0.35)
+        writer.append("rounds", rounds(2, 3))
+        writer.flush()                      # due: everything goes
+        assert writer.pending() == 0 and writer.written["rounds"] == 5
+        writer.append("rounds", rounds(1, 5))
+        writer.flush(force=True)
+        assert writer.written["rounds"] == 6
+        writer.append("rounds", rounds(1, 6))
+        writer.set_attrs(done=True)
+    (run,) = read_runs(path)                # close() wrote the rest
+    assert np.array_equal(run.tables["rounds"]["round"], np.arange(7)) and run.attrs["done"] is True
+
+
+READER = """
+import sys
+from mpigc.results import read_runs
+print(read_runs(sys.argv[1])[0].tables["rounds"].size)
+"""
+
+
+def test_another_process_reads_the_file_while_the_writer_holds_it(tmp_path) -> None:
+    path = tmp_path / "r.h5"
+    with ResultFile(path, keep_open=True) as file:
+        writer = file.new_run("a", {})
+        writer.append("rounds", rounds(4))
+        writer.flush()
+        proc = subprocess.run([sys.executable, "-c", READER, str(path)], capture_output=True, text=True,
+                              env=_env(), timeout=60)
+        assert proc.returncode == 0 and proc.stdout.strip() == "4", proc.stderr
+        second = file.new_run("b", {})      # more runs through the same open file
+        second.append("rounds", rounds(1))
+    assert run_names(path) == ["a", "b"]
+
+
+KILLED_OPEN = """
+import os, signal, sys
+import numpy as np
+from mpigc.results import ROUNDS_DTYPE, ResultFile
+f = ResultFile(sys.argv[1], keep_open=True, min_interval=1000.0)
+w = f.new_run("a", {})
+w.append("rounds", np.zeros(5, ROUNDS_DTYPE))
+w.flush(force=True)
+w.append("rounds", np.zeros(3, ROUNDS_DTYPE))
+w.flush()     # not due: held
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_killed_while_open_leaves_the_written_rows_and_an_appendable_file(tmp_path) -> None:
+    path = tmp_path / "r.h5"
+    proc = subprocess.run([sys.executable, "-c", KILLED_OPEN, str(path)], env=_env(), timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert read_runs(path)[0].tables["rounds"].size == 5
+    ResultFile(path).new_run("b", {})       # a later job can add its runs
+    assert run_names(path) == ["a", "b"]
+
+
+def test_mark_interrupted_marks_the_newest_new_run(tmp_path) -> None:
+    path = tmp_path / "r.h5"
+    assert mark_interrupted(path, "SIGTERM", []) is None          # no file
+    file = ResultFile(path)
+    file.new_run("old", {})
+    before = run_names(path)
+    assert mark_interrupted(path, "SIGTERM", before) is None      # nothing new yet
+    file.new_run("new", {})
+    file.new_run("newer", {})
+    assert mark_interrupted(path, "SIGINT", before) == "newer"
+    attrs = {run.name: run.attrs for run in read_runs(path)}
+    assert attrs["newer"]["interrupted"] == "SIGINT" and "interrupted" not in attrs["new"]
+
+
+def test_signal_inside_deferred_is_raised_after_it_and_only_once() -> None:
+    previous = interrupts.install()
+    try:
+        reached = False
+        with pytest.raises(interrupts.Interrupted) as caught:
+            with interrupts.deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.01)            # the handler has run: nothing raised inside
+                os.kill(os.getpid(), signal.SIGINT)  # a second signal is ignored
+                time.sleep(0.01)
+                reached = True
+        assert reached and caught.value.name == "SIGTERM" and caught.value.exit_code == 143
+        assert interrupts.received().name == "SIGTERM"
+        time.sleep(0.01)                    # no second exception is pending
+    finally:
+        interrupts.restore(previous)
+    assert signal.getsignal(signal.SIGINT) is previous[signal.SIGINT]
