@@ -1,4 +1,4 @@
-"""Benchmarks of the MPI runtime: fidelity to the simulator, master overhead, anchor.
+"""Benchmarks of the MPI runtime: fidelity, master overhead, anchor, rank 0's memory, throughput, scale.
 
 Launches ``mpiexec -n M+1 python -m mpigc run CONFIG`` (and ``python -m mpigc
 simulate CONFIG``) as subprocesses on the configs under ``jobs/configs/``,
@@ -18,152 +18,39 @@ measurement:
   delay, least squares 4000 x 1000: median round latency against the 16 ms
   per iteration of ZeeChono/gradient_coding_mds on this machine (target:
   <= 8 ms).
+- ``memory``, ``throughput``, ``scale``: see ``mpi_scale.py`` (rank 0's peak
+  RSS at load 2 and 6; marginal wall time per round of the anchor with real
+  compute; fidelity and rank 0's CPU share at 16, 64 and 128 workers).
 
-Every run's raw result file is kept under ``--raw`` (default: ``<out>-raw/``)
+The MPI library of every job is read back from its result file and printed
+(``--mpiexec``/``--env`` may run the jobs under another MPI than this
+Python's mpi4py). ``--quick`` runs every measurement small, to check the
+script rather than the targets. Every run's raw result file is kept under ``--raw`` (default: ``<out>-raw/``)
 and the summary numbers are stored as run attributes in ``--out``.
 
 Usage::
 
-    python benchmarks/mpi_runtime.py [--only fidelity|overhead|anchor ...] [--out FILE.h5]
-           [--mpiexec "mpiexec"] [--env KEY=VALUE ...]
+    python benchmarks/mpi_runtime.py [--only fidelity|overhead|anchor|memory|throughput|scale ...]
+           [--quick] [--out FILE.h5] [--mpiexec "mpiexec --oversubscribe"] [--env KEY=VALUE ...]
 """
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import os
-import shlex
 import shutil
-import socket
-import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
 
+import mpi_scale
+from mpibench import (ROOT, Table, config_of, header, job_library, loadavg, mpi_command, pct, run_mpi, run_sim, show,
+                      store)
 from mpigc import results
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = ROOT / "jobs" / "configs"
-MEASUREMENTS = ("fidelity", "overhead", "anchor")
+MEASUREMENTS = ("fidelity", "overhead", "anchor", *mpi_scale.MEASUREMENTS)
 ANCHOR_REFERENCE_S = 0.016  # ZeeChono/gradient_coding_mds, same work, this machine
 TARGETS = {"fidelity_median": 0.10, "crit_median": 0.005, "cpu_share": 0.25, "anchor_median": 0.008}
-
-
-# ----------------------------------------------------------------------------- output
-
-class Table:
-    """Aligned columns (units in the names), each row printed and flushed as it is made."""
-
-    def __init__(self, columns: list[tuple[str, int]]) -> None:
-        self.columns = columns
-        print("  ".join(name.rjust(width) if i else name.ljust(width)
-                        for i, (name, width) in enumerate(columns)), flush=True)
-
-    def row(self, *cells) -> None:
-        """Print one row; floats with 2 decimals unless already formatted."""
-        out = []
-        for i, ((_, width), cell) in enumerate(zip(self.columns, cells)):
-            text = f"{cell:.2f}" if isinstance(cell, float) else str(cell)
-            out.append(text.rjust(width) if i else text.ljust(width))
-        print("  ".join(out), flush=True)
-
-
-def mpi_versions() -> tuple[str, str]:
-    """MPI library (first line) and mpi4py version, without initialising MPI in this process."""
-    import mpi4py
-
-    mpi4py.rc.initialize = False
-    mpi4py.rc.finalize = False
-    from mpi4py import MPI
-
-    return MPI.Get_library_version().strip().splitlines()[0], mpi4py.__version__
-
-
-def loadavg() -> str:
-    """The 1, 5 and 15 minute load averages (other jobs on the host distort every timing)."""
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def header(args: argparse.Namespace) -> dict:
-    """Print the '#' provenance header; return it for the summary file."""
-    library, mpi4py_version = mpi_versions()
-    info = {
-        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "host": socket.gethostname(),
-        "cores": os.cpu_count(),
-        "mpi_library": library,
-        "mpi4py": mpi4py_version,
-        "numpy": np.__version__,
-        "python": sys.version.split()[0],
-        "mpiexec": args.mpiexec,
-        "extra_env": " ".join(args.env) or "none",
-        "load_average": loadavg(),
-        "measurements": " ".join(args.only),
-    }
-    for key, value in info.items():
-        print(f"# {key}: {value}", flush=True)
-    return info
-
-
-# ----------------------------------------------------------------------------- launching
-
-def _env(args: argparse.Namespace) -> dict[str, str]:
-    env = dict(os.environ)
-    env["MPIEXEC_TIMEOUT"] = str(int(args.timeout))
-    for item in args.env:
-        key, _, value = item.partition("=")
-        env[key] = value
-    return env
-
-
-def show(cmd: list[str]) -> None:
-    """Print a command as a '#' line."""
-    print("# $ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-
-
-def launch(args: argparse.Namespace, cmd: list[str], quiet: bool = False) -> float:
-    """Run ``cmd`` (its output is shown only if it fails); return its wall time in seconds."""
-    if not quiet:
-        show(cmd)
-    start = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=_env(args), capture_output=True, text=True,
-                              timeout=args.timeout + 30)
-    except subprocess.TimeoutExpired as exc:
-        raise SystemExit(f"mpi_runtime: timed out after {args.timeout + 30} s: {' '.join(cmd)}") from exc
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
-        raise SystemExit(f"mpi_runtime: exit code {proc.returncode}: {' '.join(cmd)}")
-    return wall
-
-
-def mpi_command(args: argparse.Namespace, config: str, ranks: int, out: Path, sets: list[str] = ()) -> list[str]:
-    """``mpiexec -n ranks python -m mpigc run config --out out [--set ...]``."""
-    cmd = [*shlex.split(args.mpiexec), "-n", str(ranks), sys.executable, "-m", "mpigc", "run",
-           str(CONFIGS / config), "--out", str(out)]
-    for s in sets:
-        cmd += ["--set", s]
-    return cmd
-
-
-def run_mpi(args: argparse.Namespace, config: str, ranks: int, out: Path, sets: list[str] = (),
-            quiet: bool = False) -> float:
-    """Run ``mpi_command`` into a fresh file; return its wall time in seconds."""
-    out.unlink(missing_ok=True)
-    return launch(args, mpi_command(args, config, ranks, out, sets), quiet)
-
-
-def run_sim(args: argparse.Namespace, config: str, out: Path, sets: list[str] = ()) -> float:
-    """``python -m mpigc simulate config --out out``, into a fresh file."""
-    out.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "mpigc", "simulate", str(CONFIGS / config), "--out", str(out)]
-    for s in sets:
-        cmd += ["--set", s]
-    return launch(args, cmd)
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -185,19 +72,6 @@ def overruns(run: results.RunData) -> tuple[float, float]:
         return float("nan"), float("nan")
     over = workers["overrun"]
     return float(np.mean(over > 0)), float(over.max())
-
-
-def pct(x: np.ndarray, q: float) -> float:
-    """Percentile ignoring NaN (NaN if nothing is left)."""
-    x = x[~np.isnan(x)]
-    return float(np.percentile(x, q)) if x.size else float("nan")
-
-
-def store(summary: results.ResultFile, name: str, info: dict, attrs: dict) -> None:
-    """One summary run: provenance and numbers as attributes, no tables."""
-    writer = summary.new_run(name, {**results.provenance("mpi"), **info}, tables=())
-    writer.set_attrs(**attrs)
-    writer.flush()
 
 
 # ----------------------------------------------------------------------------- measurements
@@ -235,7 +109,8 @@ def fidelity(args, raw: Path, summary: results.ResultFile, info: dict) -> bool:
                "sim_latency_median_s": float(np.median(lat_sim)), "rel_diff_median": float(np.median(rel)),
                "rel_diff_p95": float(np.percentile(rel, 95)), "rel_diff_mean": float(np.mean(rel)),
                "overrun_share": share, "overrun_max_s": worst, "raw_mpi": str(mpi_file), "raw_sim": str(sim_file),
-               "target_rel_diff_median": TARGETS["fidelity_median"]})
+               "target_rel_diff_median": TARGETS["fidelity_median"], "job_mpi_library": job_library(run)})
+    print(f"# job MPI library: {job_library(run)}", flush=True)
     print(f"# target: median rel_diff <= {TARGETS['fidelity_median']:.0%}: {'met' if ok else 'MISSED'}", flush=True)
     return ok
 
@@ -251,7 +126,8 @@ def overhead(args, raw: Path, summary: results.ResultFile, info: dict) -> bool:
     for workers, extra in jobs:
         show(mpi_command(args, config, workers + 1, raw / f"overhead-m{workers}.h5", extra))
     table = Table([("workers", 7), ("rounds", 6), ("features", 8), ("latency_median_ms", 17), ("crit_median_ms", 14),
-                   ("crit_p95_ms", 11), ("master_cpu_s", 12), ("master_wall_s", 13), ("master_cpu_per_round_ms", 23), ("cpu_share_%", 11),
+                   ("crit_p95_ms", 11), ("master_cpu_s", 12), ("master_wall_s", 13), ("master_cpu_per_round_ms", 23),
+                   ("cpu_share_%", 11),
                    ("job_wall_s", 10), ("status", 6)])
     ok = True
     for workers, extra in jobs:
@@ -262,10 +138,11 @@ def overhead(args, raw: Path, summary: results.ResultFile, info: dict) -> bool:
         crit = critical_path(run)
         cpu, mwall = float(run.attrs.get("master_cpu_s", np.nan)), float(run.attrs.get("master_wall_s", np.nan))
         share = cpu / mwall
-        complete = rounds.size == _config(run)["run"]["rounds"] and bool(np.all(rounds["status"] == 0))
+        complete = rounds.size == config_of(run)["run"]["rounds"] and bool(np.all(rounds["status"] == 0))
         status = "ok" if complete else "FAIL"
         table.row(workers, rounds.size, _features(run), float(np.median(rounds["latency"])) * 1e3,
-                  pct(crit, 50) * 1e3, pct(crit, 95) * 1e3, cpu, mwall, cpu / max(rounds.size, 1) * 1e3, share * 100, wall,
+                  pct(crit, 50) * 1e3, pct(crit, 95) * 1e3, cpu, mwall, cpu / max(rounds.size, 1) * 1e3, share * 100,
+                  wall,
                   status)
         if workers == 32:
             ok &= pct(crit, 50) <= TARGETS["crit_median"] and share < TARGETS["cpu_share"]
@@ -276,20 +153,16 @@ def overhead(args, raw: Path, summary: results.ResultFile, info: dict) -> bool:
                "crit_median_s": pct(crit, 50), "crit_p95_s": pct(crit, 95), "master_cpu_s": cpu,
                "master_wall_s": mwall, "cpu_share": share, "job_wall_s": wall, "completed": complete,
                "raw": str(out), "target_crit_median_s": TARGETS["crit_median"],
-               "target_cpu_share": TARGETS["cpu_share"]})
+               "target_cpu_share": TARGETS["cpu_share"], "job_mpi_library": job_library(run)})
+    print(f"# job MPI library: {job_library(run)}", flush=True)
     print(f"# targets (32 workers): crit median <= {TARGETS['crit_median'] * 1e3:.0f} ms, cpu_share < "
           f"{TARGETS['cpu_share']:.0%}; 64 workers complete: {'met' if ok else 'MISSED'}", flush=True)
     return ok
 
 
-def _config(run: results.RunData) -> dict:
-    """A run's resolved config."""
-    return tomllib.loads(run.attrs["config"])
-
-
 def _features(run: results.RunData) -> int:
     """workload.features of a run."""
-    return int(_config(run)["workload"]["features"])
+    return int(config_of(run)["workload"]["features"])
 
 
 def anchor(args, raw: Path, summary: results.ResultFile, info: dict) -> bool:
@@ -299,16 +172,18 @@ def anchor(args, raw: Path, summary: results.ResultFile, info: dict) -> bool:
     print(f"#\n# load average: {loadavg()}", flush=True)
     print(f"# anchor: config {config}, world size 9; reference: ZeeChono/gradient_coding_mds, "
           f"{ANCHOR_REFERENCE_S * 1e3:.0f} ms/iteration for the same work on this machine", flush=True)
-    wall = run_mpi(args, config, 9, out)
+    wall = run_mpi(args, config, 9, out, ["run.rounds=20"] if args.quick else [])
     run = results.read_runs(out)[0]
     lat = run.tables["rounds"]["latency"]
+    loop = float(run.attrs.get("master_wall_s", np.nan)) / lat.size
     crit = critical_path(run)
     busy = run.tables["workers"]["busy"]
     table = Table([("scheme", 6), ("workers", 7), ("rounds", 6), ("median_ms", 9), ("mean_ms", 7), ("p95_ms", 6),
-                   ("worker_busy_median_ms", 21), ("crit_median_ms", 14), ("reference_ms", 12), ("speedup", 7)])
+                   ("loop_per_round_ms", 17), ("worker_busy_median_ms", 21), ("crit_median_ms", 14),
+                   ("reference_ms", 12), ("speedup", 7)])
     median = float(np.median(lat))
     table.row(run.attrs.get("scheme"), int(run.attrs.get("workers")), lat.size, median * 1e3,
-              float(np.mean(lat)) * 1e3, float(np.percentile(lat, 95)) * 1e3, float(np.median(busy)) * 1e3,
+              float(np.mean(lat)) * 1e3, float(np.percentile(lat, 95)) * 1e3, loop * 1e3, float(np.median(busy)) * 1e3,
               pct(crit, 50) * 1e3, ANCHOR_REFERENCE_S * 1e3, ANCHOR_REFERENCE_S / median)
     ok = median <= TARGETS["anchor_median"]
     store(summary, "anchor-crc-m8", info,
@@ -316,8 +191,9 @@ def anchor(args, raw: Path, summary: results.ResultFile, info: dict) -> bool:
            "latency_median_s": median, "latency_mean_s": float(np.mean(lat)),
            "latency_p95_s": float(np.percentile(lat, 95)), "crit_median_s": pct(crit, 50),
            "reference_s": ANCHOR_REFERENCE_S, "reference": "ZeeChono/gradient_coding_mds",
-           "speedup": ANCHOR_REFERENCE_S / median, "job_wall_s": wall, "raw": str(out),
-           "target_latency_median_s": TARGETS["anchor_median"]})
+           "speedup": ANCHOR_REFERENCE_S / median, "job_wall_s": wall, "raw": str(out), "loop_per_round_s": loop,
+           "target_latency_median_s": TARGETS["anchor_median"], "job_mpi_library": job_library(run)})
+    print(f"# job MPI library: {job_library(run)}", flush=True)
     print(f"# target: median <= {TARGETS['anchor_median'] * 1e3:.0f} ms: {'met' if ok else 'MISSED'}; "
           f"mpi job wall time {wall:.1f} s", flush=True)
     return ok
@@ -342,7 +218,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fidelity-rounds", type=int, default=None, help="override run.rounds of the fidelity config")
     p.add_argument("--overhead-rounds", type=int, default=None, help="override run.rounds of the 32-worker run")
     p.add_argument("--big-rounds", type=int, default=5, help="rounds of the 64-worker run (default 5)")
+    p.add_argument("--scale-rounds", type=int, default=30, help="rounds of each scale run (default 30)")
+    p.add_argument("--quick", action="store_true", help="every measurement at a small size (checks the script)")
     args = p.parse_args(argv)
+    if args.quick:
+        args.fidelity_rounds = args.fidelity_rounds or 5
+        args.overhead_rounds = args.overhead_rounds or 3
+        args.big_rounds = 1
     args.only = args.only or list(MEASUREMENTS)
     if args.mpiexec is None:
         local = Path(sys.executable).parent / "mpiexec"
@@ -360,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = results.ResultFile(out)
     start = time.perf_counter()
     verdicts = {}
-    for name, fn in (("fidelity", fidelity), ("overhead", overhead), ("anchor", anchor)):
+    for name, fn in (("fidelity", fidelity), ("overhead", overhead), ("anchor", anchor), ("memory", mpi_scale.memory),
+                     ("throughput", mpi_scale.throughput), ("scale", mpi_scale.scale)):
         if name in args.only:
             verdicts[name] = fn(args, raw, summary, info)
     print(f"#\n# total wall time {time.perf_counter() - start:.0f} s; summary in {out}; raw runs in {raw}/")
