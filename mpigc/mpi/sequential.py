@@ -39,6 +39,7 @@ from mpigc.mpi.launch import run_attrs
 from mpigc.mpi.mailbox import Inbox, Outbox
 from mpigc.mpi.protocol import (CONTROL_HEADER, POLL_SLEEP, RESULT_HEADER, TAG_CONTROL, TAG_RESULT, Kind, control,
                                 idle_sleep, result, sleep_until)
+from mpigc.mpi.worker import rows_per_block
 from mpigc.sequential_engine import NO_WAIT, SequentialEngine, round_times
 from mpigc.sim import progress_printer
 from mpigc.sim.sequential import rows_of, sequential_stats
@@ -63,12 +64,24 @@ class SeqWorker:
         self.stash: np.ndarray | None = None  # a control message read while checking for the round's end
         self.idle_sleep = idle_sleep(comm.size)  # longest sleep while waiting for START
         self.outbox = Outbox(comm)
+        self.block_rows: int | None = None  # rows per gradient block between stop checks (set by prepare)
 
     def prepare(self) -> None:
-        """Build every unit chunk this worker can be asked for (and warm up the kernels) before the clock starts."""
+        """Build every unit chunk this worker can be asked for, warm up the kernels and size the gradient blocks.
+
+        Before the clock starts, as the single-round worker: each unit's
+        gradient is timed once its data exist, and the median time per row
+        sets :attr:`block_rows` (blocks of about ``BLOCK_TIME`` between stop
+        checks; a unit faster than one block is computed in one piece).
+        """
         model = self.workload.initial_model()
+        per_row = []
         for unit in self.scheme.plan.orders[self.w]:
+            self.workload.chunk_data(int(unit))
+            tic = time.perf_counter()
             self.workload.chunk_gradient(model, int(unit))
+            per_row.append((time.perf_counter() - tic) / self.workload.chunk_rows(int(unit)))
+        self.block_rows = rows_per_block(float(np.median(per_row))) if per_row else None
 
     def _receive_control(self, block: bool) -> np.ndarray | None:
         """The next control message (a view of the shared buffer), or None if none waits and not ``block``."""
@@ -137,20 +150,26 @@ class SeqWorker:
         thetas = payload[2 * p:].reshape(p, self.dim)
         seconds = float(round_times(self.delays, rnd, self.scheme)[self.w])
         emulated = self.compute != "real"
+
+        def ended() -> bool:
+            return self._ended(rnd)
+
         out = np.zeros((p, self.dim + 1))
         for q in range(p):
             if jobs[q] < 0:
                 continue
             row = self.scheme.row(self.w, int(kinds[q]))
             for u in np.flatnonzero(row):
-                # never start a unit of a round rank 0 has closed (slow units, a busy core)
-                if self._ended(rnd):
+                # never start a unit of a round rank 0 has closed (slow units, a busy core),
+                # nor finish a long one: the blocks of its gradient check too
+                got = None if ended() else self.workload.chunk_gradient_blocks(thetas[q], int(u), self.block_rows,
+                                                                               ended)
+                if got is None:
                     now = clock()
                     self._report(rnd, now - start, 0.0, max(0.0, now - start - seconds) if emulated else 0.0)
                     return
-                grad, loss = self.workload.chunk_gradient(thetas[q], int(u))
-                out[q, :-1] += row[u] * grad
-                out[q, -1] += row[u] * loss
+                out[q, :-1] += row[u] * got[0]
+                out[q, -1] += row[u] * got[1]
         computed = clock()
         if emulated:
             target = max(start + seconds, computed)
@@ -158,7 +177,7 @@ class SeqWorker:
         else:
             nominal = float(self.scheme.sizes.sum()) * self.delays.chunk_time
             target, overrun = computed + max(0.0, seconds - nominal), 0.0
-        if sleep_until(target, clock, lambda: self._ended(rnd)):
+        if sleep_until(target, clock, ended):
             # a straggler: its result is never sent, only its statistics
             now = clock()
             self._report(rnd, now - start, now - computed, overrun)
