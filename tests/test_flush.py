@@ -122,3 +122,21 @@ def test_signal_inside_deferred_is_raised_after_it_and_only_once() -> None:
     finally:
         interrupts.restore(previous)
     assert signal.getsignal(signal.SIGINT) is previous[signal.SIGINT]
+
+
+SECOND = """
+import sys
+from mpigc.results import check_writable
+check_writable(sys.argv[1])
+"""
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_file(tmp_path) -> None:
+    path = tmp_path / "r.h5"
+    with ResultFile(path, keep_open=True) as file:
+        file.new_run("a", {})
+        proc = subprocess.run([sys.executable, "-c", SECOND, str(path)], capture_output=True, text=True,
+                              env=_env(), timeout=60)
+        assert proc.returncode != 0 and "is open for writing by another process" in proc.stderr, proc.stderr
+    check_writable_after = subprocess.run([sys.executable, "-c", SECOND, str(path)], env=_env(), timeout=60)
+    assert check_writable_after.returncode == 0

@@ -47,6 +47,9 @@ def check_writable(path: str | os.PathLike) -> None:
         with h5py.File(p, "r") as f:
             ours = _is_ours(f)
     except OSError as exc:
+        if "lock" in str(exc):  # an ``mpigc run`` holds its file open (and locked) until it ends
+            raise InputError("--out", f"{p} is open for writing by another process (another job writing "
+                                      "there?); choose another --out or wait for it to end") from exc
         raise InputError("--out", f"{p} exists and cannot be opened as HDF5 ({exc})") from exc
     if not ours:
         raise InputError("--out", f"{p} is an HDF5 file not written by mpigc (no /runs group)")
