@@ -134,6 +134,7 @@ def main(args: argparse.Namespace, comm: MPI.Comm | None = None) -> int:
 
 
 def _run(world: MPI.Comm, args: argparse.Namespace, job: _Job) -> int:
+    """Check, then run every entry; rank 0 holds the result file open from the first run to the end."""
     config = _checked_config(world, args)
     if config is None:
         return 2
