@@ -4,7 +4,8 @@ Round r: rank 0 plans it with the shared engine, builds each worker's START
 (its slots' (job, kind) pairs and the parameters of each slot's model),
 starts the round clock and sends them. A worker computes every mini-task's
 real result (gradient and loss of its unit chunks, combined by the scheme's
-row), checking between units whether the round is already over, sleeps
+row), checking before each unit and between blocks of a unit's gradient
+whether the round is already over, sleeps
 until its modelled round time has passed
 (:func:`~mpigc.sequential_engine.round_times`) and sends all slot results
 in one RESULT, which also carries its statistics for the ``workers`` table.
@@ -30,7 +31,7 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-from mpigc import results
+from mpigc import interrupts, results
 from mpigc.codes.sequential import build_sequential
 from mpigc.config import Config
 from mpigc.delays import DelayModel
@@ -349,32 +350,45 @@ def run_sequential_entry(comm: MPI.Comm, config: Config, code, file, name: str |
     progress = progress_printer(label, engine.rounds)
     rounds, jobs, clock = [], [], 0.0
     pending: tuple[list, list] = ([], [])
-    cpu0, wall0 = time.process_time(), time.perf_counter()  # rank 0's own cost and loop time, as single-round runs
-    for r in range(engine.rounds):
-        closed, duration = master.round(r)
-        clock += duration  # the run clock counts rounds only, not the bookkeeping between them
-        row, job_rows = rows_of(closed, duration, clock, engine, models, master.decode(closed))
-        rounds.append(row)
-        jobs += job_rows
-        pending[0].append(row)
-        pending[1].extend(job_rows)
-        if writer is not None and (r + 1) % config.run.flush_every == 0:
+    cpu0, wall0 = time.process_time(), time.perf_counter()  # rank 0's own cost of the round loop
+
+    def totals(**extra) -> dict:
+        """Summary so far (``loop``: rank 0's wall time per round, as single-round runs), into the attrs."""
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        stats = sequential_stats(np.array(rounds, dtype=results.ROUNDS_DTYPE), np.array(jobs, dtype=results.JOBS_DTYPE))
+        stats["loop"] = wall / len(rounds) if rounds else float("nan")
+        if writer is not None:
             _append(writer, tables, pending, master)
-        progress(r + 1)
+            writer.set_attrs(**{f"summary_{k}": v for k, v in stats.items()}, master_cpu_s=cpu, master_wall_s=wall,
+                             **extra)
+        return stats
+
+    try:
+        for r in range(engine.rounds):
+            closed, duration = master.round(r)
+            clock += duration  # the run clock counts rounds only, not the bookkeeping between them
+            row, job_rows = rows_of(closed, duration, clock, engine, models, master.decode(closed))
+            with interrupts.deferred():  # a round's rows go to the writer whole
+                rounds.append(row)
+                jobs += job_rows
+                pending[0].append(row)
+                pending[1].extend(job_rows)
+                if writer is not None and (r + 1) % config.run.flush_every == 0:
+                    _append(writer, tables, pending, master)
+            progress(r + 1)
+    except interrupts.Interrupted as stop:
+        totals(interrupted=stop.name)  # launch closes the file, which writes them
+        raise
+    stats = totals()  # the loop's time, before the final drain
     master.finish()
-    master_cpu, master_wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    rounds_arr = np.array(rounds, dtype=results.ROUNDS_DTYPE)
-    stats = sequential_stats(rounds_arr, np.array(jobs, dtype=results.JOBS_DTYPE))
     if writer is not None:
-        _append(writer, tables, pending, master)
-        writer.set_attrs(**{f"summary_{k}": v for k, v in stats.items()},
-                         master_cpu_s=master_cpu, master_wall_s=master_wall)
-        writer.flush()
+        _append(writer, tables, pending, master)  # reports and late results drained by finish
+        writer.flush(force=True)
     return (label, code.scheme, stats)
 
 
 def _append(writer, tables, pending: tuple[list, list], master: SeqMaster) -> None:
-    """Write the buffered rounds, jobs, workers and events rows, then flush."""
+    """Hand the buffered rounds, jobs, workers and events rows to the writer; flush (at most every flush_seconds)."""
     for table, rows in (("rounds", pending[0]), ("jobs", pending[1])):
         if rows:
             writer.append(table, np.array(rows, dtype=results.TABLES[table]))
