@@ -148,12 +148,12 @@ class ResultFile:
         return list(self._writers)
 
     @contextmanager
-    def _open(self) -> Iterator[h5py.File]:
+    def _open(self, check: bool = False) -> Iterator[h5py.File]:
         """The file, open for appending: the kept handle, or one opened for this block only."""
         if self._handle is not None:
             yield self._handle
             return
-        if self.path.exists():
+        if check and self.path.exists():
             check_writable(self.path)        # never append to someone else's file
         self.path.parent.mkdir(parents=True, exist_ok=True)
         f = h5py.File(self.path, "a")
@@ -179,7 +179,7 @@ class ResultFile:
         if unknown:
             raise ValueError(f"unknown tables {unknown}; known: {sorted(TABLES)}")
         encoded, json_keys = _encode_attrs(dict(attrs))
-        with interrupts.deferred(), self._open() as f:
+        with interrupts.deferred(), self._open(check=True) as f:
             if _MARKER not in f.attrs:
                 f.attrs[_MARKER] = SCHEMA_VERSION
             if "runs" not in f:
