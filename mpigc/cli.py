@@ -27,7 +27,8 @@ examples:
   mpigc plan --set code.ordering=optimal --set code.load=4
   mpigc info results.h5
 
-exit codes: 0 success, 2 bad input (config, arguments, world size), 1 failure during a run
+exit codes: 0 success, 2 bad input (config, arguments, world size), 1 failure during a run,
+  128 + N stopped by signal N (143 SIGTERM, 130 SIGINT; the running run is marked interrupted)
 """
 
 
