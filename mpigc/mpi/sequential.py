@@ -5,10 +5,9 @@ Round r: rank 0 plans it with the shared engine, builds each worker's START
 starts the round clock and sends them. A worker computes every mini-task's
 real result (gradient and loss of its unit chunks, combined by the scheme's
 row), checking before each unit and between blocks of a unit's gradient
-whether the round is already over, sleeps
-until its modelled round time has passed
-(:func:`~mpigc.sequential_engine.round_times`) and sends all slot results
-in one RESULT, which also carries its statistics for the ``workers`` table.
+whether the round is already over, sleeps until its modelled round time
+has passed (:func:`~mpigc.sequential_engine.round_times`) and sends all
+slot results in one RESULT, which carries its ``workers`` statistics too.
 
 Rank 0 polls with ``Testsome`` plus a short sleep, one receive posted per
 worker into that worker's own buffer. It applies the engine's rule in the
