@@ -364,8 +364,10 @@ def load_config(path: str | None, overrides: Sequence[str] = (), backend: str = 
     if backend not in BACKENDS:
         raise InputError("backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
     raw = _read(path)
+    overridden = set()
     for item in overrides:
         table, key, value = _parse_override(item)
+        overridden.add(f"{table}.{key}")
         if isinstance(raw.get(table), dict):
             raw[table][key] = value
         elif table in raw:
@@ -389,6 +391,10 @@ def load_config(path: str | None, overrides: Sequence[str] = (), backend: str = 
     if mpi and world_size is not None and workers + 1 != world_size:
         raise InputError("code.workers", f"the config asks for {workers} workers but mpiexec started "
                                          f"{world_size} ranks; run with -n {workers + 1}")
+    if path is None and "code.load" not in overridden and base.get("load", 0) > workers:
+        # the embedded default experiment runs at any world size: with fewer workers than its
+        # load, every worker holds every chunk (a user's own config is never changed)
+        base["load"] = workers
     codes = _resolve_codes(raw_code, {**base, "workers": workers})
     delays = DelaysConfig(**parts["delays"])
     _check_delays(delays, workers)

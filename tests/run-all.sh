@@ -21,6 +21,10 @@ MPIEXEC=${MPIEXEC:-mpiexec}
 read -r -a MPIEXEC_FLAGS <<< "${MPIEXEC_FLAGS:-}"
 export MPIEXEC_TIMEOUT=${MPIEXEC_TIMEOUT:-600}
 SIZES=${MPI_SIZES:-3 5 9 17}
+# The MPI tests call mpigc in-process, so `mpigc run`'s own BLAS pinning does not apply:
+# 17 ranks on 2 cores, each with an idle OpenBLAS pool spinning, distort every timing.
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} \
+    MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 
 if "$MPIEXEC" --version 2>&1 | grep -q -i -E "open mpi|openrte|prrte|prte"; then
     # More ranks than cores: PRRTE (Open MPI 5's launcher) refuses without this.

@@ -10,6 +10,7 @@ import pytest
 
 from mpigc.config import (CodeConfig, Config, DelaysConfig, NetworkConfig, RunConfig, WorkloadConfig,
                           describe_keys, load_config, to_toml)
+from mpigc.codes import make_scheme
 from mpigc.errors import InputError
 
 
@@ -35,6 +36,23 @@ def test_embedded_default_loads():
     assert c.workload == WorkloadConfig(features=1000)
     assert c.delays == DelaysConfig()
     assert c.network == NetworkConfig()
+
+
+@pytest.mark.parametrize("world,load", [(3, 2), (4, 3), (9, 3)])
+def test_embedded_default_fits_any_world_size(world, load):
+    # the default experiment's load (3) is capped at the workers a small job has
+    c = load_config(None, backend="mpi", world_size=world)
+    assert all(k.load == load and k.workers == world - 1 for k in c.codes)
+
+
+def test_user_load_is_never_capped(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[code]\nload = 3\n")
+    for c in (load_config(None, ["code.load=3"], backend="mpi", world_size=3),
+              load_config(str(path), backend="mpi", world_size=3)):
+        assert c.codes[0].load == 3  # too large for 2 workers: the scheme refuses it (exit 2)
+        with pytest.raises(InputError, match="code.load"):
+            make_scheme(c.codes[0], 2, 1)
 
 
 def test_empty_file_gives_dataclass_defaults(tmp_path):

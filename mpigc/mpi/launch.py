@@ -27,18 +27,18 @@ import time
 import traceback
 from dataclasses import dataclass
 
-import mpi4py
 import numpy as np
 from mpi4py import MPI
 
 from mpigc import interrupts, report, results
 from mpigc.codes import make_scheme
 from mpigc.codes.sequential import is_sequential
-from mpigc.config import Config, load_config, to_toml
+from mpigc.config import Config, load_config
 from mpigc.delays import DelayModel
 from mpigc.engine import RoundPolicy
 from mpigc.errors import InputError
 from mpigc.mpi.master import Master, RoundRows
+from mpigc.mpi.provenance import run_attrs
 from mpigc.mpi.worker import Worker
 from mpigc.preflight import check_run
 from mpigc.sim import progress_printer
@@ -210,20 +210,6 @@ def run_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, host
     master.prepare()
     comm.Barrier()  # every rank has built its data: round 0 measures the scheme, not start-up
     return drive_master(master, config, code, writer.name if writer else label, writer)
-
-
-def run_attrs(config: Config, code, label: str, comm: MPI.Comm, hosts) -> dict:
-    """Provenance of an MPI run: library, hosts, world size, the resolved config.
-
-    ``mpi_library`` is the first non-empty line of ``MPI.Get_library_version()``
-    with NULs removed: Open MPI's string ends in a NUL, which HDF5 variable-length
-    string attributes reject, and an implementation may return an empty string.
-    """
-    lines = (line.strip() for line in MPI.Get_library_version().replace("\0", "").splitlines())
-    library = next((line for line in lines if line), "unknown")
-    return {**results.provenance("mpi"), "scheme": code.scheme, "config": to_toml(config), "entry": label,
-            "seed": config.run.seed, "workers": int(code.workers), "world_size": comm.size,
-            "mpi_library": library, "hosts": sorted(set(hosts)), "mpi4py": mpi4py.__version__}
 
 
 def drive_master(master: Master, config: Config, code, label: str, writer) -> tuple:

@@ -35,7 +35,7 @@ from mpigc.codes.sequential import build_sequential
 from mpigc.config import Config
 from mpigc.delays import DelayModel
 from mpigc.engine import relative_error
-from mpigc.mpi.launch import run_attrs
+from mpigc.mpi.provenance import run_attrs
 from mpigc.mpi.mailbox import Inbox, Outbox
 from mpigc.mpi.protocol import (CONTROL_HEADER, POLL_SLEEP, RESULT_HEADER, TAG_CONTROL, TAG_RESULT, Kind, control,
                                 idle_sleep, result, sleep_until)
