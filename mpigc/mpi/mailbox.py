@@ -2,12 +2,17 @@
 
 :class:`Inbox` keeps one receive posted per worker at all times, each into a
 buffer from that worker's own pool, and polls them with ``Testsome`` (the
-caller sleeps between empty polls; ``Waitany`` would spin a core).
-:class:`Outbox` (rank 0 and workers) keeps every send's buffer alive until
-MPI is done with it.
+caller sleeps between empty polls; ``Waitany`` would spin a core). It also
+records the latest round each worker has been heard from: its acknowledgement.
+:class:`Outbox` (workers) keeps every send's buffer alive until MPI is done
+with it. :class:`Courier` is rank 0's control traffic, bounded per worker by
+what the worker acknowledged, so a worker that stops responding (SIGSTOP, a
+swapped-out node) never fills the MPI library's send queues and stalls the
+others.
 """
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from typing import Callable
@@ -15,7 +20,15 @@ from typing import Callable
 import numpy as np
 from mpi4py import MPI
 
-from mpigc.mpi.protocol import POLL_SLEEP, TAG_RESULT, Kind
+from mpigc.mpi.protocol import POLL_SLEEP, TAG_CONTROL, TAG_RESULT, Kind, control
+
+#: rounds a worker may have been started on without acknowledging them (any message
+#: carrying round r acknowledges rounds up to r). A healthy worker acknowledges round r
+#: (its REPORT, sent on reading STOP(r)) within one round of it, so 3 leaves two whole
+#: rounds of slack on an oversubscribed host; a silent worker then holds at most 3
+#: STARTs and 3 STOPs (plus an INSTRUCT) of rank 0's send slots: MPICH's shared-memory
+#: queue has 64 cells, which 32 rounds of START+STOP to one stopped rank used to fill
+MAX_UNACKED = 3
 
 #: buffers a worker's pool keeps beyond its posted receive: the steady state
 #: needs one (handed out while the next receive is posted); buffers released
@@ -34,6 +47,7 @@ class Inbox:
         self.requests = [self._post(w) for w in range(workers)]
         self.statuses = [MPI.Status() for _ in range(workers)]  # reused by every poll
         self.finals = 0
+        self.heard = [-1] * workers  # latest round each worker sent a message about: its acknowledgement
         self.lent = 0  # buffers handed out by poll and not yet released
         self.peak_lent = 0  # the most ever lent at once: rank 0's message memory beyond its m posted buffers
 
@@ -56,6 +70,7 @@ class Inbox:
             # MPI fills statuses in completion order, not by request index
             buf, count = self.buffers[w], self.statuses[j].Get_count(MPI.DOUBLE)
             out.append((w, buf, count))
+            self.heard[w] = max(self.heard[w], int(buf[1]))  # FINAL carries -1: no change
             if int(buf[0]) == Kind.FINAL:
                 self.finals += 1
                 self.requests[w] = MPI.REQUEST_NULL
@@ -67,14 +82,26 @@ class Inbox:
         self.peak_lent = max(self.peak_lent, self.lent)
         return out
 
-    def drain(self, other: Callable[[int, np.ndarray, int], None]) -> None:
+    def drain(self, other: Callable[[int, np.ndarray, int], None], patience: float = 10.0) -> None:
         """Poll until every worker's FINAL, handing each other message to ``other(worker, buffer, count)``.
 
-        Large late sends complete only once received, so a run ends only after this.
+        Large late sends complete only once received, so a run ends only after
+        this. A worker that never answers (stopped for good) holds the job here
+        until it resumes or the launcher's time limit (MPI cannot end a job
+        one of whose ranks never finalizes): after ``patience`` seconds the
+        silent workers are named on stderr, once.
         """
+        told = False
+        since = time.perf_counter()
         while not self.all_final:
             got = self.poll()
             if not got:
+                if not told and time.perf_counter() - since > patience:
+                    told = True
+                    silent = ", ".join(f"{w} (rank {w + 1}, last heard in round {self.heard[w]})"
+                                       for w, r in enumerate(self.requests) if r != MPI.REQUEST_NULL)
+                    print(f"mpigc: the run's end waits for worker(s) {silent}: a stopped rank holds the job "
+                          "until it resumes", file=sys.stderr, flush=True)
                 time.sleep(POLL_SLEEP)
             for w, buf, count in got:
                 if int(buf[0]) != Kind.FINAL:
@@ -120,3 +147,102 @@ class Outbox:
         """Complete every send (call only once the receivers are sure to receive)."""
         MPI.Request.Waitall([r for r, _ in self.pending])
         self.pending = []
+
+
+class Courier:
+    """Rank 0's control messages to workers 0..m−1 (ranks 1..m), at most a few in flight per worker.
+
+    A worker acknowledges round r by any message carrying r (``acked``, the
+    :attr:`Inbox.heard` list, shared). START(r) goes to worker ``w`` only
+    while ``w`` has at most ``lag − 1`` started rounds unacknowledged and its
+    previous START has completed (a START of ≥ 64 KiB is a rendezvous send:
+    it completes only once the worker posts the receive); otherwise it is
+    deferred, replacing any deferred START of an earlier round, and
+    :meth:`retry` sends it the moment the worker catches up, so a worker that
+    wakes from a long stop reads at most ``lag`` old rounds and joins the
+    current one. STOP(r) goes only to a worker started on round r. No send
+    is ever cancelled: a frozen worker's pending sends stay here, never
+    waited on, until it resumes.
+
+    Parameters
+    ----------
+    comm
+        The run's communicator; rank w + 1 is worker w.
+    acked
+        Per worker, the latest round it was heard from (updated by the caller).
+    lag
+        Started rounds a worker may leave unacknowledged before it gets no more.
+    """
+
+    def __init__(self, comm: MPI.Comm, acked: list[int], lag: int = MAX_UNACKED) -> None:
+        self.comm = comm
+        self.acked = acked
+        self.lag = lag
+        m = len(acked)
+        self.pending: list[list[tuple[MPI.Request, np.ndarray]]] = [[] for _ in range(m)]
+        self.started = [-1] * m  # the last round each worker was sent START of
+        self.start_requests = [MPI.REQUEST_NULL] * m
+        self.deferred: dict[int, tuple[int, np.ndarray]] = {}  # worker -> (round, START) not yet sent
+        self.skipped = 0  # STARTs never sent (the worker caught up only after its round closed)
+        self.peak_pending = 0  # the most control sends ever incomplete to one worker
+
+    def _isend(self, w: int, buf: np.ndarray) -> MPI.Request:
+        box = self.pending[w]
+        box[:] = [(r, b) for r, b in box if not r.Test()]
+        request = self.comm.Isend([buf, MPI.DOUBLE], dest=w + 1, tag=TAG_CONTROL)
+        box.append((request, buf))
+        self.peak_pending = max(self.peak_pending, len(box))
+        return request
+
+    def ready(self, w: int) -> bool:
+        """Whether worker ``w`` may be sent a START now: few rounds unacknowledged, previous START complete."""
+        if self.started[w] - self.acked[w] >= self.lag:
+            return False
+        if self.start_requests[w] != MPI.REQUEST_NULL and not self.start_requests[w].Test():
+            return False
+        self.start_requests[w] = MPI.REQUEST_NULL
+        return True
+
+    def start(self, w: int, rnd: int, buf: np.ndarray) -> bool:
+        """Send START(rnd) ``buf`` to worker ``w`` now if it is :meth:`ready`, else defer it; True if sent."""
+        if not self.ready(w):
+            if w in self.deferred:
+                self.skipped += 1
+            self.deferred[w] = (rnd, buf)
+            return False
+        self.deferred.pop(w, None)
+        self.start_requests[w] = self._isend(w, buf)
+        self.started[w] = rnd
+        return True
+
+    def retry(self) -> list[int]:
+        """Send the deferred STARTs whose workers caught up; return those workers."""
+        sent = [w for w in list(self.deferred) if self.ready(w)]
+        for w in sent:
+            rnd, buf = self.deferred.pop(w)
+            self.start_requests[w] = self._isend(w, buf)
+            self.started[w] = rnd
+        return sent
+
+    def stop(self, w: int, rnd: int) -> None:
+        """STOP(rnd) to worker ``w`` if it was started on ``rnd``; a deferred START of ``rnd`` is dropped."""
+        if self.started[w] == rnd:
+            self._isend(w, control(Kind.STOP, rnd))
+        elif self.deferred.get(w, (None,))[0] == rnd:
+            del self.deferred[w]
+            self.skipped += 1
+
+    def send(self, w: int, buf: np.ndarray) -> None:
+        """Any other control message (INSTRUCT to a worker heard this round, END)."""
+        self._isend(w, buf)
+
+    @property
+    def in_flight(self) -> int:
+        """Control sends not yet complete, over all workers."""
+        return sum(len(box) for box in self.pending)
+
+    def wait(self) -> None:
+        """Complete every send (call only once every worker has sent FINAL: all were received)."""
+        MPI.Request.Waitall([r for box in self.pending for r, _ in box])
+        for box in self.pending:
+            box.clear()

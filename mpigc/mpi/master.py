@@ -20,6 +20,16 @@ to its worker's pool once applied; a message the decoder will never weigh
 decode. Only vectors a final least-squares combination may still weigh stay
 held (crc, poly, frc and rescaled uncoded: one message per worker; partial at
 l > 1: fewer than l per chunk; nested: each worker's stages).
+
+Control traffic is bounded per worker (:class:`~mpigc.mpi.mailbox.Courier`):
+a worker that has left ``MAX_UNACKED`` started rounds unanswered, or has not
+yet received its previous START, gets no new START; its START waits (the
+latest round's only) and goes out the moment it catches up, mid-round if
+need be. STOP goes only to workers started on the round. A stopped worker
+(SIGSTOP, swapped out) thus holds a few of rank 0's send slots, not one per
+round, and the others keep decoding within the scheme's tolerance; when it
+resumes it reads at most a few old rounds and joins the current one. It has
+no ``workers`` row for the rounds it was not started on.
 """
 from __future__ import annotations
 
@@ -34,8 +44,8 @@ from mpigc.codes import Combination, Scheme
 from mpigc.codes.base import Decoder, MessageKey
 from mpigc.engine import (UNDECODABLE, RoundPolicy, answered_combination, packed_part_length, relative_error,
                           status_of, unpack)
-from mpigc.mpi.mailbox import Inbox, Outbox
-from mpigc.mpi.protocol import POLL_SLEEP, RESULT_HEADER, TAG_CONTROL, Kind, control
+from mpigc.mpi.mailbox import Courier, Inbox
+from mpigc.mpi.protocol import POLL_SLEEP, RESULT_HEADER, Kind, control
 
 
 @dataclass
@@ -62,7 +72,7 @@ class Master:
         self.part_len = packed_part_length(self.dim, self.parts)  # the loss travels with the gradient
         self.model = workload.initial_model()
         self.inbox = Inbox(comm, self.m, RESULT_HEADER + self.part_len)
-        self.outbox = Outbox(comm)
+        self.courier = Courier(comm, self.inbox.heard)  # control sends, a few in flight per worker
         self.acc = np.zeros((self.parts, self.part_len))  # the decoded gradient, built in place every round
         self.scratch = np.empty(self.part_len)  # one weighted vector, for decoding without temporaries
         self.held: dict[MessageKey, np.ndarray] = {}  # vectors the decode may still weigh
@@ -77,9 +87,12 @@ class Master:
         self.acc.fill(0.0)
         self.scratch.fill(0.0)
 
-    def _send_all(self, buf: np.ndarray) -> None:
-        for w in range(self.m):  # one buffer, read by every send
-            self.outbox.send(buf, w + 1, TAG_CONTROL)
+    def _poll(self) -> list[tuple[int, np.ndarray, int]]:
+        """Completed receives; a START deferred for a worker that has now caught up goes out."""
+        got = self.inbox.poll()
+        if self.courier.deferred:
+            self.courier.retry()
+        return got
 
     # -- rounds ------------------------------------------------------------
     def round(self, rnd: int) -> RoundRows:
@@ -87,7 +100,8 @@ class Master:
         self.rows = RoundRows()
         start_buf = control(Kind.START, rnd, self.model)  # built off the clock, as the simulator's t = 0
         start = MPI.Wtime()
-        self._send_all(start_buf)
+        for w in range(self.m):  # one buffer, read by every send (a worker that is behind gets it later)
+            self.courier.start(w, rnd, start_buf)
         decoder = self.scheme.decoder()
         self.acc.fill(0.0)
         self.applied = set()
@@ -99,7 +113,8 @@ class Master:
         self._complete(comb)
         grad, decoded_loss = unpack(self.acc.reshape(-1), self.dim, self.parts)
         latency = MPI.Wtime() - start
-        self._send_all(control(Kind.STOP, rnd))
+        for w in range(self.m):
+            self.courier.stop(w, rnd)
         status = status_of(comb)
         grad_error, loss = self._check_and_update(grad, decoded_loss, status)
         heard: dict[int, int] = {}
@@ -126,7 +141,7 @@ class Master:
             now = clock()
             if now >= cutoff:
                 break
-            got = self.inbox.poll()
+            got = self._poll()
             if not got:
                 time.sleep(min(POLL_SLEEP, cutoff - now))  # wake for the cutoff, not a slice after it
                 continue
@@ -162,7 +177,7 @@ class Master:
         instructions = decoder.instructions()
         for w, rows in instructions.items():
             payload = np.concatenate([np.concatenate([[chunk], weights]) for chunk, weights in rows])
-            self.outbox.send(control(Kind.INSTRUCT, rnd, payload), w + 1, TAG_CONTROL)
+            self.courier.send(w, control(Kind.INSTRUCT, rnd, payload))  # w was heard this round
         clock = MPI.Wtime
         due = start + self.policy.answers_due(clock() - start)
         waiting = set(instructions)
@@ -171,7 +186,7 @@ class Master:
             now = clock()
             if now >= due:
                 break
-            got = self.inbox.poll()
+            got = self._poll()
             if not got:
                 time.sleep(min(POLL_SLEEP, due - now))
                 continue
@@ -235,9 +250,20 @@ class Master:
         return grad_error, loss
 
     def finish(self, drain: Callable[[RoundRows], None]) -> None:
-        """End the run: tell workers, drain every late result and report until each worker's FINAL."""
-        self._send_all(control(Kind.END, -1))
+        """End the run: tell workers, drain every late result and report until each worker's FINAL.
+
+        A START still deferred is dropped: END follows a worker's backlog, so a
+        stopped worker that resumes reads its few old rounds, then END. One
+        that never resumes holds the job here (MPI cannot end a job with a
+        live rank that never finalizes) until the launcher's time limit; rank
+        0 names it on stderr after a while (:meth:`Inbox.drain`).
+        """
+        self.courier.deferred.clear()
+        end = control(Kind.END, -1)
+        for w in range(self.m):
+            self.courier.send(w, end)
         self.rows = RoundRows()
         self.inbox.drain(lambda w, buf, count: self._other(w, buf, count, float("nan")))
-        self.outbox.wait()
+        self.courier.wait()
         drain(self.rows)
+

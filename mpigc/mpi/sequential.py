@@ -20,7 +20,9 @@ round and sends a REPORT(r) with its statistics, so the ``workers`` table
 holds one row per (round, worker), abandoned rounds included. Every message
 carries its round in the header: a late result is recorded as stale in
 ``events`` and never decoded. Sends are never cancelled; rank 0 drains
-everything up to each worker's FINAL.
+everything up to each worker's FINAL. Control traffic is bounded per worker
+as in :mod:`mpigc.mpi.master` (:class:`~mpigc.mpi.mailbox.Courier`): a worker
+that stopped responding is a straggler of the rounds it is not started on.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ from mpigc.config import Config
 from mpigc.delays import DelayModel
 from mpigc.engine import relative_error
 from mpigc.mpi.provenance import run_attrs
-from mpigc.mpi.mailbox import Inbox, Outbox
+from mpigc.mpi.mailbox import Courier, Inbox, Outbox
 from mpigc.mpi.protocol import (CONTROL_HEADER, POLL_SLEEP, RESULT_HEADER, TAG_CONTROL, TAG_RESULT, Kind, control,
                                 idle_sleep, result, sleep_until)
 from mpigc.mpi.worker import rows_per_block
@@ -205,7 +207,7 @@ class SeqMaster:
         self.theta: dict[int, np.ndarray] = {}  # job -> parameters its mini-tasks use
         self.store: dict[tuple[int, int], np.ndarray] = {}  # (round, worker) -> (P, d+1) accepted results
         self.inbox = Inbox(comm, self.m, self.size)
-        self.outbox = Outbox(comm)
+        self.courier = Courier(comm, self.inbox.heard)  # control sends, a few in flight per worker
         self.events: list[tuple] = []
         self.workers: list[tuple] = []
 
@@ -213,9 +215,6 @@ class SeqMaster:
         """With verification, build every unit chunk before the clock starts."""
         if self.verify:
             self.workload.full_gradient(self.models[0])
-
-    def _send(self, w: int, buf: np.ndarray) -> None:
-        self.outbox.send(buf, w + 1, TAG_CONTROL)
 
     def _worker_row(self, w: int, buf: np.ndarray) -> None:
         """The ``workers`` row a RESULT or REPORT carries: one per (round, worker)."""
@@ -241,14 +240,16 @@ class SeqMaster:
                                                       self.dim)) for w in range(self.m)]
         clock = MPI.Wtime
         start = clock()  # as the single-round master: just before the first START leaves
-        for w in range(self.m):
-            self._send(w, starts[w])
-        del starts  # the outbox keeps each buffer until its send completes
+        for w in range(self.m):  # a worker that is behind gets its START once it catches up
+            self.courier.start(w, r, starts[w])
+        del starts  # the courier keeps each buffer until its send completes
         arrived: dict[int, tuple[float, np.ndarray]] = {}
         cut, waitout = np.inf, None
         strag = np.zeros(self.m, dtype=bool)
         while True:
             got = self.inbox.poll()
+            if self.courier.deferred:
+                self.courier.retry()
             now = clock() - start
             for w, buf, count in got:
                 if int(buf[0]) != Kind.RESULT or int(buf[1]) != r:
@@ -272,8 +273,8 @@ class SeqMaster:
                 time.sleep(POLL_SLEEP)
         duration = clock() - start
         for w in range(self.m):
-            if w not in arrived:  # a straggler still at work: it stops and sends its REPORT(r)
-                self._send(w, control(Kind.STOP, r))
+            if w not in arrived:  # a straggler still at work (if started): it stops and sends its REPORT(r)
+                self.courier.stop(w, r)
         if waitout is None:  # every worker returned before the cutoff (or the scheme waits for all)
             waitout = NO_WAIT
         closed = engine.commit(r, strag, waitout)
@@ -311,10 +312,11 @@ class SeqMaster:
 
     def finish(self) -> None:
         """Tell workers the run is over; drain late results until every FINAL; complete sends."""
+        self.courier.deferred.clear()
         for w in range(self.m):
-            self._send(w, control(Kind.END, -1))
+            self.courier.send(w, control(Kind.END, -1))
         self.inbox.drain(lambda w, buf, count: self._other(w, buf, count, float("nan")))
-        self.outbox.wait()
+        self.courier.wait()
 
 
 def run_sequential_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, hosts) -> tuple | None:
