@@ -1,10 +1,39 @@
-"""Writing result files: runs added to a file, rows buffered and appended on flush (see ``ResultFile``)."""
+"""Writing result files so that readers, a full disk and a second writer cannot hurt them.
+
+Design (issue 13), in three parts:
+
+* **Never written in place.** A result file changes only by a commit: it is
+  copied to a temporary file next to it, the change is written there, and
+  the copy replaces it with ``os.replace`` (:func:`mpigc.results.store.commit`).
+  A full disk, a quota or EFBIG during a write therefore ends the command
+  with one line (:class:`ResultWriteError`, exit 1) and leaves every earlier
+  run byte-identical; a reader holding the file open keeps its snapshot and
+  can never make a write fail (no HDF5 lock is involved).
+* **Running runs live in side files.** ``ResultFile(keep_open=True)``
+  (``mpigc run`` and ``mpigc simulate``) writes each run to its own side file
+  ``<stem>.running<k><suffix>`` in HDF5's SWMR mode and commits them all into
+  the result file when it closes: O(file size) once per job, while a flush
+  stays an append to a small file. Readers (``read_runs``, ``mpigc info``)
+  list the side files' runs after the file's own and see every flushed row.
+  SWMR was not used on the result file itself: a SIGKILLed SWMR writer leaves
+  a file that plain HDF5 opens refuse until ``h5clear`` is run, and SWMR
+  needs the newest file format. On a side file that does not matter: our
+  readers open it with ``swmr=True``, which works on a killed writer's file,
+  and the next writer of the result file commits what a dead job left
+  (``interrupted = "killed"``).
+* **One writer per file.** A writer holds ``<out>.lock``
+  (:mod:`mpigc.results.lock`); a second job is refused at once with one line
+  naming the holder (host, pid, SLURM job), exit 2. The kernel drops the lock
+  of a dead process, so a stale lock file never blocks.
+
+The default ``ResultFile(path)`` commits at every ``new_run`` and ``flush``
+(O(file size) each): for small, one-off writes (summaries, merges, tests).
+"""
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,8 +43,14 @@ import numpy as np
 
 from mpigc import interrupts
 from mpigc.errors import InputError
+from mpigc.results import store
+from mpigc.results.lock import FileBusyError, WriterLock, describe, holder
 from mpigc.results.schema import (_MARKER, CHUNK_ROWS, DEFAULTS, SCHEMA_VERSION, TABLES, _encode_attrs,
                                   _is_ours, _write_attrs)
+from mpigc.results.store import ResultWriteError, running_files
+
+__all__ = ["FileBusyError", "ResultFile", "ResultWriteError", "RunWriter", "check_run_name", "check_writable",
+           "mark_interrupted", "running_files"]
 
 
 def check_writable(path: str | os.PathLike) -> None:
@@ -24,8 +59,9 @@ def check_writable(path: str | os.PathLike) -> None:
     Raises
     ------
     InputError
-        With key ``--out`` if the directory is missing or not writable, or the
-        file exists but is not an mpigc HDF5 result file (or cannot be written).
+        With key ``--out`` if the directory is missing or not writable, the
+        file exists but is not an mpigc HDF5 result file (or cannot be
+        written), or another process is writing it (:class:`FileBusyError`).
     """
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
@@ -33,23 +69,29 @@ def check_writable(path: str | os.PathLike) -> None:
         raise InputError("--out", f"directory {parent} does not exist")
     if not parent.is_dir():
         raise InputError("--out", f"{parent} is not a directory")
-    if not p.exists():
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise InputError("--out", f"directory {parent} is not writable")
-        return
     if p.is_dir():
         raise InputError("--out", f"{p} is a directory")
+    busy = holder(p)
+    if busy is not None:
+        raise FileBusyError("--out", f"{p} is open for writing by another process ({describe(busy)}); "
+                                     "choose another --out or wait for it to end")
+    _check_file(p, parent)
+
+
+def _check_file(p: Path, parent: Path) -> None:
+    """The checks of ``check_writable`` but the lock's (which its own holder would fail)."""
+    if not os.access(parent, os.W_OK | os.X_OK):   # commits create a file next to it
+        raise InputError("--out", f"directory {parent} is not writable")
+    if not p.exists():
+        return
     if not os.access(p, os.R_OK | os.W_OK):
         raise InputError("--out", f"{p} exists and is not writable")
     try:
         if not h5py.is_hdf5(p):
             raise InputError("--out", f"{p} exists and is not an HDF5 file")
-        with h5py.File(p, "r") as f:
+        with h5py.File(p, "r", locking=False) as f:
             ours = _is_ours(f)
     except OSError as exc:
-        if "lock" in str(exc):  # an ``mpigc run`` holds its file open (and locked) until it ends
-            raise InputError("--out", f"{p} is open for writing by another process (another job writing "
-                                      "there?); choose another --out or wait for it to end") from exc
         raise InputError("--out", f"{p} exists and cannot be opened as HDF5 ({exc})") from exc
     if not ours:
         raise InputError("--out", f"{p} is an HDF5 file not written by mpigc (no /runs group)")
@@ -68,12 +110,13 @@ def check_run_name(name: str, key: str = "--name") -> None:
         raise InputError(key, f"invalid run name {name!r} (non-empty, no '/', no NUL)")
 
 
-def _unique_name(runs: h5py.Group, name: str) -> str:
-    """Return ``name``, or ``name-2``, ``name-3``... if it is taken in ``runs``."""
-    if name not in runs:
+def _unique_name(taken: Iterable[str], name: str) -> str:
+    """Return ``name``, or ``name-2``, ``name-3``... if it is taken."""
+    taken = set(taken)
+    if name not in taken:
         return name
     k = 2
-    while f"{name}-{k}" in runs:
+    while f"{name}-{k}" in taken:
         k += 1
     return f"{name}-{k}"
 
@@ -102,37 +145,59 @@ def _as_rows(table: str, rows: Any) -> np.ndarray:
     return out
 
 
+def _create_table(group: h5py.Group, table: str) -> h5py.Dataset:
+    """Create an empty, chunked, resizable table dataset in a run group."""
+    return group.create_dataset(table, shape=(0,), maxshape=(None,), dtype=TABLES[table], chunks=(CHUNK_ROWS,))
+
+
+def _init_file(f: h5py.File) -> h5py.Group:
+    """Mark a file as ours and return its ``/runs`` group (runs iterate in creation order)."""
+    if _MARKER not in f.attrs:
+        f.attrs[_MARKER] = SCHEMA_VERSION
+    if "runs" not in f:
+        f.create_group("runs", track_order=True)
+    return f["runs"]
+
+
+def _write_rows(group: h5py.Group, rows: dict[str, list[np.ndarray]], written: dict[str, int]) -> None:
+    """Append buffered rows to a run group's tables (creating tables not declared)."""
+    for table, chunks in rows.items():
+        data = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        ds = group[table] if table in group else _create_table(group, table)
+        n = ds.shape[0]
+        ds.resize((n + data.size,))
+        ds[n:] = data
+        written[table] = n + data.size
+
+
 class ResultFile:
-    """Writer for one HDF5 file holding several runs.
+    """Writer of one HDF5 result file holding several runs (see the module docstring).
 
-    Rows are buffered in memory and written on ``flush()``: appended to
-    chunked resizable 1-D compound datasets (``maxshape=(None,)``). Between
-    two writes the file is never touched, so a killed job leaves a
-    consistent, readable file with every row written so far.
-
-    By default each write opens the file in append mode and closes it again
-    (what ``simulate``, writing 1000 rounds at a time, wants). ``mpigc run``
-    writes a little every round and passes ``keep_open=True`` and
-    ``min_interval``: the file stays open from the first ``new_run`` to
-    ``close()`` (each write ends with an HDF5 flush to the OS, so what was
-    written survives a killed job), and ``RunWriter.flush`` writes at most
-    every ``min_interval`` seconds. Reopening the file for every round cost
-    rank 0 about 1-2 ms per round on the anchor configuration; a write a
-    second costs nothing measurable, and a killed job loses at most that
-    second of rounds (an interrupted one none: ``close()`` writes the rest).
-    Holding the file open also means no reader can make a write fail
-    (HDF5's lock is taken once, when the run starts).
+    Rows are buffered in memory and written by ``RunWriter.flush``. With
+    ``keep_open=True`` each run is written to its own side file, kept open
+    in SWMR mode from ``new_run`` to ``close()``, which commits them into
+    ``path``; ``RunWriter.flush`` then writes at most every ``min_interval``
+    seconds (a killed job loses at most that much; an interrupted one
+    nothing, since ``close()`` writes the rest). Without it every
+    ``new_run`` and ``flush`` is a commit of its own.
 
     Parameters
     ----------
     path : str or os.PathLike
         The file; it is created (with its directory) by the first ``new_run``.
     keep_open : bool
-        Keep the file open between writes until ``close()``.
+        Write runs to side files and commit them at ``close()``.
     min_interval : float
         Seconds between two writes of a run writer's ``flush()``; 0 writes at
         every call. ``flush(force=True)``, ``ResultFile.flush`` and ``close``
         always write.
+
+    Raises
+    ------
+    FileBusyError
+        From :meth:`acquire` (and the first write) if another job writes ``path``.
+    ResultWriteError
+        From any write that fails; ``path`` is then unchanged.
     """
 
     def __init__(self, path: str | os.PathLike, *, keep_open: bool = False, min_interval: float = 0.0) -> None:
@@ -140,34 +205,56 @@ class ResultFile:
         self.keep_open = bool(keep_open)
         self.min_interval = float(min_interval)
         self._writers: list[RunWriter] = []
-        self._handle: h5py.File | None = None
+        self._lock = WriterLock(self.path)
+        self._failed = False
 
     @property
     def writers(self) -> list[RunWriter]:
         """The run writers made by this file, oldest first."""
         return list(self._writers)
 
-    @contextmanager
-    def _open(self, check: bool = False) -> Iterator[h5py.File]:
-        """The file, open for appending: the kept handle, or one opened for this block only."""
-        if self._handle is not None:
-            yield self._handle
-            return
-        if check and self.path.exists():
-            check_writable(self.path)        # never append to someone else's file
+    def acquire(self) -> None:
+        """Take the file's lock now (``keep_open``: until ``close()``), before any work starts.
+
+        Raises
+        ------
+        FileBusyError
+            If another live process holds it (one line naming the holder).
+        InputError
+            If the file exists and is not an mpigc result file.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = h5py.File(self.path, "a")
-        if self.keep_open:
-            self._handle = f
-            yield f
-            return
+        self._lock.acquire()
         try:
-            yield f
+            _check_file(self.path, self.path.parent)     # never append to someone else's file
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _commit(self, apply) -> Any:
+        """Commit a change to ``path``, taking in runs that dead jobs left in side files first."""
+        held = self._lock.held
+        if not held:
+            self.acquire()
+        try:
+            orphans = [p for p in running_files(self.path) if p not in {w._side for w in self._writers}]
+
+            def change(f: h5py.File) -> Any:
+                runs = _init_file(f)
+                for side in orphans:
+                    _merge_side(runs, side, recovered=True)
+                return apply(f)
+            with interrupts.deferred():
+                result = store.commit(self.path, change)
+            for side in orphans:
+                store._unlink(side)
+            return result
         finally:
-            f.close()
+            if not held:
+                self._lock.release()
 
     def new_run(self, name: str, attrs: dict, tables: Iterable[str] = ("rounds",)) -> RunWriter:
-        """Create ``/runs/<unique name>`` with ``attrs`` and empty ``tables``; return its writer.
+        """Create run ``<unique name>`` with ``attrs`` and empty ``tables``; return its writer.
 
         ``name`` gets ``-2``, ``-3``... appended if a run of that name exists.
         Attribute values may be str, int, float, bool, None (stored as ``""``),
@@ -179,19 +266,32 @@ class ResultFile:
         if unknown:
             raise ValueError(f"unknown tables {unknown}; known: {sorted(TABLES)}")
         encoded, json_keys = _encode_attrs(dict(attrs))
-        with interrupts.deferred(), self._open(check=True) as f:
-            if _MARKER not in f.attrs:
-                f.attrs[_MARKER] = SCHEMA_VERSION
-            if "runs" not in f:
-                f.create_group("runs", track_order=True)    # iterate runs in creation order
-            runs = f["runs"]
-            unique = _unique_name(runs, name)
-            group = runs.create_group(unique)
+
+        def create(group: h5py.Group) -> None:
             _write_attrs(group, encoded, json_keys)
             for table in tables:
                 _create_table(group, table)
-            f.flush()
-        writer = RunWriter(self, unique, tables)
+
+        if not self.keep_open:
+            unique = self._commit(lambda f: _create_run(f["runs"], name, create))
+            writer = RunWriter(self, unique, tables)
+        else:
+            if not self._lock.held:
+                self.acquire()
+            if not self.path.exists():
+                self._commit(lambda f: None)   # readers find the file from the first run on
+            taken = _run_names(self.path) + [w.name for w in self._writers]
+            unique = _unique_name(taken, name)
+            k = 1 + max([0] + [int(p.stem.rsplit(".running", 1)[1]) for p in running_files(self.path)])
+            side = store.side_path(self.path, k)
+            with interrupts.deferred():
+                try:
+                    f = h5py.File(side, "w", libver="latest", locking=False)
+                except OSError as exc:
+                    raise ResultWriteError(f"cannot create {side}: {store.reason(exc)}; "
+                                           f"{self.path} is unchanged") from exc
+                writer = RunWriter(self, unique, tables, _side=side, _h5=f)
+                writer._guard(lambda: (create(_init_file(f).create_group(unique)), _start_swmr(f)))
         self._writers.append(writer)
         return writer
 
@@ -201,13 +301,44 @@ class ResultFile:
             writer.flush(force=True)
 
     def close(self) -> None:
-        """Write everything buffered and close the file (safe to call twice)."""
+        """Write everything buffered, commit the side files and release the file (safe to call twice).
+
+        After a failed write nothing more is written: the side files of runs
+        that had ended stay next to the file (readers list them; the next
+        writer commits them).
+        """
         try:
-            self.flush()
+            if not self._failed:
+                self.flush()
         finally:
-            if self._handle is not None:
-                handle, self._handle = self._handle, None
-                handle.close()
+            sides = []
+            for writer in self._writers:
+                if writer._h5 is not None:
+                    f, writer._h5 = writer._h5, None
+                    try:
+                        f.close()
+                    except Exception:  # noqa: BLE001 - a failed close leaves the side file as it was
+                        store.discard(f)
+                if writer._side is not None and writer._side.exists():
+                    sides.append(writer)
+            try:
+                if sides and not self._failed:
+                    self._commit_sides(sides)
+            finally:
+                self._lock.release()
+
+    def _commit_sides(self, sides: list[RunWriter]) -> None:
+        def merge(f: h5py.File) -> None:
+            for writer in sides:
+                _merge_side(f["runs"], writer._side, recovered=False)
+        try:
+            self._commit(merge)
+        except ResultWriteError as exc:
+            kept = ", ".join(str(w._side) for w in sides)
+            raise ResultWriteError(f"{exc}; the runs of this job are kept in {kept}") from exc.__cause__
+        for writer in sides:
+            store._unlink(writer._side)
+            writer._side = None
 
     def __enter__(self) -> ResultFile:
         return self
@@ -216,10 +347,42 @@ class ResultFile:
         self.close()
 
 
-def _create_table(group: h5py.Group, table: str) -> h5py.Dataset:
-    """Create an empty, chunked, resizable table dataset in a run group."""
-    return group.create_dataset(table, shape=(0,), maxshape=(None,), dtype=TABLES[table],
-                                chunks=(CHUNK_ROWS,))
+def _start_swmr(f: h5py.File) -> None:
+    f.flush()
+    f.swmr_mode = True
+
+
+def _create_run(runs: h5py.Group, name: str, create) -> str:
+    unique = _unique_name(runs, name)
+    create(runs.create_group(unique))
+    return unique
+
+
+def _run_names(path: Path) -> list[str]:
+    """Names of the runs in ``path`` and in its side files (what a new run must not reuse)."""
+    names: list[str] = []
+    for p in [path, *running_files(path)]:
+        try:
+            with h5py.File(p, "r", locking=False, swmr=p != path) as f:
+                names += list(f["runs"]) if "runs" in f else []
+        except (OSError, KeyError):
+            continue
+    return names
+
+
+def _merge_side(runs: h5py.Group, side: Path, recovered: bool) -> None:
+    """Copy every run of a side file into ``runs`` (renamed if taken); a damaged one is set aside."""
+    try:
+        src = h5py.File(side, "r", swmr=True, locking=False)
+    except OSError:
+        os.replace(side, side.with_name(side.name.replace(".running", ".damaged", 1)))
+        return
+    with src:
+        for name, group in src["runs"].items() if "runs" in src else ():
+            unique = _unique_name(runs, name)
+            runs.copy(group, unique)
+            if recovered and not runs[unique].attrs.get("interrupted"):
+                runs[unique].attrs["interrupted"] = "killed"   # its job died without closing it
 
 
 @dataclass
@@ -233,6 +396,8 @@ class RunWriter:
     _rows: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
     _attrs: dict[str, Any] = field(default_factory=dict, repr=False)
     _last: float = field(default_factory=time.monotonic, repr=False)
+    _side: Path | None = field(default=None, repr=False)      # keep_open: this run's side file
+    _h5: h5py.File | None = field(default=None, repr=False)   # ... open in SWMR mode until close
 
     def append(self, table: str, rows: np.ndarray) -> None:
         """Buffer ``rows`` (a structured array of ``TABLES[table]`` dtype, or convertible)."""
@@ -252,11 +417,17 @@ class RunWriter:
         self._attrs.update(attrs)
 
     def flush(self, force: bool = False) -> None:
-        """Append every buffered row and attribute to the file.
+        """Append every buffered row and attribute to the run.
 
         With the file's ``min_interval`` > 0 this writes only if that many
         seconds have passed since this writer's last write (or ``force``).
         The write is never torn by SIGTERM/SIGINT (see ``mpigc.interrupts``).
+
+        Raises
+        ------
+        ResultWriteError
+            If the write fails (full disk, quota): the result file is
+            unchanged, this run's rows are lost, and the file writes no more.
         """
         if not self._rows and not self._attrs:
             return
@@ -264,21 +435,38 @@ class RunWriter:
         if not force and now - self._last < self.file.min_interval:
             return
         encoded, json_keys = _encode_attrs(self._attrs)
-        with interrupts.deferred(), self.file._open() as f:
-            group = f["runs"][self.name]
-            for table, chunks in self._rows.items():
-                data = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
-                ds = group[table] if table in group else _create_table(group, table)
-                n = ds.shape[0]
-                ds.resize((n + data.size,))
-                ds[n:] = data
-                self.written[table] = n + data.size
+
+        def write(group: h5py.Group) -> None:
+            _write_rows(group, self._rows, self.written)
             if encoded:
                 _write_attrs(group, encoded, json_keys)
-            f.flush()
-            self._rows.clear()
-            self._attrs.clear()
+
+        if self._h5 is not None:
+            with interrupts.deferred():
+                self._guard(lambda: (write(self._h5["runs"][self.name]), self._h5.flush()))
+        elif self._side is not None or self.file._failed:
+            raise ResultWriteError(f"{self.file.path}: run {self.name} can no longer be written (its file is closed)")
+        else:
+            self.file._commit(lambda f: write(f["runs"][self.name]))
+        self._rows.clear()
+        self._attrs.clear()
         self._last = now
+
+    def _guard(self, action) -> None:
+        """Run a write to the side file; on failure drop the side file and raise ResultWriteError."""
+        try:
+            action()
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:
+            store.discard(self._h5)
+            self._h5 = None
+            side, self._side = self._side, None
+            if side is not None:
+                store._unlink(side)   # its rows are incomplete, and the disk is full
+            self.file._failed = True
+            others = [str(w._side) for w in self.file._writers if w is not self and w._side is not None]
+            kept = f"; earlier runs of this job are kept in {', '.join(others)}" if others else ""
+            raise ResultWriteError(f"cannot write run {self.name} to {side}: {store.reason(exc)}; "
+                                   f"{self.file.path} is unchanged, this run is lost{kept}") from exc
 
 
 def mark_interrupted(path: str | os.PathLike, signal_name: str, before: Iterable[str]) -> str | None:
@@ -288,16 +476,19 @@ def mark_interrupted(path: str | os.PathLike, signal_name: str, before: Iterable
     (``mpigc simulate``): ``before`` lists the runs the file had when the
     command started. Returns the marked run's name, or None if there is
     none (no file, or the signal came before the first run was created).
+    The file is committed only if the mark is not there yet.
     """
     p = Path(path)
     if not p.exists():
         return None
     known = set(before)
-    with interrupts.deferred(), h5py.File(p, "a") as f:
-        runs = f.get("runs")
-        new = [name for name in (runs or {}) if name not in known]
-        if not new:
-            return None
+    new = [name for name in _run_names(p) if name not in known]
+    if not new:
+        return None
+    with h5py.File(p, "r", locking=False) as f:
+        group = f.get(f"runs/{new[-1]}")
+        done = group is not None and group.attrs.get("interrupted") in (signal_name, signal_name.encode())
+    if not done:
         encoded, json_keys = _encode_attrs({"interrupted": signal_name})
-        _write_attrs(runs[new[-1]], encoded, json_keys)
-        return new[-1]
+        ResultFile(p)._commit(lambda f: _write_attrs(f["runs"][new[-1]], encoded, json_keys))
+    return new[-1]
