@@ -130,6 +130,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             if args.out else ""
         print(f"mpigc: {stop}{note}", file=sys.stderr)
         return stop.exit_code
+    except results.ResultWriteError as error:  # full disk, quota: the file is as it was before
+        print(f"mpigc: error: {error}", file=sys.stderr)
+        return 1
     finally:
         interrupts.restore(previous)
     print(report.summary_table(rows))

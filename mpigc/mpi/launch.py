@@ -65,6 +65,12 @@ def install_abort_handler(comm: MPI.Comm) -> None:
             sys.stderr.write(f"mpigc: rank {rank} {value}\n")
             sys.stderr.flush()
             _abort(value.exit_code)
+        if issubclass(kind, results.ResultWriteError):  # full disk, quota: one line, exit 1
+            sys.stdout.flush()
+            sys.stderr.write(f"mpigc: error: {value}\n")
+            sys.stderr.flush()
+            time.sleep(0.5)
+            _abort(1)
         # The summary line goes first and everything is flushed, with a moment for
         # mpiexec to forward it: Abort kills the job before it drains our output.
         sys.stderr.write(f"mpigc: rank {rank} failed; aborting the job ({kind.__name__}: {value})\n")
@@ -89,13 +95,16 @@ def _abort(code: int) -> None:
         os._exit(code)
 
 
-def _checked_config(comm: MPI.Comm, args: argparse.Namespace) -> Config | None:
-    """Rank 0 validates everything; every rank learns the verdict. None means exit 2."""
+def _checked_config(comm: MPI.Comm, args: argparse.Namespace, job: _Job) -> Config | None:
+    """Rank 0 validates everything and takes the output's lock; every rank learns the verdict. None means exit 2."""
     verdict: tuple[str, object]
     if comm.rank == 0:
         try:
             config = load_config(args.config, args.overrides, backend="mpi", world_size=comm.size)
             check_run(config, backend="mpi", name=args.name, out=args.out or None)
+            if args.out:  # a second job on the same file is refused here, before any work
+                job.file = results.ResultFile(args.out, keep_open=True, min_interval=config.run.flush_seconds)
+                job.file.acquire()
             verdict = ("ok", config)
         except InputError as error:
             print(f"mpigc: error: {error}", file=sys.stderr, flush=True)
@@ -135,13 +144,11 @@ def main(args: argparse.Namespace, comm: MPI.Comm | None = None) -> int:
 
 def _run(world: MPI.Comm, args: argparse.Namespace, job: _Job) -> int:
     """Check, then run every entry; rank 0 holds the result file open from the first run to the end."""
-    config = _checked_config(world, args)
+    config = _checked_config(world, args, job)
     if config is None:
         return 2
     hosts = world.gather(MPI.Get_processor_name(), root=0)
     rows = []
-    if world.rank == 0 and args.out:
-        job.file = results.ResultFile(args.out, keep_open=True, min_interval=config.run.flush_seconds)
     try:
         for code in config.codes:
             comm = world.Dup()

@@ -63,42 +63,50 @@ def simulate(config: Config, out: str | None, name: str | None = None, log: Text
     dim = gradient_dim(config.workload)
     if out is not None:
         results.check_writable(out)
-    file = results.ResultFile(out) if out is not None else None
-    rows = []
-    for entry in entries:
-        workload = make_workload(config.workload, entry.scheme.plan.chunks, config.run.seed) if config.run.verify else None
-        part_bytes = 8 * packed_part_length(dim, entry.scheme.plan.parts)  # as the MPI workers send
-        sim = Simulator(entry.scheme, delays, entry.policy, network=Network(config.network.latency, config.network.bandwidth),
-                        workload=workload, detail=config.run.detail, vector_bytes=part_bytes)
-        label = name if (name and len(entries) == 1) else entry.label
-        writer = None
-        if file is not None:
-            attrs = {**results.provenance("sim"), "scheme": entry.code.scheme, "config": to_toml(config),
-                     "entry": entry.label, "seed": config.run.seed, "workers": m,
-                     "plan": {k: _plain(v) for k, v in entry.scheme.describe().items()}}
-            writer = file.new_run(label, attrs, TABLES_BY_DETAIL[config.run.detail])
-            label = writer.name
-        collected: list[np.ndarray] = []
+    file = results.ResultFile(out, keep_open=True) if out is not None else None
+    if file is not None:
+        file.acquire()  # another job writing there is refused now, before any work
+    try:
+        rows = []
+        for entry in entries:
+            workload = (make_workload(config.workload, entry.scheme.plan.chunks, config.run.seed)
+                        if config.run.verify else None)
+            part_bytes = 8 * packed_part_length(dim, entry.scheme.plan.parts)  # as the MPI workers send
+            sim = Simulator(entry.scheme, delays, entry.policy,
+                            network=Network(config.network.latency, config.network.bandwidth), workload=workload, detail=config.run.detail, vector_bytes=part_bytes)
+            label = name if (name and len(entries) == 1) else entry.label
+            writer = None
+            if file is not None:
+                attrs = {**results.provenance("sim"), "scheme": entry.code.scheme, "config": to_toml(config),
+                         "entry": entry.label, "seed": config.run.seed, "workers": m,
+                         "plan": {k: _plain(v) for k, v in entry.scheme.describe().items()}}
+                writer = file.new_run(label, attrs, TABLES_BY_DETAIL[config.run.detail])
+                label = writer.name
+            collected: list[np.ndarray] = []
 
-        def emit(batch: SimTables, writer=writer, collected=collected) -> None:
-            rounds = np.array(batch.rounds, dtype=results.ROUNDS_DTYPE)
-            collected.append(rounds)
+            def emit(batch: SimTables, writer=writer, collected=collected) -> None:
+                rounds = np.array(batch.rounds, dtype=results.ROUNDS_DTYPE)
+                collected.append(rounds)
+                if writer is not None:
+                    writer.append("rounds", rounds)
+                    for table in ("workers", "events"):
+                        rows_ = getattr(batch, table)
+                        if rows_:
+                            writer.append(table, np.array(rows_, dtype=results.TABLES[table]))
+                    writer.flush()
+
+            print(f"simulating {label} ({entry.code.scheme}, m = {m}, {config.run.rounds} rounds)", file=log,
+                  flush=True)
+            sim.run(config.run.rounds, emit, progress_printer(label, config.run.rounds, log))
+            all_rounds = np.concatenate(collected) if collected else np.zeros(0, results.ROUNDS_DTYPE)
+            stats = report.summarize(all_rounds)
             if writer is not None:
-                writer.append("rounds", rounds)
-                for table in ("workers", "events"):
-                    rows_ = getattr(batch, table)
-                    if rows_:
-                        writer.append(table, np.array(rows_, dtype=results.TABLES[table]))
+                writer.set_attrs(**{f"summary_{k}": v for k, v in stats.items()})
                 writer.flush()
-
-        print(f"simulating {label} ({entry.code.scheme}, m = {m}, {config.run.rounds} rounds)", file=log, flush=True)
-        sim.run(config.run.rounds, emit, progress_printer(label, config.run.rounds, log))
-        all_rounds = np.concatenate(collected) if collected else np.zeros(0, results.ROUNDS_DTYPE)
-        stats = report.summarize(all_rounds)
-        if writer is not None:
-            writer.set_attrs(**{f"summary_{k}": v for k, v in stats.items()})
-            writer.flush()
-        rows.append((label, entry.code.scheme, stats))
+            rows.append((label, entry.code.scheme, stats))
+    finally:
+        if file is not None:
+            file.close()  # commits the runs into the file (results.writer)
     return rows
 
 

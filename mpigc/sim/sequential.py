@@ -135,27 +135,33 @@ def simulate_sequential(config: Config, out: str | None, name: str | None = None
     entries = plan_sequential(config, m, delays)
     if out is not None:
         results.check_writable(out)
-    file = results.ResultFile(out) if out is not None else None
+    file = results.ResultFile(out, keep_open=True) if out is not None else None
+    if file is not None:
+        file.acquire()  # another job writing there is refused now, before any work
     tables = ("rounds", "jobs") + (("workers",) if config.run.detail in ("workers", "full") else ())
-    rows = []
-    for entry in entries:
-        label = name if (name and len(entries) == 1) else entry.label
-        writer = None
+    try:
+        rows = []
+        for entry in entries:
+            label = name if (name and len(entries) == 1) else entry.label
+            writer = None
+            if file is not None:
+                attrs = {**results.provenance("sim"), "scheme": entry.code.scheme, "config": to_toml(config),
+                         "entry": entry.label, "seed": config.run.seed, "workers": m, "models": entry.models,
+                         "T_seq": entry.scheme.T, "load": entry.scheme.load, "regime": "sequential"}
+                writer = file.new_run(label, attrs, tables)
+                label = writer.name
+            print(f"simulating {label} ({entry.code.scheme}, m = {m}, {config.run.rounds} jobs, "
+                  f"T_seq = {entry.scheme.T})", file=log, flush=True)
+            rnds, jobs = simulate_entry(entry, config, delays, writer, log)
+            stats = sequential_stats(rnds, jobs)
+            if writer is not None:
+                writer.set_attrs(**{f"summary_{k}": v for k, v in stats.items()})
+                writer.flush()
+            print(f"  {label}: total {stats['total_s']:.6g} s over {len(rnds)} rounds, {stats['waitouts']} wait-outs "
+                  f"({stats['safety_waitouts']} safety), {stats['jobs_done']} jobs decoded, {stats['jobs_lost']} lost",
+                  file=log, flush=True)
+            rows.append((label, entry.code.scheme, stats))
+    finally:
         if file is not None:
-            attrs = {**results.provenance("sim"), "scheme": entry.code.scheme, "config": to_toml(config),
-                     "entry": entry.label, "seed": config.run.seed, "workers": m, "models": entry.models,
-                     "T_seq": entry.scheme.T, "load": entry.scheme.load, "regime": "sequential"}
-            writer = file.new_run(label, attrs, tables)
-            label = writer.name
-        print(f"simulating {label} ({entry.code.scheme}, m = {m}, {config.run.rounds} jobs, "
-              f"T_seq = {entry.scheme.T})", file=log, flush=True)
-        rnds, jobs = simulate_entry(entry, config, delays, writer, log)
-        stats = sequential_stats(rnds, jobs)
-        if writer is not None:
-            writer.set_attrs(**{f"summary_{k}": v for k, v in stats.items()})
-            writer.flush()
-        print(f"  {label}: total {stats['total_s']:.6g} s over {len(rnds)} rounds, {stats['waitouts']} wait-outs "
-              f"({stats['safety_waitouts']} safety), {stats['jobs_done']} jobs decoded, {stats['jobs_lost']} lost",
-              file=log, flush=True)
-        rows.append((label, entry.code.scheme, stats))
+            file.close()  # commits the runs into the file (results.writer)
     return rows
