@@ -13,12 +13,27 @@ Bookkeeping attributes: the root's ``mpigc_schema`` (schema version) marks a
 file as ours; a run's ``json_attrs`` lists the attributes stored as JSON text
 (dicts and lists), which ``read_runs`` decodes.
 """
-from mpigc.results.reader import RunData, read_matrix, read_rows, read_runs, run_names
-from mpigc.results.schema import (CHUNK_ROWS, DEFAULTS, EVENTS_DTYPE, JOBS_DTYPE, ROUNDS_DTYPE, SCHEMA_VERSION,
-                                  TABLES, WORKERS_DTYPE, provenance)
 from mpigc.results.lock import FileBusyError, holder
+from mpigc.results.reader import RunData, read_matrix, read_rows, read_runs, run_names
+from mpigc.results.schema import (
+                                  CHUNK_ROWS,
+                                  DEFAULTS,
+                                  EVENTS_DTYPE,
+                                  JOBS_DTYPE,
+                                  ROUNDS_DTYPE,
+                                  SCHEMA_VERSION,
+                                  TABLES,
+                                  WORKERS_DTYPE,
+                                  provenance,
+)
 from mpigc.results.store import ResultWriteError, running_files
-from mpigc.results.writer import ResultFile, RunWriter, check_run_name, check_writable, mark_interrupted
+from mpigc.results.writer import (
+                                  ResultFile,
+                                  RunWriter,
+                                  check_run_name,
+                                  check_writable,
+                                  mark_interrupted,
+)
 
 __all__ = ["CHUNK_ROWS", "DEFAULTS", "EVENTS_DTYPE", "JOBS_DTYPE", "ROUNDS_DTYPE", "SCHEMA_VERSION", "TABLES",
            "WORKERS_DTYPE", "FileBusyError", "ResultFile", "ResultWriteError", "RunData", "RunWriter",

@@ -102,7 +102,7 @@ def fsync_path(path: str | os.PathLike, directory: bool = False) -> None:
         return
     try:
         os.fsync(fd)
-    except OSError as exc:
+    except OSError:
         if not directory:
             raise
     finally:

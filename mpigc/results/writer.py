@@ -45,8 +45,16 @@ from mpigc import interrupts
 from mpigc.errors import InputError
 from mpigc.results import store
 from mpigc.results.lock import FileBusyError, WriterLock, describe, holder
-from mpigc.results.schema import (_MARKER, CHUNK_ROWS, DEFAULTS, SCHEMA_VERSION, TABLES, _encode_attrs,
-                                  _is_ours, _write_attrs)
+from mpigc.results.schema import (
+    _MARKER,
+    CHUNK_ROWS,
+    DEFAULTS,
+    SCHEMA_VERSION,
+    TABLES,
+    _encode_attrs,
+    _is_ours,
+    _write_attrs,
+)
 from mpigc.results.store import ResultWriteError, running_files
 
 __all__ = ["FileBusyError", "ResultFile", "ResultWriteError", "RunWriter", "check_run_name", "check_writable",

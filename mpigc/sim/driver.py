@@ -73,7 +73,8 @@ def simulate(config: Config, out: str | None, name: str | None = None, log: Text
                         if config.run.verify else None)
             part_bytes = 8 * packed_part_length(dim, entry.scheme.plan.parts)  # as the MPI workers send
             sim = Simulator(entry.scheme, delays, entry.policy,
-                            network=Network(config.network.latency, config.network.bandwidth), workload=workload, detail=config.run.detail, vector_bytes=part_bytes)
+                            network=Network(config.network.latency, config.network.bandwidth), workload=workload,
+                            detail=config.run.detail, vector_bytes=part_bytes)
             label = name if (name and len(entries) == 1) else entry.label
             writer = None
             if file is not None:
