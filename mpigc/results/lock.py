@@ -115,8 +115,8 @@ class WriterLock:
                 if fd >= 0:
                     os.close(fd)
             if busy is not None:
-                raise FileBusyError("--out", f"{self.path} is being written by another job ({describe(busy)}); "
-                                             f"choose another --out or wait for it to end (lock file {self.file})")
+                raise FileBusyError("--out", f"{self.path} is open for writing by another process "
+                                             f"({describe(busy)}); choose another --out or wait for it to end")
         raise FileBusyError("--out", f"{self.path}: could not take its lock file {self.file}")
 
     def _flock(self, fd: int) -> dict | None:

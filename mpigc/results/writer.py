@@ -175,6 +175,9 @@ def _write_rows(group: h5py.Group, rows: dict[str, list[np.ndarray]], written: d
         n = ds.shape[0]
         ds.resize((n + data.size,))
         ds[n:] = data
+        # Written now, while ``ds`` is alive: a failure raises here. Left to the dataset's close
+        # when ``ds`` goes away, it would be printed and ignored by h5py's deallocator.
+        ds.flush()
         written[table] = n + data.size
 
 
@@ -379,9 +382,18 @@ def _run_names(path: Path) -> list[str]:
 
 
 def _merge_side(runs: h5py.Group, side: Path, recovered: bool) -> None:
-    """Copy every run of a side file into ``runs`` (renamed if taken); a damaged one is set aside."""
+    """Copy every run of a side file into ``runs`` (renamed if taken); a damaged one is set aside.
+
+    A side file its writer never closed (plain HDF5 opens refuse it) holds
+    a killed job's run: with ``recovered`` it is marked ``interrupted = "killed"``.
+    """
+    killed = False
     try:
-        src = h5py.File(side, "r", swmr=True, locking=False)
+        try:
+            src = h5py.File(side, "r", locking=False)
+        except OSError:
+            src = h5py.File(side, "r", swmr=True, locking=False)
+            killed = True
     except OSError:
         os.replace(side, side.with_name(side.name.replace(".running", ".damaged", 1)))
         return
@@ -389,7 +401,7 @@ def _merge_side(runs: h5py.Group, side: Path, recovered: bool) -> None:
         for name, group in src["runs"].items() if "runs" in src else ():
             unique = _unique_name(runs, name)
             runs.copy(group, unique)
-            if recovered and not runs[unique].attrs.get("interrupted"):
+            if recovered and killed and not runs[unique].attrs.get("interrupted"):
                 runs[unique].attrs["interrupted"] = "killed"   # its job died without closing it
 
 

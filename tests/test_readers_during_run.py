@@ -1,0 +1,118 @@
+"""Readers of a running ``mpiexec … mpigc run`` job's file never make it fail, and see its rows grow.
+
+Serial tests that start their own ``mpiexec`` (skipped without one, and
+inside an MPI job), as tests/test_mpi_launch.py.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+
+from mpigc.results import read_runs, running_files
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_mpi_launch import IN_MPI_JOB, MPIEXEC, _env, _own_lines  # noqa: E402
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found next to python or on PATH"),
+    pytest.mark.skipif(IN_MPI_JOB, reason="launches its own mpiexec: run serially, not under mpiexec"),
+]
+
+ROUNDS = 300
+
+
+def _job(out: Path, *extra: str) -> subprocess.Popen:
+    cmd = [MPIEXEC, "-n", "4", sys.executable, "-m", "mpigc", "run", "--set", 'code.scheme="crc"',
+           "--set", f"run.rounds={ROUNDS}", "--set", "delays.chunk_time=0.005", "--set", "run.flush_seconds=0.3",
+           "--out", str(out), *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=out.parent,
+                            env=_env())
+
+
+def _info_rounds(path: Path) -> int | None:
+    """Rounds ``mpigc info --csv`` reports for the file's run (None before the run shows)."""
+    proc = subprocess.run([sys.executable, "-m", "mpigc", "info", str(path), "--csv"], capture_output=True,
+                          text=True, env=_env(), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    return int(rows[0]["rounds"]) if rows else None
+
+
+def _wait_for(predicate, job: subprocess.Popen, limit: float = 60.0) -> None:
+    end = time.monotonic() + limit
+    while not predicate():
+        assert job.poll() is None, "the job ended before readers could start"
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.05)
+
+
+def test_readers_holding_the_file_and_info_in_a_loop_never_stop_the_run(tmp_path):
+    out = tmp_path / "r.h5"
+    job = _job(out)
+    try:
+        _wait_for(lambda: running_files(out) and out.exists(), job)
+        side = running_files(out)[0]
+        seen_swmr: list[int] = []
+        # A notebook holding both files open with plain h5py (the result file) and in SWMR mode
+        # (the running run) for 2.5 s: the writer never opens the result file, so nothing to collide.
+        with h5py.File(out, "r") as held, h5py.File(side, "r", swmr=True) as running:
+            assert "runs" in held
+            ds = running["runs/crc/rounds"]
+            end = time.monotonic() + 2.5
+            while time.monotonic() < end:
+                ds.refresh()
+                seen_swmr.append(ds.shape[0])
+                time.sleep(0.1)
+        seen_info: list[int] = []
+        while job.poll() is None:  # mpigc info in a loop until the job ends
+            rounds = _info_rounds(out)
+            if rounds is not None and job.poll() is None:
+                seen_info.append(rounds)
+        stdout, stderr = job.communicate(timeout=90)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.communicate()
+    assert job.returncode == 0, stderr
+    assert "Traceback" not in stderr and f"wrote 1 run(s) to {out}" in stdout
+    (run,) = read_runs(out)
+    assert run.tables["rounds"].size == ROUNDS and sorted(run.tables["rounds"]["round"]) == list(range(ROUNDS))
+    assert running_files(out) == [] and not Path(f"{out}.lock").exists()
+    # the readers saw the rows grow while the job ran, never shrink
+    assert seen_swmr == sorted(seen_swmr) and seen_swmr[-1] > seen_swmr[0], seen_swmr
+    assert seen_info == sorted(seen_info) and len(set(seen_info)) >= 2, seen_info
+    assert 0 < seen_info[0] and seen_info[-1] <= ROUNDS
+
+
+def test_a_second_job_on_the_same_file_is_refused_before_work(tmp_path):
+    out = tmp_path / "r.h5"
+    first = _job(out)
+    try:
+        _wait_for(lambda: Path(f"{out}.lock").exists() and running_files(out), first)
+        second = subprocess.run([MPIEXEC, "-n", "3", sys.executable, "-m", "mpigc", "run", "--set",
+                                 "run.rounds=5", "--out", str(out)], capture_output=True, text=True,
+                                env=_env(), timeout=90)
+        simulate = subprocess.run([sys.executable, "-m", "mpigc", "simulate", "--set", "run.rounds=5",
+                                   "--out", str(out)], capture_output=True, text=True, env=_env(), timeout=60)
+        stdout, stderr = first.communicate(timeout=90)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert first.returncode == 0, stderr
+    for proc in (second, simulate):
+        lines = _own_lines(proc.stderr)
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+        assert str(out) in lines[0] and f"pid {first.pid}" not in lines[0]  # names rank 0, not mpiexec
+        assert "open for writing by another process (pid " in lines[0] and "on host" in lines[0], lines[0]
+    assert [run.name for run in read_runs(out)] == ["crc"]        # the refused jobs wrote nothing
+    assert read_runs(out)[0].tables["rounds"].size == ROUNDS
