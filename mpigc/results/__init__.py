@@ -14,7 +14,7 @@ file as ours; a run's ``json_attrs`` lists the attributes stored as JSON text
 (dicts and lists), which ``read_runs`` decodes.
 """
 from mpigc.results.lock import FileBusyError, holder
-from mpigc.results.reader import RunData, read_matrix, read_rows, read_runs, run_names
+from mpigc.results.reader import DamagedRun, RunData, RunScan, read_matrix, read_rows, read_runs, run_names, scan_runs
 from mpigc.results.schema import (
                                   CHUNK_ROWS,
                                   DEFAULTS,
@@ -39,3 +39,4 @@ __all__ = ["CHUNK_ROWS", "DEFAULTS", "EVENTS_DTYPE", "JOBS_DTYPE", "ROUNDS_DTYPE
            "WORKERS_DTYPE", "FileBusyError", "ResultFile", "ResultWriteError", "RunData", "RunWriter",
            "check_run_name", "check_writable", "holder", "mark_interrupted", "provenance", "read_matrix",
            "read_rows", "read_runs", "run_names", "running_files"]
+__all__ += ["DamagedRun", "RunScan", "scan_runs"]
