@@ -116,3 +116,39 @@ def test_a_second_job_on_the_same_file_is_refused_before_work(tmp_path):
         assert "open for writing by another process (pid " in lines[0] and "on host" in lines[0], lines[0]
     assert [run.name for run in read_runs(out)] == ["crc"]        # the refused jobs wrote nothing
     assert read_runs(out)[0].tables["rounds"].size == ROUNDS
+
+
+FULL_DISK = """
+import resource, signal, sys
+from mpi4py import MPI          # MPI's shared memory is set up before the limit
+if MPI.COMM_WORLD.rank == 0:    # rank 0 writes the file: its writes past the limit fail with EFBIG
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+from mpigc.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_disk_full_during_a_run_ends_the_job_with_one_line_and_keeps_earlier_runs(tmp_path):
+    out = tmp_path / "r.h5"
+    first = subprocess.run([sys.executable, "-m", "mpigc", "simulate", "--set", 'code.scheme="crc"',
+                            "--set", "run.rounds=50", "--out", str(out)], capture_output=True, text=True,
+                           env=_env(), timeout=60)
+    assert first.returncode == 0, first.stderr
+    digest = out.read_bytes()
+    script = tmp_path / "full.py"
+    script.write_text(FULL_DISK)
+    start = time.monotonic()
+    proc = subprocess.run([MPIEXEC, "-n", "4", sys.executable, str(script), "400000", "run",
+                           "--set", 'code.scheme="crc"', "--set", "run.rounds=2000", "--set", 'run.detail="full"',
+                           "--set", "delays.chunk_time=0.001", "--set", "run.flush_seconds=0.2", "--out", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=120)
+    seconds = time.monotonic() - start
+    lines = [line for line in _own_lines(proc.stderr) if not line.startswith(("running ", "  "))
+             and "MPI_Abort" not in line]   # MPICH's own note on the abort
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert lines[0].startswith("mpigc: error: cannot write run crc-2") and "File too large" in lines[0]
+    assert f"{out} is unchanged" in lines[0] and seconds < 60
+    assert out.read_bytes() == digest and [run.name for run in read_runs(out)] == ["crc"]
+    assert running_files(out) == [] and not Path(f"{out}.lock").exists()

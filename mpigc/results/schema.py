@@ -147,97 +147,33 @@ def _plain(value: Any) -> Any:
 
 def _is_ours(f: h5py.File) -> bool:
     """Tell whether an open HDF5 file is an mpigc result file."""
-    return _MARKER in f.attrs or isinstance(f.get("runs"), (h5py.Group, _Runs))
+    return _MARKER in f.attrs or isinstance(f.get("runs"), h5py.Group)
 
 
 def _open_read(path: str | os.PathLike) -> h5py.File:
     """Open an existing HDF5 file for reading or raise an InputError naming it.
 
-    A result file with side files (runs in progress, or left by a killed
-    job: :func:`mpigc.results.store.running_files`) opens as a read-only
-    view whose ``runs`` lists the file's runs, then the side files' runs;
-    everything else is the file's own. A side file itself opens in SWMR
-    read mode (a consistent prefix of its rows, even while it is written).
+    Result files are never written in place (``mpigc.results.store``), so a
+    plain open always sees a consistent file. A side file of a running run
+    (or one a killed job left) refuses plain opens ("already open for
+    write"): it is opened in SWMR read mode, which sees a consistent prefix
+    of its rows. A file an older mpigc writer holds open (HDF5's lock) is
+    read without taking the lock.
     """
     key = os.fspath(path)
     if not os.path.exists(key):
         raise InputError(key, "no such file")
     if os.path.isdir(key):
         raise InputError(key, "is a directory, not an HDF5 file")
-    from mpigc.results.store import running_files
-
-    sides = []
-    for side in running_files(key):   # before the file: a side committed meanwhile is then in the file
-        try:
-            sides.append(h5py.File(side, "r", swmr=True, locking=False))
-        except OSError:
-            continue                   # committed and removed since the listing, or damaged
     try:
+        if not h5py.is_hdf5(key):
+            raise InputError(key, "not an HDF5 file")
         try:
-            if not h5py.is_hdf5(key):
-                raise InputError(key, "not an HDF5 file")
-            try:
-                main = h5py.File(key, "r")
-            except OSError as exc:
-                text = str(exc)
-                if "lock" not in text and "already open for write" not in text:
-                    raise
-                # A writer of an older mpigc holds the file open (and locked), or this is a side
-                # file: SWMR mode reads a consistent state of a file being written.
-                main = h5py.File(key, "r", locking=False, swmr="already open for write" in text)
+            return h5py.File(key, "r")
         except OSError as exc:
-            raise InputError(key, f"cannot be read as HDF5 ({exc})") from exc
-    except BaseException:
-        for f in sides:
-            f.close()
-        raise
-    return _View(main, sides) if sides else main
-
-
-class _View:
-    """A result file and its side files, read as one file (only ``runs`` spans them)."""
-
-    def __init__(self, main: h5py.File, sides: list[h5py.File]) -> None:
-        self._main = main
-        self._sides = sides
-
-    def _runs(self) -> _Runs:
-        groups = dict(self._main["runs"].items()) if "runs" in self._main else {}
-        for f in self._sides:
-            for name, group in (f["runs"].items() if "runs" in f else ()):
-                groups.setdefault(name, group)   # a run in both was committed: the file's copy wins
-        return _Runs(groups)
-
-    def __getitem__(self, name: str):
-        return self._runs() if name.strip("/") == "runs" else self._main[name]
-
-    def get(self, name: str, default=None):
-        if name.strip("/") == "runs":
-            return self._runs()
-        obj = self._main.get(name)
-        if obj is None and name.strip("/").startswith("runs/"):
-            for f in self._sides:
-                obj = f.get(name)
-                if obj is not None:
-                    break
-        return default if obj is None else obj
-
-    def __contains__(self, name: str) -> bool:
-        return self.get(name) is not None
-
-    def __getattr__(self, attr: str):
-        return getattr(self._main, attr)
-
-    def close(self) -> None:
-        for f in [self._main, *self._sides]:
-            f.close()
-
-    def __enter__(self) -> _View:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _Runs(dict):
-    """The ``runs`` of a :class:`_View`: name -> h5py.Group, in order (the file's, then the side files')."""
+            text = str(exc)
+            if "lock" not in text and "already open for write" not in text:
+                raise
+            return h5py.File(key, "r", locking=False, swmr="already open for write" in text)
+    except OSError as exc:
+        raise InputError(key, f"cannot be read as HDF5 ({exc})") from exc

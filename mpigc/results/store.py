@@ -25,12 +25,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 import h5py
+
+from mpigc.results.schema import _MARKER, SCHEMA_VERSION
 
 T = TypeVar("T")
 
@@ -163,3 +165,61 @@ def _unlink(path: Path) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+# ----------------------------------------------------------------------------- runs across files
+
+def unique_name(taken: Iterable[str], name: str) -> str:
+    """Return ``name``, or ``name-2``, ``name-3``... if it is taken."""
+    taken = set(taken)
+    if name not in taken:
+        return name
+    k = 2
+    while f"{name}-{k}" in taken:
+        k += 1
+    return f"{name}-{k}"
+
+
+def init_file(f: h5py.File) -> h5py.Group:
+    """Mark a file as ours and return its ``/runs`` group (runs iterate in creation order)."""
+    if _MARKER not in f.attrs:
+        f.attrs[_MARKER] = SCHEMA_VERSION
+    if "runs" not in f:
+        f.create_group("runs", track_order=True)
+    return f["runs"]
+
+
+def run_names_with_sides(path: Path) -> list[str]:
+    """Names of the runs in ``path`` and in its side files (what a new run must not reuse)."""
+    names: list[str] = []
+    for p in [path, *running_files(path)]:
+        try:
+            with h5py.File(p, "r", locking=False, swmr=p != path) as f:
+                names += list(f["runs"]) if "runs" in f else []
+        except (OSError, KeyError):
+            continue
+    return names
+
+
+def merge_side(runs: h5py.Group, side: Path, recovered: bool) -> None:
+    """Copy every run of a side file into ``runs`` (renamed if taken); a damaged one is set aside.
+
+    A side file its writer never closed (plain HDF5 opens refuse it) holds
+    a killed job's run: with ``recovered`` it is marked ``interrupted = "killed"``.
+    """
+    killed = False
+    try:
+        try:
+            src = h5py.File(side, "r", locking=False)
+        except OSError:
+            src = h5py.File(side, "r", swmr=True, locking=False)
+            killed = True
+    except OSError:
+        os.replace(side, side.with_name(side.name.replace(".running", ".damaged", 1)))
+        return
+    with src:
+        for name, group in src["runs"].items() if "runs" in src else ():
+            unique = unique_name(runs, name)
+            runs.copy(group, unique)
+            if recovered and killed and not runs[unique].attrs.get("interrupted"):
+                runs[unique].attrs["interrupted"] = "killed"   # its job died without closing it

@@ -42,91 +42,20 @@ import h5py
 import numpy as np
 
 from mpigc import interrupts
-from mpigc.errors import InputError
 from mpigc.results import store
-from mpigc.results.lock import FileBusyError, WriterLock, describe, holder
+from mpigc.results.checks import _check_file, check_run_name, check_writable
+from mpigc.results.lock import FileBusyError, WriterLock
 from mpigc.results.schema import (
-    _MARKER,
     CHUNK_ROWS,
     DEFAULTS,
-    SCHEMA_VERSION,
     TABLES,
     _encode_attrs,
-    _is_ours,
     _write_attrs,
 )
 from mpigc.results.store import ResultWriteError, running_files
 
 __all__ = ["FileBusyError", "ResultFile", "ResultWriteError", "RunWriter", "check_run_name", "check_writable",
            "mark_interrupted", "running_files"]
-
-
-def check_writable(path: str | os.PathLike) -> None:
-    """Check that results can be written to ``path``; call before any run starts.
-
-    Raises
-    ------
-    InputError
-        With key ``--out`` if the directory is missing or not writable, the
-        file exists but is not an mpigc HDF5 result file (or cannot be
-        written), or another process is writing it (:class:`FileBusyError`).
-    """
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.exists():
-        raise InputError("--out", f"directory {parent} does not exist")
-    if not parent.is_dir():
-        raise InputError("--out", f"{parent} is not a directory")
-    if p.is_dir():
-        raise InputError("--out", f"{p} is a directory")
-    busy = holder(p)
-    if busy is not None:
-        raise FileBusyError("--out", f"{p} is open for writing by another process ({describe(busy)}); "
-                                     "choose another --out or wait for it to end")
-    _check_file(p, parent)
-
-
-def _check_file(p: Path, parent: Path) -> None:
-    """The checks of ``check_writable`` but the lock's (which its own holder would fail)."""
-    if not os.access(parent, os.W_OK | os.X_OK):   # commits create a file next to it
-        raise InputError("--out", f"directory {parent} is not writable")
-    if not p.exists():
-        return
-    if not os.access(p, os.R_OK | os.W_OK):
-        raise InputError("--out", f"{p} exists and is not writable")
-    try:
-        if not h5py.is_hdf5(p):
-            raise InputError("--out", f"{p} exists and is not an HDF5 file")
-        with h5py.File(p, "r", locking=False) as f:
-            ours = _is_ours(f)
-    except OSError as exc:
-        raise InputError("--out", f"{p} exists and cannot be opened as HDF5 ({exc})") from exc
-    if not ours:
-        raise InputError("--out", f"{p} is an HDF5 file not written by mpigc (no /runs group)")
-
-
-def check_run_name(name: str, key: str = "--name") -> None:
-    """Reject run names HDF5 cannot hold as one group name.
-
-    Raises
-    ------
-    InputError
-        With ``key`` if ``name`` is empty or blank, contains '/' or a NUL
-        character, or is ``.`` or ``..``.
-    """
-    if not isinstance(name, str) or not name.strip() or "/" in name or "\0" in name or name in (".", ".."):
-        raise InputError(key, f"invalid run name {name!r} (non-empty, no '/', no NUL)")
-
-
-def _unique_name(taken: Iterable[str], name: str) -> str:
-    """Return ``name``, or ``name-2``, ``name-3``... if it is taken."""
-    taken = set(taken)
-    if name not in taken:
-        return name
-    k = 2
-    while f"{name}-{k}" in taken:
-        k += 1
-    return f"{name}-{k}"
 
 
 def _as_rows(table: str, rows: Any) -> np.ndarray:
@@ -156,15 +85,6 @@ def _as_rows(table: str, rows: Any) -> np.ndarray:
 def _create_table(group: h5py.Group, table: str) -> h5py.Dataset:
     """Create an empty, chunked, resizable table dataset in a run group."""
     return group.create_dataset(table, shape=(0,), maxshape=(None,), dtype=TABLES[table], chunks=(CHUNK_ROWS,))
-
-
-def _init_file(f: h5py.File) -> h5py.Group:
-    """Mark a file as ours and return its ``/runs`` group (runs iterate in creation order)."""
-    if _MARKER not in f.attrs:
-        f.attrs[_MARKER] = SCHEMA_VERSION
-    if "runs" not in f:
-        f.create_group("runs", track_order=True)
-    return f["runs"]
 
 
 def _write_rows(group: h5py.Group, rows: dict[str, list[np.ndarray]], written: dict[str, int]) -> None:
@@ -251,9 +171,9 @@ class ResultFile:
             orphans = [p for p in running_files(self.path) if p not in {w._side for w in self._writers}]
 
             def change(f: h5py.File) -> Any:
-                runs = _init_file(f)
+                runs = store.init_file(f)
                 for side in orphans:
-                    _merge_side(runs, side, recovered=True)
+                    store.merge_side(runs, side, recovered=True)
                 return apply(f)
             with interrupts.deferred():
                 result = store.commit(self.path, change)
@@ -291,8 +211,8 @@ class ResultFile:
                 self.acquire()
             if not self.path.exists():
                 self._commit(lambda f: None)   # readers find the file from the first run on
-            taken = _run_names(self.path) + [w.name for w in self._writers]
-            unique = _unique_name(taken, name)
+            taken = store.run_names_with_sides(self.path) + [w.name for w in self._writers]
+            unique = store.unique_name(taken, name)
             k = 1 + max([0] + [int(p.stem.rsplit(".running", 1)[1]) for p in running_files(self.path)])
             side = store.side_path(self.path, k)
             with interrupts.deferred():
@@ -302,7 +222,7 @@ class ResultFile:
                     raise ResultWriteError(f"cannot create {side}: {store.reason(exc)}; "
                                            f"{self.path} is unchanged") from exc
                 writer = RunWriter(self, unique, tables, _side=side, _h5=f)
-                writer._guard(lambda: (create(_init_file(f).create_group(unique)), _start_swmr(f)))
+                writer._guard(lambda: (create(store.init_file(f).create_group(unique)), _start_swmr(f)))
         self._writers.append(writer)
         return writer
 
@@ -341,7 +261,7 @@ class ResultFile:
     def _commit_sides(self, sides: list[RunWriter]) -> None:
         def merge(f: h5py.File) -> None:
             for writer in sides:
-                _merge_side(f["runs"], writer._side, recovered=False)
+                store.merge_side(f["runs"], writer._side, recovered=False)
         try:
             self._commit(merge)
         except ResultWriteError as exc:
@@ -364,45 +284,9 @@ def _start_swmr(f: h5py.File) -> None:
 
 
 def _create_run(runs: h5py.Group, name: str, create) -> str:
-    unique = _unique_name(runs, name)
+    unique = store.unique_name(runs, name)
     create(runs.create_group(unique))
     return unique
-
-
-def _run_names(path: Path) -> list[str]:
-    """Names of the runs in ``path`` and in its side files (what a new run must not reuse)."""
-    names: list[str] = []
-    for p in [path, *running_files(path)]:
-        try:
-            with h5py.File(p, "r", locking=False, swmr=p != path) as f:
-                names += list(f["runs"]) if "runs" in f else []
-        except (OSError, KeyError):
-            continue
-    return names
-
-
-def _merge_side(runs: h5py.Group, side: Path, recovered: bool) -> None:
-    """Copy every run of a side file into ``runs`` (renamed if taken); a damaged one is set aside.
-
-    A side file its writer never closed (plain HDF5 opens refuse it) holds
-    a killed job's run: with ``recovered`` it is marked ``interrupted = "killed"``.
-    """
-    killed = False
-    try:
-        try:
-            src = h5py.File(side, "r", locking=False)
-        except OSError:
-            src = h5py.File(side, "r", swmr=True, locking=False)
-            killed = True
-    except OSError:
-        os.replace(side, side.with_name(side.name.replace(".running", ".damaged", 1)))
-        return
-    with src:
-        for name, group in src["runs"].items() if "runs" in src else ():
-            unique = _unique_name(runs, name)
-            runs.copy(group, unique)
-            if recovered and killed and not runs[unique].attrs.get("interrupted"):
-                runs[unique].attrs["interrupted"] = "killed"   # its job died without closing it
 
 
 @dataclass
@@ -502,7 +386,7 @@ def mark_interrupted(path: str | os.PathLike, signal_name: str, before: Iterable
     if not p.exists():
         return None
     known = set(before)
-    new = [name for name in _run_names(p) if name not in known]
+    new = [name for name in store.run_names_with_sides(p) if name not in known]
     if not new:
         return None
     with h5py.File(p, "r", locking=False) as f:
