@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from mpigc._toml import Key as _Key, check as _check, format_key, format_value, show
 from mpigc.errors import InputError
+from mpigc.limits import check_memory
 
 BACKENDS = ("sim", "mpi")
 
@@ -125,10 +126,10 @@ _PROB = dict(lo=0.0, hi=1.0)
 _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
     "run": (RunConfig, (
         _Key("rounds", "int", "rounds to run (jobs for sequential schemes)", lo=1),
-        _Key("seed", "int", "root seed of every random stream", lo=0),
+        _Key("seed", "int", "root seed of every random stream (below 2^64)", lo=0),
         _Key("verify", "bool", "compute the true gradient each round and record grad_error"),
-        _Key("round_timeout", "float", "seconds before a round ends undecoded; auto = 10*load*chunk_time",
-             lo=0, lo_open=True, finite=False),
+        _Key("round_timeout", "float", "seconds before a round ends undecoded (at most 1e6); "
+             "auto = 10*load*chunk_time", lo=0, lo_open=True),
         _Key("flush_every", "int", "rounds buffered per HDF5 write; auto = 1 (run) or 1000 (simulate)", lo=1),
         _Key("flush_seconds", "float", "run only: write to the file at most this often (s of wall time; 0 = at "
              "every flush_every); what is buffered is written at the end and on SIGTERM/SIGINT", lo=0),
@@ -147,8 +148,8 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("ordering", "str", "order of chunks inside a worker",
              choices=("natural", "random", "optimal", "greedy")),
         _Key("decode", "str", "exact, or approximate at the deadline", choices=("exact", "approx")),
-        _Key("deadline", "float", "seconds; approximate decoding deadline T_dl", lo=0, lo_open=True,
-             finite=False),
+        _Key("deadline", "float", "seconds (at most 1e6); approximate decoding deadline T_dl", lo=0,
+             lo_open=True),
         _Key("transport", "str", "partial: send coded parts (stream) or notes then requests",
              choices=("stream", "request")),
         _Key("use_partial", "bool", "partial: count unfinished workers' chunks (false = ablation)"),
@@ -204,6 +205,11 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
     )),
 }
 _SPECS = {t: {k.name: k for k in keys} for t, (_, keys) in _KEYS.items()}
+
+#: seeds must fit numpy's SeedSequence and a 64-bit HDF5 attribute (run attrs store the seed)
+SEED_LIMIT = 2**64
+#: longest wait a config may ask for (s): a finite bound, not a hang (sleep() overflows near 9e9 s)
+MAX_SECONDS = 1e6
 
 
 def _default(table: str, key: _Key) -> Any:
@@ -280,6 +286,9 @@ def _resolve_codes(raw: Mapping[str, Any], base: dict[str, Any]) -> tuple[CodeCo
     codes = []
     for label, over in entries:
         code = CodeConfig(**{**base, **over})
+        if code.deadline is not None and code.deadline > MAX_SECONDS:
+            key = f"{label}.deadline" if "deadline" in over else "code.deadline"
+            raise InputError(key, f"must be at most {MAX_SECONDS:g} s, got {code.deadline:g}")
         if code.decode == "approx" and code.deadline is None:
             key = f"{label}.deadline" if "decode" in over else "code.deadline"
             raise InputError(key, 'required when code.decode = "approx"')
@@ -288,6 +297,17 @@ def _resolve_codes(raw: Mapping[str, Any], base: dict[str, Any]) -> tuple[CodeCo
             raise InputError(key, f"must be strictly increasing, got {show(list(code.ladder))}")
         codes.append(code)
     return tuple(codes)
+
+
+def _check_run(run: RunConfig) -> None:
+    """Limits of ``[run]`` beyond each key's own range: seeds that fit, waits that end."""
+    if run.seed >= SEED_LIMIT:
+        raise InputError("run.seed", f"must be below 2^64 = {SEED_LIMIT} (numpy's seeds are stored as 64-bit "
+                                     f"integers in the result file), got {run.seed}")
+    for key in ("round_timeout", "flush_seconds"):
+        value = getattr(run, key)
+        if value is not None and value > MAX_SECONDS:
+            raise InputError(f"run.{key}", f"must be at most {MAX_SECONDS:g} s, got {value:g}")
 
 
 def _check_delays(d: DelaysConfig, workers: int) -> None:
@@ -378,6 +398,7 @@ def load_config(path: str | None, overrides: Sequence[str] = (), backend: str = 
     parts = {t: _values(t, raw.get(t, {}), t) for t in ("run", "workload", "delays", "network")}
     mpi = backend == "mpi"
     run = RunConfig(**parts["run"])
+    _check_run(run)
     run = dataclasses.replace(run, flush_every=run.flush_every or (1 if mpi else 1000),
                               detail=run.detail or ("full" if mpi else "rounds"))
     raw_code = raw.get("code", {})
@@ -398,8 +419,10 @@ def load_config(path: str | None, overrides: Sequence[str] = (), backend: str = 
     codes = _resolve_codes(raw_code, {**base, "workers": workers})
     delays = DelaysConfig(**parts["delays"])
     _check_delays(delays, workers)
-    return Config(run=run, codes=codes, workload=WorkloadConfig(**parts["workload"]), delays=delays,
-                  network=NetworkConfig(**parts["network"]), backend=backend)
+    config = Config(run=run, codes=codes, workload=WorkloadConfig(**parts["workload"]), delays=delays,
+                    network=NetworkConfig(**parts["network"]), backend=backend)
+    check_memory(config)     # before any command builds an m x N plan or a dataset
+    return config
 
 
 def _line(key: _Key, value: Any) -> str:

@@ -106,6 +106,15 @@ BAD = [
     ("[run]\nround_timeout = -1\n", (), "run.round_timeout: must be > 0", "-1.0"),
     ("[run]\nround_timeout = nan\n", (), "run.round_timeout: must be a number", "nan"),
     ("[delays]\nchunk_time = inf\n", (), "delays.chunk_time: must be a finite number", "inf"),
+    ("[run]\nround_timeout = inf\n", (), "run.round_timeout: must be a finite number", "inf"),
+    ("[run]\nround_timeout = 1e300\n", (), "run.round_timeout: must be at most 1e+06 s", "1e+300"),
+    ("[run]\nflush_seconds = inf\n", (), "run.flush_seconds: must be a finite number", "inf"),
+    ("[run]\nflush_seconds = -1\n", (), "run.flush_seconds: must be >= 0", "-1"),
+    ("[code]\ndecode = \"approx\"\ndeadline = inf\n", (), "code.deadline: must be a finite number", "inf"),
+    ("[code]\ndecode = \"approx\"\ndeadline = nan\n", (), "code.deadline: must be a number", "nan"),
+    ('[code]\nscheme = ["crc", {scheme = "partial", decode = "approx", deadline = 1e7}]\n', (),
+     "code.scheme[1].deadline: must be at most 1e+06 s", "1e+07"),
+    ("[run]\nseed = 18446744073709551616\n", (), "run.seed: must be below 2^64", "18446744073709551616"),
     ("[workload]\nstep = 0\n", (), "workload.step: must be > 0", "0.0"),
     ("[delays]\nfailures = 1.5\n", (), "delays.failures: must be a probability in [0, 1], got 1.5", ""),
     ("[delays]\np_good = -0.1\n", (), "delays.p_good: must be a probability", "-0.1"),
@@ -185,7 +194,8 @@ def test_unknown_backend():
     ("run.seed = 3", lambda c: c.run.seed, 3),
     ("delays.chunk_time=0.5", lambda c: c.delays.chunk_time, 0.5),
     ("code.deadline=1", lambda c: c.codes[0].deadline, 1.0),
-    ("run.round_timeout=inf", lambda c: c.run.round_timeout, math.inf),
+    ("run.round_timeout=1e6", lambda c: c.run.round_timeout, 1e6),
+    ("run.seed=18446744073709551615", lambda c: c.run.seed, 2**64 - 1),
     ("run.verify=true", lambda c: c.run.verify, True),
     ("code.scheme=crc", lambda c: [k.scheme for k in c.codes], ["crc"]),
     ('code.scheme="poly"', lambda c: [k.scheme for k in c.codes], ["poly"]),
@@ -303,7 +313,7 @@ def test_roundtrip_complex(tmp_path):
 rounds = 7
 seed = 42
 verify = true
-round_timeout = inf
+round_timeout = 1e6
 flush_every = 3
 detail = "workers"
 [code]
