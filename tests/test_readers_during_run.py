@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import subprocess
 import sys
 import time
@@ -18,8 +17,7 @@ import pytest
 
 from mpigc.results import read_runs, running_files
 
-sys.path.insert(0, os.path.dirname(__file__))
-from test_mpi_launch import IN_MPI_JOB, MPIEXEC, _env, _own_lines  # noqa: E402
+from test_mpi_launch import IN_MPI_JOB, MPIEXEC, _env, _own_lines
 
 pytestmark = [
     pytest.mark.slow,
@@ -116,6 +114,30 @@ def test_a_second_job_on_the_same_file_is_refused_before_work(tmp_path):
         assert "open for writing by another process (pid " in lines[0] and "on host" in lines[0], lines[0]
     assert [run.name for run in read_runs(out)] == ["crc"]        # the refused jobs wrote nothing
     assert read_runs(out)[0].tables["rounds"].size == ROUNDS
+
+
+def test_a_run_job_is_refused_while_simulate_writes_the_file(tmp_path):
+    out = tmp_path / "r.h5"
+    first = subprocess.Popen([sys.executable, "-m", "mpigc", "simulate", "--set", 'code.scheme="crc"',
+                              "--set", "run.rounds=40000", "--out", str(out)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        _wait_for(lambda: running_files(out), first)
+        start = time.monotonic()
+        second = subprocess.run([MPIEXEC, "-n", "3", sys.executable, "-m", "mpigc", "run", "--set",
+                                 "run.rounds=5", "--out", str(out)], capture_output=True, text=True,
+                                env=_env(), timeout=90)
+        took = time.monotonic() - start
+        stdout, stderr = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    lines = _own_lines(second.stderr)
+    assert second.returncode == 2 and len(lines) == 1 and f"pid {first.pid} on host" in lines[0], second.stderr
+    assert str(out) in lines[0] and took < 60
+    assert first.returncode == 0, stderr
+    assert [run.name for run in read_runs(out)] == ["crc"] and read_runs(out)[0].tables["rounds"].size == 40000
 
 
 FULL_DISK = """
