@@ -1,0 +1,172 @@
+"""Limits up front: endless waits, seeds past 2^64, bad names and sizes that cannot fit are bad input.
+
+Each case runs the real command line in a child process and checks what a
+user sees: exit code 2, one ``mpigc: error:`` line naming the key, no output
+file, and that the child neither took long nor grew (its own peak RSS, from
+``os.wait4``): a size check that came after the allocation would show here.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from mpigc.config import load_config
+from mpigc.errors import InputError
+from mpigc.limits import BUDGET_ENV, estimate, memory_budget
+from mpigc.results import read_runs
+
+#: a child that checked its input before allocating stays near the interpreter's size (about 80 MB)
+MAX_RSS_MB = 300
+#: seconds a refused command may take (startup and the checks, on a loaded 2-core CI machine)
+MAX_SECONDS = 15
+
+BAD = [
+    (["--set", "run.round_timeout=inf"], "run.round_timeout"),
+    (["--set", "run.round_timeout=1e300"], "run.round_timeout"),
+    (["--set", "run.flush_seconds=inf"], "run.flush_seconds"),
+    (["--set", 'code.decode="approx"', "--set", "code.deadline=inf"], "code.deadline"),
+    (["--set", 'code.decode="approx"', "--set", "code.deadline=-1"], "code.deadline"),
+    (["--set", 'code.scheme=["crc", {scheme="partial", decode="approx", deadline=inf}]'], "code.scheme[1].deadline"),
+    (["--set", "run.seed=18446744073709551616"], "run.seed"),
+    (["--set", 'code.name="a\\u0000b"'], "code.name"),
+    (["--set", 'code.scheme=["crc", {scheme="crc", name="x/y"}]'], "code.name"),
+    (["--set", "code.workers=1000000000"], "code.workers"),
+    (["--set", "code.workers=200000", "--set", "code.load=2"], "code.workers"),
+    (["--set", "workload.features=100000000000", "--set", "run.verify=true"], "workload.features"),
+    (["--set", "run.rounds=100000000000"], "run.rounds"),
+]
+
+
+def _child(args: list[str], tmp: Path, env: dict[str, str] | None = None) -> tuple[int, str, str, float, float]:
+    """Run ``python -m mpigc ARGS``; return exit code, stdout, stderr, wall seconds and its peak RSS (MB)."""
+    import time
+
+    out, err = tmp / "stdout", tmp / "stderr"
+    start = time.perf_counter()
+    with open(out, "w") as o, open(err, "w") as e:
+        proc = subprocess.Popen([sys.executable, "-m", "mpigc", *args], stdout=o, stderr=e,
+                                env={**os.environ, **(env or {})})
+    killer = threading.Timer(60, lambda: os.kill(proc.pid, signal.SIGKILL))
+    killer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)     # this child's own rusage, not all children's
+    finally:
+        killer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return (proc.returncode, out.read_text(), err.read_text(), time.perf_counter() - start,
+            usage.ru_maxrss / 1024)
+
+
+def _refused(result: tuple[int, str, str, float, float], key: str) -> None:
+    code, stdout, stderr, seconds, rss = result
+    lines = stderr.strip().splitlines()
+    assert code == 2, stderr
+    assert len(lines) == 1 and lines[0].startswith("mpigc: error: ") and key in lines[0], stderr
+    assert "Traceback" not in stderr
+    assert seconds < MAX_SECONDS and rss < MAX_RSS_MB, (seconds, rss)
+
+
+@pytest.mark.parametrize("args,key", BAD)
+def test_simulate_refuses_before_anything(tmp_path, args, key):
+    out = tmp_path / "r.h5"
+    result = _child(["simulate", *args, "--out", str(out)], tmp_path)
+    _refused(result, key)
+    assert not out.exists() and result[1] == ""
+
+
+@pytest.mark.parametrize("args,key", BAD)
+def test_validate_refuses_the_same(tmp_path, args, key):
+    _refused(_child(["validate", *args], tmp_path), key)
+
+
+def test_plan_checks_sizes_before_planning(tmp_path):
+    _refused(_child(["plan", "--set", "code.workers=1000000000"], tmp_path), "code.workers")
+
+
+def test_name_with_a_slash_is_refused(tmp_path):
+    out = tmp_path / "r.h5"
+    _refused(_child(["simulate", "--name", "/", "--set", 'code.scheme="crc"', "--out", str(out)], tmp_path), "--name")
+    assert not out.exists()
+
+
+def test_the_largest_seed_works_end_to_end(tmp_path):
+    out = tmp_path / "r.h5"
+    code, stdout, stderr, *_ = _child(["simulate", "--set", "run.rounds=3", "--set", 'code.scheme="crc"',
+                                       "--set", f"run.seed={2**64 - 1}", "--out", str(out)], tmp_path)
+    assert code == 0, stderr
+    (run,) = read_runs(out)
+    assert run.attrs["seed"] == 2**64 - 1 and run.tables["rounds"].size == 3
+    code, stdout, stderr, *_ = _child(["info", str(out)], tmp_path)
+    assert code == 0 and "crc" in stdout, stderr
+
+
+def test_budget_comes_from_the_machine_or_the_environment(monkeypatch):
+    monkeypatch.delenv(BUDGET_ENV, raising=False)
+    budget, source = memory_budget()
+    assert 0 < budget <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") and source
+    monkeypatch.setenv(BUDGET_ENV, "1.5G")
+    assert memory_budget() == (int(1.5 * 2**30), f"${BUDGET_ENV}")
+    monkeypatch.setenv(BUDGET_ENV, "lots")
+    with pytest.raises(InputError, match=BUDGET_ENV):
+        memory_budget()
+
+
+def test_estimate_grows_as_m_times_n_and_a_small_budget_refuses(monkeypatch):
+    monkeypatch.delenv(BUDGET_ENV, raising=False)
+    small = estimate(load_config(None, ["code.workers=100", "code.load=2"]))["simulator"]
+    large = estimate(load_config(None, ["code.workers=1000", "code.load=2"]))["simulator"]
+    plan = [t for t in small if t[0] == "code.workers"][0][2], [t for t in large if t[0] == "code.workers"][0][2]
+    assert plan[1] == 100 * plan[0]                    # 3 entries x 9 bytes x m x N
+    mpi = estimate(load_config(None, ["code.workers=4", "run.verify=true"], backend="mpi"))
+    assert set(mpi) == {"rank 0", "worker"}
+    assert any("accumulator" in what for _, what, _ in mpi["rank 0"])
+    monkeypatch.setenv(BUDGET_ENV, "64K")
+    with pytest.raises(InputError, match=r"^code\.workers: needs at least .* of \$MPIGC_MEMORY_BUDGET"):
+        load_config(None, ["code.workers=100", "code.load=2"])
+
+
+# ----------------------------------------------------------------------------- under mpiexec
+
+try:
+    from test_mpi_launch import IN_MPI_JOB, MPIEXEC, _own_lines, mpirun
+except ImportError:                                     # pragma: no cover - the module moved
+    MPIEXEC, IN_MPI_JOB = None, True
+
+MPI_BAD = [
+    (["--set", "run.round_timeout=inf"], "run.round_timeout"),
+    (["--set", "run.seed=18446744073709551616"], "run.seed"),
+    (["--set", 'code.scheme=["crc", {scheme="crc", name="x/y"}]'], "code.name"),
+    (["--set", "workload.features=100000000000"], "workload.features"),
+    (["--name", "/", "--set", 'code.scheme="crc"'], "--name"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
+@pytest.mark.skipif(IN_MPI_JOB, reason="launches its own mpiexec: run serially, not under mpiexec")
+@pytest.mark.parametrize("args,key", MPI_BAD)
+def test_run_under_mpiexec_refuses_on_every_rank(tmp_path, args, key):
+    out = tmp_path / "r.h5"
+    proc, seconds = mpirun(3, "-m", "mpigc", "run", "--set", "run.rounds=3", *args, "--out", str(out), cwd=tmp_path)
+    lines = _own_lines(proc.stderr)
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("mpigc: error: ") and key in lines[0], proc.stderr
+    assert not out.exists() and seconds < 30
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
+@pytest.mark.skipif(IN_MPI_JOB, reason="launches its own mpiexec: run serially, not under mpiexec")
+def test_the_largest_seed_runs_under_mpiexec(tmp_path):
+    out = tmp_path / "r.h5"
+    proc, _ = mpirun(3, "-m", "mpigc", "run", "--set", "run.rounds=3", "--set", 'code.scheme="crc"',
+                     "--set", f"run.seed={2**64 - 1}", "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (run,) = read_runs(out)
+    assert run.attrs["seed"] == 2**64 - 1 and run.tables["rounds"].size == 3
