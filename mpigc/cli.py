@@ -166,10 +166,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """Run ``mpigc info``."""
+    """Run ``mpigc info``: every healthy run, then one ``# damaged: NAME (reason)`` line per damaged run.
+
+    Damaged lines follow the table on stdout (on stderr with ``--csv`` and
+    ``--rounds``, which stay plain CSV). Exit 0 if the file holds a healthy
+    run or no run at all; 2 (one line naming every damaged run) if all are damaged.
+    """
     from mpigc import report, results
 
-    runs = results.read_runs(args.file)
+    scan = results.scan_runs(args.file)
+    runs, damaged = scan.runs, report.damaged_lines(scan.damaged)
+    if scan.damaged and not runs:
+        raise InputError(args.file, "no readable run; damaged: " + "; ".join(map(str, scan.damaged)))
+    if damaged and (args.rounds or args.csv):
+        print("\n".join(damaged), file=sys.stderr)
     if args.rounds:
         import csv
 
@@ -187,6 +197,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         first = runs[0].attrs if runs else {}
         print(report.provenance_header({k: first.get(k) for k in ("mpigc_version", "created", "host", "backend")}))
         print(report.summary_table(rows))
+        if damaged:
+            print("\n".join(damaged))
     return 0
 
 

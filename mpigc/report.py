@@ -163,6 +163,11 @@ def round_rows(runs: Sequence[tuple[str, str, str, np.ndarray]]) -> list[list[st
     return out
 
 
+def damaged_lines(damaged: Sequence[Any]) -> list[str]:
+    """One ``# damaged: NAME (reason)`` line per damaged run (``mpigc.results.DamagedRun``)."""
+    return [f"# damaged: {d.name} ({d.reason})" for d in damaged]
+
+
 def _text(value: Any) -> str:
     """Render a provenance value on one line (lists joined, dicts as JSON)."""
     if isinstance(value, (list, tuple)):
