@@ -21,7 +21,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -105,30 +105,42 @@ def entry_code(config: dict, entry: str | None) -> dict:
     return {**code, **items[0]}
 
 
-def load_runs(files: Iterable[str | os.PathLike]) -> list[Run]:
-    """Read every run of every file (in order) and parse its config.
+def load_runs(files: Iterable[str | os.PathLike], warn: TextIO | None = None) -> list[Run]:
+    """Read every healthy run of every file (in order) and parse its config.
+
+    A damaged run (see :func:`mpigc.results.scan_runs`: a missing or
+    mistyped table, unreadable attributes, a foreign group under ``/runs``,
+    a corrupt chunk) or one whose stored config is not TOML is skipped with
+    one ``warning: FILE: run NAME is damaged (reason); skipped`` line on
+    ``warn`` (default stderr): it never hides the healthy runs.
 
     Raises
     ------
     FigureDataError
-        If a file is missing or not an mpigc result file, or a run has no config.
+        If a file is missing, unreadable as a whole or not an mpigc result file.
     """
     out: list[Run] = []
+    warn = sys.stderr if warn is None else warn
     for path in files:
         try:
-            data = results.read_runs(path)
+            scan = results.scan_runs(path)
         except InputError as error:
             raise FigureDataError(str(error)) from None
-        for run in data:
+        skipped = list(scan.damaged)
+        for run in scan.runs:
             text = run.attrs.get("config")
             config: dict = {}
             if isinstance(text, str) and text:
                 try:
                     config = tomllib.loads(text)
                 except tomllib.TOMLDecodeError as error:
-                    raise FigureDataError(f"{path}: run {run.name!r}: config is not valid TOML: {error}") from None
+                    skipped.append(results.DamagedRun(run.name, f"config is not valid TOML: {error}"))
+                    continue
             code = entry_code(config, run.attrs.get("entry")) if config else {}
             out.append(Run(os.fspath(path), run.name, run.attrs, run.tables, config, code))
+        for damaged in skipped:
+            print(f"warning: {os.fspath(path)}: run {damaged.name!r} is damaged ({damaged.reason}); skipped",
+                  file=warn, flush=True)
     return out
 
 
