@@ -123,3 +123,35 @@ def test_world_size_mismatch_is_refused(slurm_env, tmp_path, script):
     assert proc.returncode != 0
     assert "world size 1 != SLURM_NTASKS" in proc.stderr
     assert not out.exists()
+
+
+def test_merge_is_idempotent(tmp_path):
+    """A retried merge, or a part named twice, adds no run; distinct runs of the same name are all kept."""
+    import io
+
+    from mpigc.config import load_config
+    from mpigc.sim.driver import simulate
+
+    parts = []
+    for seed in (1, 2):                      # same run names, different content
+        part = tmp_path / f"part{seed}.h5"
+        simulate(load_config(None, ["run.rounds=4", "code.workers=3", "code.load=2", f"run.seed={seed}",
+                                    'code.scheme=["crc", "partial"]']), str(part), log=io.StringIO())
+        parts.append(str(part))
+    merged = tmp_path / "merged.h5"
+
+    def merge(*files: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run([sys.executable, str(SLURM / "merge.py"), str(merged), *files], capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    first = merge(*parts)
+    names = [r.name for r in results.read_runs(merged)]
+    assert names == ["crc", "partial", "crc-2", "partial-2"] and "merged 4 run(s)" in first.stdout
+    before = merged.read_bytes()
+    again = merge(*parts, parts[0])          # the retried job, with a part listed twice
+    assert "merged 0 run(s)" in again.stdout and "(6 already there)" in again.stdout
+    assert [r.name for r in results.read_runs(merged)] == names and merged.read_bytes() == before
+    seeds = [r.attrs["seed"] for r in results.read_runs(merged)]
+    assert seeds == [1, 1, 2, 2]
