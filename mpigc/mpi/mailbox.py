@@ -184,6 +184,7 @@ class Courier:
         self.start_requests = [MPI.REQUEST_NULL] * m
         self.deferred: dict[int, tuple[int, np.ndarray]] = {}  # worker -> (round, START) not yet sent
         self.skipped = 0  # STARTs never sent (the worker caught up only after its round closed)
+        self.sent = [0] * m  # control messages sent to each worker
         self.peak_pending = 0  # the most control sends ever incomplete to one worker
 
     def _isend(self, w: int, buf: np.ndarray) -> MPI.Request:
@@ -191,6 +192,7 @@ class Courier:
         box[:] = [(r, b) for r, b in box if not r.Test()]
         request = self.comm.Isend([buf, MPI.DOUBLE], dest=w + 1, tag=TAG_CONTROL)
         box.append((request, buf))
+        self.sent[w] += 1
         self.peak_pending = max(self.peak_pending, len(box))
         return request
 
