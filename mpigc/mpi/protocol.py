@@ -8,6 +8,13 @@ Integers up to 2**53 are exact in float64.
 Control (rank 0 → worker, tag ``TAG_CONTROL``): ``[kind, round, 0] + model``.
 Results (worker → rank 0, tag ``TAG_RESULT``):
 ``[kind, round, position, chunk, busy, injected, tasks_done, failed, overrun] + vector``.
+
+Acknowledgement: a worker reads its control messages in order and sends
+nothing about round r before reading START(r), so any message from it
+carrying round r tells rank 0 it has read everything sent before START(r)
+(a REPORT(r): also the STOP(r) or later message that ended r). Rank 0 bounds what it sends by that
+(:class:`~mpigc.mpi.mailbox.Courier`), so a worker may see START(r) followed
+by START(r + k): it serves the rounds it is started on, whatever their numbers.
 """
 from __future__ import annotations
 
