@@ -6,8 +6,11 @@ F1–F6 come from simulator sweeps (``analysis/sweeps.py``, configs under
 ``jobs/configs/``), F4(a) from ``analysis/lagrange_sweep.py``, F7 from a small
 MPI job launched here (``mpiexec -n 9 python -m mpigc run`` on
 ``jobs/configs/f7-fidelity.toml`` with 8 workers) plus the matching
-``simulate``. Result files go to ``--results`` (default ``OUT/results``); a
-file that exists is reused, so delete it to rerun that sweep. Every figure is
+``simulate``. Result files go to ``--results`` (default ``OUT/results``). Each
+records the settings it was made with (rounds, ``--quick``, points, config
+text, mpigc version); a file that exists is reused only if its settings are
+this invocation's, and is otherwise moved aside to ``NAME.old`` and made
+again (delete a file to rerun its sweep anyway). Every figure is
 drawn from HDF5 alone by ``analysis/figN_*.py``. Exit code 0 when every
 figure was drawn and every checked claim holds; 1 otherwise, with one line
 per problem (a missing scheme, a result file lacking a table or run, a claim
@@ -66,6 +69,13 @@ def f7_overrides(quick: bool) -> tuple[Path, list[str]]:
     return F7_CONFIG, ["code.workers=8", f"run.rounds={12 if quick else 40}"]
 
 
+def f7_settings(quick: bool, backend: str) -> dict:
+    """The settings of one F7 file: backend, overrides and the config's text."""
+    config, overrides = f7_overrides(quick)
+    return sweeps.settings("F7", quick, backend=backend, overrides=overrides,
+                           config=config.read_text(encoding="utf-8") if config.exists() else None)
+
+
 def make_f7(results: Path, quick: bool, mpiexec: str) -> None:
     """Run the F7 MPI job (mpiexec -n 9) and the matching simulation on the same seed."""
     from mpigc.config import load_config
@@ -74,7 +84,7 @@ def make_f7(results: Path, quick: bool, mpiexec: str) -> None:
     config, overrides = f7_overrides(quick)
     sets = [x for o in overrides for x in ("--set", o)]
     mpi_out, sim_out = results / "f7-mpi.h5", results / "f7-sim.h5"
-    if not mpi_out.exists():
+    if not sweeps.reusable(mpi_out, f7_settings(quick, "mpi")):
         tmp = mpi_out.with_name(mpi_out.name + ".partial")
         tmp.unlink(missing_ok=True)
         cmd = [*shlex.split(mpiexec), "-n", "9", sys.executable, "-m", "mpigc", "run", str(config), *sets,
@@ -87,36 +97,44 @@ def make_f7(results: Path, quick: bool, mpiexec: str) -> None:
             tmp.unlink(missing_ok=True)
             tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise sweeps.SweepError(f"F7: the MPI job failed (exit {proc.returncode}): {tail}")
+        sweeps.stamp(tmp, f7_settings(quick, "mpi"))
         tmp.replace(mpi_out)
         log(f"  F7: MPI run done in {time.perf_counter() - t0:.1f} s -> {mpi_out}")
-    if not sim_out.exists():
+    if not sweeps.reusable(sim_out, f7_settings(quick, "sim")):
         tmp = sim_out.with_name(sim_out.name + ".partial")
         tmp.unlink(missing_ok=True)
         import io
 
         simulate(load_config(str(config), overrides), str(tmp), log=io.StringIO())
+        sweeps.stamp(tmp, f7_settings(quick, "sim"))
         tmp.replace(sim_out)
         log(f"  F7: matching simulation -> {sim_out}")
 
 
-def ensure_inputs(fig: Figure, results: Path, quick: bool, mpiexec: str) -> list[str]:
-    """Create the figure's missing result files; return their paths."""
+def ensure_inputs(fig: Figure, results: Path, quick: bool, mpiexec: str, rounds: int | None = None) -> list[str]:
+    """Create the figure's result files that are missing or were made with other settings; return their paths."""
     paths = [results / name for name in fig.inputs]
     if fig.key == "F7":
         make_f7(results, quick, mpiexec)
-    elif fig.key == "F4" and not paths[0].exists():
-        tmp = paths[0].with_name(paths[0].name + ".partial")
-        tmp.unlink(missing_ok=True)
-        t0 = time.perf_counter()
-        lagrange_sweep.run(str(tmp), trials=20 if quick else 100, log=sys.stdout)
-        tmp.replace(paths[0])
-        log(f"  F4: Lagrange sweep in {time.perf_counter() - t0:.1f} s -> {paths[0]}")
-    if fig.key == "F6" and not paths[0].exists():
+    elif fig.key == "F4":
+        trials = 20 if quick else 100
+        wanted = sweeps.settings("F4a", quick, trials=trials, degrees=[20, 25, 30])
+        if not sweeps.reusable(paths[0], wanted):
+            tmp = paths[0].with_name(paths[0].name + ".partial")
+            tmp.unlink(missing_ok=True)
+            t0 = time.perf_counter()
+            lagrange_sweep.run(str(tmp), trials=trials, log=sys.stdout)
+            sweeps.stamp(tmp, wanted)
+            tmp.replace(paths[0])
+            log(f"  F4: Lagrange sweep in {time.perf_counter() - t0:.1f} s -> {paths[0]}")
+    if fig.key == "F6" and not sweeps.reusable(paths[0], sweeps.f6_settings(quick)):
         sweeps.run_f6(paths[0], quick)
     if fig.key in sweeps.SWEEPS:
-        target = paths[-1]
-        if not target.exists():
-            sweeps.run_sweep(sweeps.SWEEPS[fig.key], target, quick)
+        sweep, target = sweeps.SWEEPS[fig.key], paths[-1]
+        if not sweeps.reusable(target, sweeps.sweep_settings(sweep, quick, rounds)):
+            sweeps.run_sweep(sweep, target, quick, rounds=rounds)
+        else:
+            log(f"  {fig.key}: reusing {target} (made with these settings)")
     return [str(p) for p in paths]
 
 
@@ -126,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, metavar="DIR", help="figure directory (PNG and PDF)")
     p.add_argument("--results", metavar="DIR", help="result files (default: OUT/results); existing files are reused")
     p.add_argument("--quick", action="store_true", help="fewer rounds and points (a smoke test; claims only warn)")
+    p.add_argument("--rounds", type=int, metavar="N",
+                   help="simulator rounds per point of F1-F5 instead of each sweep's own (claims only warn)")
     p.add_argument("--only", nargs="+", metavar="FN", help="figures to make, e.g. --only F1 F2 (default: all)")
     p.add_argument("--mpiexec", default=os.environ.get("MPIEXEC", "mpiexec"), help="MPI launcher for F7")
     p.add_argument("--print-commands", action="store_true", help="print the equivalent mpigc commands and exit")
@@ -136,10 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = wanted - {f.key for f in FIGURES}
     if unknown:
         p.error(f"unknown figure(s) {', '.join(sorted(unknown))}; known: F1..F7")
+    if args.rounds is not None and args.rounds < 1:
+        p.error(f"--rounds must be a positive integer, got {args.rounds}")
     if args.print_commands:
         for key, sweep in sweeps.SWEEPS.items():
             if key in wanted:
-                print("\n".join(sweep.commands(results / sweep.output, args.quick)))
+                print("\n".join(sweep.commands(results / sweep.output, args.quick, args.rounds)))
         return 0
     problems: list[str] = []
     timings: list[tuple[str, float, str]] = []
@@ -150,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"== {fig.key} ({fig.module})")
         t0 = time.perf_counter()
         try:
-            files = ensure_inputs(fig, results, args.quick, args.mpiexec)
+            files = ensure_inputs(fig, results, args.quick, args.mpiexec, args.rounds)
             module = importlib.import_module(fig.module)
             result = module.main(files, str(out))
         except (common.FigureDataError, sweeps.SweepError) as error:
@@ -161,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         log(common.report_lines(result))
         bad = [c for c in result.get("claims", []) if not c["ok"]]
         problems += [f"{fig.key}: claim not met: {c['claim']} (measured {c['value']:.4g})" for c in bad
-                     if not args.quick]
+                     if not (args.quick or args.rounds)]
         timings.append((fig.key, time.perf_counter() - t0, "ok" if not bad else "claim not met"))
     log(f"== done in {time.perf_counter() - start:.1f} s: "
         + ", ".join(f"{k} {t:.1f} s ({s})" for k, t, s in timings))

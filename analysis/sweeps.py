@@ -6,6 +6,14 @@ file; the same points can be run by hand with ``python -m mpigc simulate
 CONFIG --set ...`` (``--print`` of ``make_figures.py`` lists those commands).
 The file is written under a temporary name and renamed when complete, so a
 killed campaign never leaves a half-filled file that looks finished.
+
+Every file a campaign makes records the settings it was made with (rounds,
+``--quick``, the points, the config file's text, the mpigc version) as the
+JSON root attribute :data:`SETTINGS_ATTR`. :func:`reusable` reuses a file
+only if its recorded settings equal the campaign's; any other file (made
+with other settings, or before settings were recorded) is moved aside to
+``NAME.old`` and made again, so a ``--quick`` smoke test's 300-round files
+never stand in for a full campaign's.
 """
 from __future__ import annotations
 
@@ -42,9 +50,9 @@ class Sweep:
     points: Callable[[bool], list[list[str]]]
     needs: tuple[str, ...] = ()
 
-    def commands(self, out: Path, quick: bool) -> list[str]:
+    def commands(self, out: Path, quick: bool, rounds: int | None = None) -> list[str]:
         """The equivalent ``python -m mpigc simulate`` command of every point."""
-        rounds = self.quick_rounds if quick else self.rounds
+        rounds = rounds or (self.quick_rounds if quick else self.rounds)
         cfg = self.config.relative_to(ROOT) if self.config.is_relative_to(ROOT) else self.config
         return [" ".join(["python -m mpigc simulate", str(cfg), *(f"--set {shlex.quote(o)}" for o in
                           [f"run.rounds={rounds}", *p]), "--out", str(out)]) for p in self.points(quick)]
@@ -115,6 +123,59 @@ class SweepError(Exception):
     """A sweep cannot run here (missing scheme, config or data); the message says why."""
 
 
+#: root attribute of a campaign's result file: the settings it was made with (JSON)
+SETTINGS_ATTR = "mpigc_sweep"
+
+
+def settings(figure: str, quick: bool, **more: object) -> dict:
+    """A campaign file's settings: figure, quick flag, mpigc version and ``more`` (JSON-normalised)."""
+    from mpigc import __version__
+
+    return json.loads(json.dumps({"figure": figure, "quick": bool(quick), "mpigc_version": __version__, **more},
+                                 sort_keys=True))
+
+
+def sweep_settings(sweep: Sweep, quick: bool, rounds: int | None = None) -> dict:
+    """The settings of ``sweep``'s file: rounds, points and the config file's text."""
+    config = sweep.config.read_text(encoding="utf-8") if sweep.config.exists() else None
+    return settings(sweep.figure, quick, rounds=rounds or (sweep.quick_rounds if quick else sweep.rounds),
+                    points=sweep.points(quick), config=config)
+
+
+def reusable(path: Path, wanted: dict, log: TextIO = sys.stdout) -> bool:
+    """Whether ``path`` exists and was made with the settings ``wanted``.
+
+    A file made with other settings (or recording none) is moved aside to
+    ``NAME.old`` (replacing an earlier one), with one line saying which
+    settings differ, and False is returned: the caller makes it again.
+    """
+    from mpigc import results
+    from mpigc.errors import InputError
+
+    if not path.exists():
+        return False
+    try:
+        stored = results.file_attr(path, SETTINGS_ATTR)
+    except InputError:
+        stored = None
+    if stored == wanted:
+        return True
+    differ = (sorted(k for k in set(wanted) | set(stored) if stored.get(k) != wanted.get(k))
+              if isinstance(stored, dict) else ["no settings recorded"])
+    old = path.with_name(path.name + ".old")
+    path.replace(old)
+    print(f"  {path.name} was made with other settings ({', '.join(differ)}): making it again "
+          f"(the old file is now {old.name})", file=log, flush=True)
+    return False
+
+
+def stamp(path: Path, wanted: dict) -> None:
+    """Record ``wanted`` as the settings of the campaign file ``path``."""
+    from mpigc import results
+
+    results.set_file_attr(path, SETTINGS_ATTR, wanted)
+
+
 def missing_schemes(names: tuple[str, ...]) -> list[str]:
     """The schemes of ``names`` this mpigc does not provide."""
     from mpigc.codes import SCHEMES, scheme_class
@@ -123,8 +184,11 @@ def missing_schemes(names: tuple[str, ...]) -> list[str]:
     return [n for n in names if n not in SCHEMES]
 
 
-def run_sweep(sweep: Sweep, out: Path, quick: bool, log: TextIO = sys.stdout) -> Path:
-    """Run every point of ``sweep`` into ``out`` (temporary name, renamed at the end)."""
+def run_sweep(sweep: Sweep, out: Path, quick: bool, log: TextIO = sys.stdout, rounds: int | None = None) -> Path:
+    """Run every point of ``sweep`` into ``out`` (temporary name, stamped with its settings, renamed at the end).
+
+    ``rounds`` replaces the sweep's own rounds per point (a smaller smoke test).
+    """
     from mpigc.config import load_config
     from mpigc.errors import InputError
     from mpigc.sim.driver import simulate
@@ -135,7 +199,8 @@ def run_sweep(sweep: Sweep, out: Path, quick: bool, log: TextIO = sys.stdout) ->
                          "provide yet (see `python -m mpigc schemes`)")
     if not sweep.config.exists():
         raise SweepError(f"{sweep.figure}: config {sweep.config} is missing")
-    rounds = sweep.quick_rounds if quick else sweep.rounds
+    wanted = sweep_settings(sweep, quick, rounds)
+    rounds = wanted["rounds"]
     tmp = out.with_name(out.name + ".partial")
     tmp.unlink(missing_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -151,10 +216,19 @@ def run_sweep(sweep: Sweep, out: Path, quick: bool, log: TextIO = sys.stdout) ->
         shown = " ".join(p for p in point if not p.startswith("code.scheme"))
         print(f"  {sweep.figure} [{i:>2}/{len(points)}] {shown}  ({time.perf_counter() - t0:.1f} s)",
               file=log, flush=True)
+    stamp(tmp, wanted)
     tmp.replace(out)
     print(f"  {sweep.figure}: {len(points)} points x {rounds} rounds in {time.perf_counter() - start:.1f} s -> {out}",
           file=log, flush=True)
     return out
+
+
+def f6_settings(quick: bool) -> dict:
+    """The settings of F6's file: jobs, the traces tuned on and f6-sequential.toml's text."""
+    traces = lambda_traces()[:1] if quick else lambda_traces()
+    config = CONFIGS / "f6-sequential.toml"
+    return settings("F6", quick, jobs=100 if quick else 496, traces=[t.name for t in traces],
+                    config=config.read_text(encoding="utf-8") if config.exists() else None)
 
 
 def run_f6(out: Path, quick: bool, log: TextIO = sys.stdout) -> Path:
@@ -186,5 +260,6 @@ def run_f6(out: Path, quick: bool, log: TextIO = sys.stdout) -> Path:
     simulate(config, str(tmp), log=io.StringIO())
     print(f"  F6 [{len(traces) + 1}/{len(traces) + 1}] gilbert-elliott (f6-sequential.toml, verified) "
           f"({time.perf_counter() - t0:.1f} s)", file=log, flush=True)
+    stamp(tmp, f6_settings(quick))
     tmp.replace(out)
     return out

@@ -19,6 +19,7 @@ CONFIGS = ROOT / "jobs" / "configs"
 sys.path.insert(0, str(ANALYSIS))
 
 import common  # noqa: E402
+import sweeps  # noqa: E402
 
 
 def sim(path: Path, config: str, *overrides: str) -> Path:
@@ -134,11 +135,32 @@ def test_make_figures_fails_loudly_on_a_bad_result_file(tmp_path):
     pytest.importorskip("matplotlib")
     res = tmp_path / "res"
     res.mkdir()
-    sim(res / "f1-exact.h5", "f2-approx.toml", "run.rounds=5")      # approx runs where F1 needs exact ones
-    proc = subprocess.run([sys.executable, str(ANALYSIS / "make_figures.py"), "--out", str(tmp_path / "o"),
-                           "--results", str(res), "--only", "F1"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0
+    bad = sim(res / "f1-exact.h5", "f2-approx.toml", "run.rounds=5")      # approx runs where F1 needs exact ones
+    sweeps.stamp(bad, sweeps.sweep_settings(sweeps.SWEEPS["F1"], False, 5))  # ... recorded as F1's own settings
+    proc = make_figures(tmp_path / "o", res, "--only", "F1", "--rounds", "5")
+    assert proc.returncode != 0 and "reusing" in proc.stdout
     assert "make_figures: error: F1:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def make_figures(out: Path, res: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ANALYSIS / "make_figures.py"), "--out", str(out), "--results", str(res),
+                           *args], capture_output=True, text=True, timeout=120)
+
+
+def test_make_figures_never_reuses_results_made_with_other_settings(tmp_path):
+    pytest.importorskip("matplotlib")
+    res, out = tmp_path / "res", tmp_path / "o"
+    first = make_figures(out, res, "--only", "F1", "--rounds", "3")   # a smoke test's files...
+    assert first.returncode == 0, first.stderr
+    stored = results.file_attr(res / "f1-exact.h5", sweeps.SETTINGS_ATTR)
+    assert stored["rounds"] == 3 and stored["quick"] is False and stored["figure"] == "F1"
+    second = make_figures(out, res, "--only", "F1", "--rounds", "4")  # ... never stand in for another campaign's
+    assert second.returncode == 0, second.stderr
+    assert "made with other settings (rounds)" in second.stdout and "reusing" not in second.stdout
+    assert {r.tables["rounds"].size for r in results.read_runs(res / "f1-exact.h5")} == {4}
+    assert {r.tables["rounds"].size for r in results.read_runs(res / "f1-exact.h5.old")} == {3}
+    third = make_figures(out, res, "--only", "F1", "--rounds", "4")   # same settings: reused
+    assert third.returncode == 0 and "reusing" in third.stdout and "other settings" not in third.stdout
 
 
 # ----------------------------------------------------------------------------- info --rounds

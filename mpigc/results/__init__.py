@@ -27,6 +27,7 @@ from mpigc.results.schema import (
                                   provenance,
 )
 from mpigc.results.store import ResultWriteError, running_files
+from mpigc.results.stamp import file_attr, set_file_attr
 from mpigc.results.writer import (
                                   ResultFile,
                                   RunWriter,
@@ -39,4 +40,4 @@ __all__ = ["CHUNK_ROWS", "DEFAULTS", "EVENTS_DTYPE", "JOBS_DTYPE", "ROUNDS_DTYPE
            "WORKERS_DTYPE", "FileBusyError", "ResultFile", "ResultWriteError", "RunData", "RunWriter",
            "check_run_name", "check_writable", "holder", "mark_interrupted", "provenance", "read_matrix",
            "read_rows", "read_runs", "run_names", "running_files"]
-__all__ += ["DamagedRun", "RunScan", "scan_runs"]
+__all__ += ["DamagedRun", "RunScan", "file_attr", "scan_runs", "set_file_attr"]
