@@ -16,10 +16,10 @@ import time
 import numpy as np
 import pytest
 from mpi4py import MPI
+from mpitools import assert_all
 
 from mpigc.mpi.mailbox import MAX_UNACKED, Courier
 from mpigc.mpi.protocol import TAG_CONTROL, Kind, control
-from mpitools import assert_all
 
 pytestmark = pytest.mark.mpi(min_size=2)
 

@@ -138,6 +138,7 @@ def freeze_run(out: Path, *, rank: int = 2, freeze: float = FREEZE, after: float
     reader.start()
     stopped = resumed = float("nan")
     targets: list[int] = []
+    ok = False
     try:
         while not progress and proc.poll() is None and time.perf_counter() - t0 < limit:
             time.sleep(0.05)
@@ -148,6 +149,7 @@ def freeze_run(out: Path, *, rank: int = 2, freeze: float = FREEZE, after: float
         for pid in targets:
             os.kill(pid, signal.SIGSTOP)
         time.sleep(freeze)
+        ok = True
     finally:
         resumed = time.perf_counter() - t0
         for pid in targets:
@@ -155,11 +157,13 @@ def freeze_run(out: Path, *, rank: int = 2, freeze: float = FREEZE, after: float
                 os.kill(pid, signal.SIGCONT)
             except ProcessLookupError:
                 pass
-    try:
-        proc.wait(timeout=limit + 30 - resumed)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        if not ok:  # mpiexec forwards SIGTERM to the ranks: the job ends instead of running on
+            proc.terminate()
+        try:
+            proc.wait(timeout=30 if not ok else max(1.0, limit + 30 - resumed))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
     reader.join(timeout=5)
     proc.stderr.close()
     return Frozen(proc.returncode, "".join(lines), stopped, resumed, progress)
