@@ -14,10 +14,9 @@ from pathlib import Path
 
 import h5py
 import pytest
+from test_mpi_launch import IN_MPI_JOB, MPIEXEC, _env, _own_lines
 
 from mpigc.results import read_runs, running_files
-
-from test_mpi_launch import IN_MPI_JOB, MPIEXEC, _env, _own_lines
 
 pytestmark = [
     pytest.mark.slow,

@@ -22,7 +22,14 @@ import numpy as np
 import pytest
 
 import mpigc
-from mpigc.results import ROUNDS_DTYPE, FileBusyError, ResultFile, holder, read_runs, running_files
+from mpigc.results import (
+    ROUNDS_DTYPE,
+    FileBusyError,
+    ResultFile,
+    holder,
+    read_runs,
+    running_files,
+)
 
 ROOT = os.path.dirname(os.path.dirname(mpigc.__file__))
 
