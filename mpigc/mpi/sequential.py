@@ -17,12 +17,12 @@ decides whether the round ends there or waits for all (wait-out); only a
 round whose workers all returned before the cutoff ends at its last arrival.
 When the round ends, every worker still out gets STOP(r): it abandons the
 round and sends a REPORT(r) with its statistics, so the ``workers`` table
-holds one row per (round, worker), abandoned rounds included. Every message
-carries its round in the header: a late result is recorded as stale in
+holds one row per (round, worker), abandoned rounds included (but for rounds a
+worker that stopped responding was not started on: control traffic is bounded
+per worker as in :mod:`mpigc.mpi.master`; it is a straggler there). Every
+message carries its round in the header: a late result is recorded as stale in
 ``events`` and never decoded. Sends are never cancelled; rank 0 drains
-everything up to each worker's FINAL. Control traffic is bounded per worker
-as in :mod:`mpigc.mpi.master` (:class:`~mpigc.mpi.mailbox.Courier`): a worker
-that stopped responding is a straggler of the rounds it is not started on.
+everything up to each worker's FINAL.
 """
 from __future__ import annotations
 
