@@ -117,8 +117,10 @@ def test_signal_to_mpiexec_writes_every_finished_round(tmp_path, sig):
     proc, seconds, seen, err = _interrupt(tmp_path, "mpiexec", ["--set", "run.flush_seconds=1000"], sig=sig)
     assert proc.returncode != 0 and seconds < 10, (proc.returncode, seconds, err[-2000:])
     name = signal.Signals(sig).name
-    assert f"interrupted by {name}" in err and "Traceback" not in err, err[-2000:]
     _check_file(tmp_path / "r.h5", seen, sig=name)
+    # rank 0's own line about the interruption is not asserted here: a signalled mpiexec
+    # stops forwarding the ranks' output as it goes down, and drops it about one time in four
+    assert "Traceback" not in err, err[-2000:]
 
 
 def test_sigterm_to_every_rank(tmp_path):
