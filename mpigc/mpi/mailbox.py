@@ -218,7 +218,9 @@ class Courier:
         return True
 
     def retry(self) -> list[int]:
-        """Send the deferred STARTs whose workers caught up; return those workers."""
+        """Send the deferred STARTs whose workers caught up; return those workers (cheap when none wait)."""
+        if not self.deferred:
+            return []
         sent = [w for w in list(self.deferred) if self.ready(w)]
         for w in sent:
             rnd, buf = self.deferred.pop(w)

@@ -90,8 +90,7 @@ class Master:
     def _poll(self) -> list[tuple[int, np.ndarray, int]]:
         """Completed receives; a START deferred for a worker that has now caught up goes out."""
         got = self.inbox.poll()
-        if self.courier.deferred:
-            self.courier.retry()
+        self.courier.retry()
         return got
 
     # -- rounds ------------------------------------------------------------

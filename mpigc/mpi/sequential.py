@@ -248,8 +248,7 @@ class SeqMaster:
         strag = np.zeros(self.m, dtype=bool)
         while True:
             got = self.inbox.poll()
-            if self.courier.deferred:
-                self.courier.retry()
+            self.courier.retry()  # a deferred START goes out once its worker catches up
             now = clock() - start
             for w, buf, count in got:
                 if int(buf[0]) != Kind.RESULT or int(buf[1]) != r:
