@@ -108,11 +108,13 @@ def entry_code(config: dict, entry: str | None) -> dict:
 def load_runs(files: Iterable[str | os.PathLike], warn: TextIO | None = None) -> list[Run]:
     """Read every healthy run of every file (in order) and parse its config.
 
-    A damaged run (see :func:`mpigc.results.scan_runs`: a missing or
-    mistyped table, unreadable attributes, a foreign group under ``/runs``,
+    A damaged run (see :func:`mpigc.results.scan_runs`: a mistyped or
+    foreign table, unreadable attributes, a foreign group under ``/runs``,
     a corrupt chunk) or one whose stored config is not TOML is skipped with
     one ``warning: FILE: run NAME is damaged (reason); skipped`` line on
-    ``warn`` (default stderr): it never hides the healthy runs.
+    ``warn`` (default stderr): it never hides the healthy runs. A run
+    without a table is not damaged here (F4's Lagrange runs hold attributes
+    only); :meth:`Run.table` names it if a figure needs the table.
 
     Raises
     ------
@@ -123,7 +125,7 @@ def load_runs(files: Iterable[str | os.PathLike], warn: TextIO | None = None) ->
     warn = sys.stderr if warn is None else warn
     for path in files:
         try:
-            scan = results.scan_runs(path)
+            scan = results.scan_runs(path, require=())   # Lagrange runs (F4) hold attributes only
         except InputError as error:
             raise FigureDataError(str(error)) from None
         skipped = list(scan.damaged)

@@ -168,14 +168,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     """Run ``mpigc info``: every healthy run, then one ``# damaged: NAME (reason)`` line per damaged run.
 
-    Damaged lines follow the table on stdout (on stderr with ``--csv`` and
-    ``--rounds``, which stay plain CSV). Exit 0 if the file holds a healthy
-    run or no run at all; 2 (one line naming every damaged run) if all are damaged.
+    Runs without a ``rounds`` table (e.g. F4's Lagrange runs) get a ``# no
+    rounds table: NAME`` line instead of a row. These lines follow the table
+    on stdout (on stderr with ``--csv`` and ``--rounds``, which stay plain
+    CSV). Exit 0 if the file holds a healthy run or no run at all; 2 (one
+    line naming every damaged run) if every run is damaged.
     """
     from mpigc import report, results
 
-    scan = results.scan_runs(args.file)
-    runs, damaged = scan.runs, report.damaged_lines(scan.damaged)
+    scan = results.scan_runs(args.file, require=())
+    runs = scan.runs
+    damaged = report.damaged_lines(scan.damaged) + [f"# no rounds table: {run.name}" for run in runs
+                                                    if "rounds" not in run.tables]
     if scan.damaged and not runs:
         raise InputError(args.file, "no readable run; damaged: " + "; ".join(map(str, scan.damaged)))
     if damaged and (args.rounds or args.csv):

@@ -59,7 +59,7 @@ def damaged_file(tmp_path_factory) -> Path:
 
 
 def test_scan_lists_healthy_runs_and_names_each_damaged_one(damaged_file):
-    scan = results.scan_runs(damaged_file)
+    scan = results.scan_runs(damaged_file, require=["rounds"])
     assert [r.name for r in scan.runs] == HEALTHY
     reasons = {d.name: d.reason for d in scan.damaged}
     assert set(reasons) == set(DAMAGED), reasons
@@ -80,26 +80,36 @@ def test_info_prints_the_healthy_table_then_the_damaged_names(damaged_file):
     rows = [line.split()[0] for line in proc.stdout.splitlines() if line and not line.startswith("#")]
     assert rows == ["run", *HEALTHY]
     damaged = [line for line in proc.stdout.splitlines() if line.startswith("# damaged: ")]
-    assert sorted(line.split()[2] for line in damaged) == sorted(DAMAGED)
+    # a run that lost its only table reads as a run without one (as F4's Lagrange runs): named, not damaged
+    assert sorted(line.split()[2] for line in damaged) == sorted(set(DAMAGED) - {"partial"})
+    assert "# no rounds table: partial" in proc.stdout.splitlines()
     csv = subprocess.run([sys.executable, "-m", "mpigc", "info", "--csv", str(damaged_file)], capture_output=True,
                          text=True, timeout=60)
     assert csv.returncode == 0 and [r.split(",")[0] for r in csv.stdout.split()[1:]] == HEALTHY
-    assert csv.stderr.count("# damaged: ") == len(DAMAGED)
+    assert csv.stderr.count("# damaged: ") == len(DAMAGED) - 1 and "# no rounds table: partial" in csv.stderr
 
 
 def test_info_on_a_file_of_damaged_runs_only_is_bad_input(tmp_path):
     path = tmp_path / "r.h5"
     results.ResultFile(path).new_run("bare", {"scheme": "crc"}, tables=()).flush()
+    with h5py.File(path, "a") as f:
+        f["runs"].create_group("notes").create_dataset("x", data=np.ones(3))
+        del f["runs/bare"]
     proc = subprocess.run([sys.executable, "-m", "mpigc", "info", str(path)], capture_output=True, text=True,
                           timeout=60)
     lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1 and "bare (no 'rounds' table" in lines[0], proc.stderr
+    assert proc.returncode == 2 and len(lines) == 1 and "no readable run" in lines[0], proc.stderr
+    assert "notes (foreign dataset 'x'" in lines[0]
 
 
 def test_figure_loader_skips_damaged_runs_with_a_warning(damaged_file):
     warn = io.StringIO()
     runs = common.load_runs([damaged_file], warn=warn)
-    assert [r.name for r in runs] == HEALTHY and runs[0].config["run"]["rounds"] == 5
+    # a run without tables is whole to the figures (F4's Lagrange runs hold attributes only)
+    assert [r.name for r in runs] == ["crc", "partial", "c2"] and runs[0].config["run"]["rounds"] == 5
+    with pytest.raises(common.FigureDataError, match="run 'partial' has no 'rounds' table"):
+        runs[1].table("rounds")
     lines = warn.getvalue().splitlines()
-    assert len(lines) == len(DAMAGED) and all(line.startswith(f"warning: {damaged_file}: run ") for line in lines)
-    assert all(any(f"'{name}'" in line for line in lines) for name in DAMAGED)
+    damaged = set(DAMAGED) - {"partial"}
+    assert len(lines) == len(damaged) and all(line.startswith(f"warning: {damaged_file}: run ") for line in lines)
+    assert all(any(f"'{name}'" in line for line in lines) for name in damaged)

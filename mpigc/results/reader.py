@@ -65,7 +65,7 @@ class RunScan:
 
 
 def scan_runs(path: str | os.PathLike, names: Sequence[str] | None = None,
-              require: Sequence[str] = ("rounds",)) -> RunScan:
+              require: Sequence[str] = ()) -> RunScan:
     """Read every healthy run of a result file (and its side files) and name the damaged ones.
 
     Parameters
@@ -76,8 +76,9 @@ def scan_runs(path: str | os.PathLike, names: Sequence[str] | None = None,
     names : sequence of str, optional
         Read only these runs, in this order (default: all, file order).
     require : sequence of str
-        Tables a healthy run must have (default: ``rounds``, which every
-        mpigc writer creates).
+        Tables a healthy run must have, e.g. ``["rounds"]``, which every
+        run of ``run`` and ``simulate`` has (default: none; F4's Lagrange
+        runs hold attributes only, a trace may hold only ``workers``).
 
     Returns
     -------
