@@ -64,7 +64,7 @@ def _child(args: list[str], tmp: Path, env: dict[str, str] | None = None) -> tup
 
 
 def _refused(result: tuple[int, str, str, float, float], key: str) -> None:
-    code, stdout, stderr, seconds, rss = result
+    code, _, stderr, seconds, rss = result
     lines = stderr.strip().splitlines()
     assert code == 2, stderr
     assert len(lines) == 1 and lines[0].startswith("mpigc: error: ") and key in lines[0], stderr
@@ -97,7 +97,7 @@ def test_name_with_a_slash_is_refused(tmp_path):
 
 def test_the_largest_seed_works_end_to_end(tmp_path):
     out = tmp_path / "r.h5"
-    code, stdout, stderr, *_ = _child(["simulate", "--set", "run.rounds=3", "--set", 'code.scheme="crc"',
+    code, _, stderr, *_ = _child(["simulate", "--set", "run.rounds=3", "--set", 'code.scheme="crc"',
                                        "--set", f"run.seed={2**64 - 1}", "--out", str(out)], tmp_path)
     assert code == 0, stderr
     (run,) = read_runs(out)
@@ -121,7 +121,7 @@ def test_estimate_grows_as_m_times_n_and_a_small_budget_refuses(monkeypatch):
     monkeypatch.delenv(BUDGET_ENV, raising=False)
     small = estimate(load_config(None, ["code.workers=100", "code.load=2"]))["simulator"]
     large = estimate(load_config(None, ["code.workers=1000", "code.load=2"]))["simulator"]
-    plan = [t for t in small if t[0] == "code.workers"][0][2], [t for t in large if t[0] == "code.workers"][0][2]
+    plan = [next(size for key, _, size in terms if key == "code.workers") for terms in (small, large)]
     assert plan[1] == 100 * plan[0]                    # 3 entries x 9 bytes x m x N
     mpi = estimate(load_config(None, ["code.workers=4", "run.verify=true"], backend="mpi"))
     assert set(mpi) == {"rank 0", "worker"}

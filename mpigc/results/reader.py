@@ -27,7 +27,14 @@ import h5py
 import numpy as np
 
 from mpigc.errors import InputError
-from mpigc.results.schema import _JSON_KEYS, DEFAULTS, TABLES, _is_ours, _open_read, _plain
+from mpigc.results.schema import (
+    _JSON_KEYS,
+    DEFAULTS,
+    TABLES,
+    _is_ours,
+    _open_read,
+    _plain,
+)
 from mpigc.results.store import running_files
 
 #: what ``on_damage`` of :func:`read_runs` accepts
