@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 from mpi4py import MPI
 
-from mpigc.mpi.protocol import POLL_SLEEP, TAG_CONTROL, TAG_RESULT, Kind, control
+from mpigc.mpi.protocol import POLL_SLEEP, TAG_CONTROL, TAG_RESULT, Kind, control, idle_sleep
 
 #: rounds a worker may have been started on without acknowledging them (any message
 #: carrying round r acknowledges rounds up to r). A healthy worker acknowledges round r
@@ -250,3 +250,60 @@ class Courier:
         MPI.Request.Waitall([r for box in self.pending for r, _ in box])
         for box in self.pending:
             box.clear()
+
+
+class ControlInbox:
+    """A worker's side of rank 0's control messages: probe, receive without spinning, put one back.
+
+    Parameters
+    ----------
+    comm
+        The run's communicator (rank 0 is the master).
+    length
+        Longest control message in doubles (header included).
+    outbox
+        The worker's sends, pruned while it waits so their buffers can go.
+    """
+
+    def __init__(self, comm: MPI.Comm, length: int, outbox: Outbox) -> None:
+        self.comm = comm
+        self.buf = np.empty(length)
+        self.outbox = outbox
+        self.stash: np.ndarray | None = None  # a message read while checking for a round's end
+        self.idle_sleep = idle_sleep(comm.size)  # longest sleep while waiting for a message
+
+    def waiting(self, status: MPI.Status | None = None) -> bool:
+        """Whether a control message has reached this rank.
+
+        Probed twice: MPICH's ``Iprobe`` that finds nothing runs the progress
+        engine and returns without matching again, so a message that came in
+        during a sleep shows only at the second call (measured: one more
+        unit of a stopped round was started with a single probe).
+        """
+        return bool(self.comm.Iprobe(source=0, tag=TAG_CONTROL, status=status)
+                    or self.comm.Iprobe(source=0, tag=TAG_CONTROL, status=status))
+
+    def receive(self, block: bool) -> np.ndarray | None:
+        """The next control message (a view of the shared buffer), or None if none waits and not ``block``."""
+        if self.stash is not None:
+            msg, self.stash = self.stash, None
+            return msg
+        status = MPI.Status()
+        nap = POLL_SLEEP
+        while not self.waiting(status):
+            if not block:
+                return None
+            self.outbox.prune()
+            time.sleep(nap)
+            nap = min(2 * nap, self.idle_sleep)
+        count = status.Get_count(MPI.DOUBLE)
+        # A large model arrives in pieces as rank 0 progresses its sends: a
+        # blocking Recv would spin a core that rank 0 needs to send them.
+        request = self.comm.Irecv([self.buf[:count], MPI.DOUBLE], source=0, tag=TAG_CONTROL)
+        while not request.Test():
+            time.sleep(POLL_SLEEP)
+        return self.buf[:count]
+
+    def put_back(self, msg: np.ndarray) -> None:
+        """Keep ``msg`` (a START or END read early) for the next :meth:`receive`."""
+        self.stash = msg.copy()

@@ -38,9 +38,9 @@ from mpigc.config import Config
 from mpigc.delays import DelayModel
 from mpigc.engine import relative_error
 from mpigc.mpi.provenance import run_attrs
-from mpigc.mpi.mailbox import Courier, Inbox, Outbox
-from mpigc.mpi.protocol import (CONTROL_HEADER, POLL_SLEEP, RESULT_HEADER, TAG_CONTROL, TAG_RESULT, Kind, control,
-                                idle_sleep, result, sleep_until)
+from mpigc.mpi.mailbox import ControlInbox, Courier, Inbox, Outbox
+from mpigc.mpi.protocol import (CONTROL_HEADER, POLL_SLEEP, RESULT_HEADER, TAG_RESULT, Kind, control,
+                                result, sleep_until)
 from mpigc.mpi.worker import rows_per_block
 from mpigc.sequential_engine import NO_WAIT, SequentialEngine, round_times
 from mpigc.sim import progress_printer
@@ -62,10 +62,8 @@ class SeqWorker:
         self.compute = compute
         self.w = comm.rank - 1
         self.dim = workload.dim
-        self.control_buf = np.empty(CONTROL_HEADER + scheme.slots * (2 + self.dim))
-        self.stash: np.ndarray | None = None  # a control message read while checking for the round's end
-        self.idle_sleep = idle_sleep(comm.size)  # longest sleep while waiting for START
         self.outbox = Outbox(comm)
+        self.control = ControlInbox(comm, CONTROL_HEADER + scheme.slots * (2 + self.dim), self.outbox)
         self.block_rows: int | None = None  # rows per gradient block between stop checks (set by prepare)
 
     def prepare(self) -> None:
@@ -85,55 +83,23 @@ class SeqWorker:
             per_row.append((time.perf_counter() - tic) / self.workload.chunk_rows(int(unit)))
         self.block_rows = rows_per_block(float(np.median(per_row))) if per_row else None
 
-    def _receive_control(self, block: bool) -> np.ndarray | None:
-        """The next control message (a view of the shared buffer), or None if none waits and not ``block``."""
-        if self.stash is not None:
-            msg, self.stash = self.stash, None
-            return msg
-        status = MPI.Status()
-        nap = POLL_SLEEP
-        while not self._probe(status):
-            if not block:
-                return None
-            self.outbox.prune()
-            time.sleep(nap)
-            nap = min(2 * nap, self.idle_sleep)
-        count = status.Get_count(MPI.DOUBLE)
-        # START holds several models and arrives in pieces as rank 0 progresses its
-        # sends: a blocking Recv would spin a core that rank 0 needs to send them.
-        request = self.comm.Irecv([self.control_buf[:count], MPI.DOUBLE], source=0, tag=TAG_CONTROL)
-        while not request.Test():
-            time.sleep(POLL_SLEEP)
-        return self.control_buf[:count]
-
-    def _probe(self, status: MPI.Status) -> bool:
-        """Whether a control message has reached this rank.
-
-        Probed twice: MPICH's ``Iprobe`` that finds nothing runs the progress
-        engine and returns without matching again, so a message that came in
-        during a sleep shows only at the second call (measured: one more
-        unit of a stopped round was started with a single probe).
-        """
-        return bool(self.comm.Iprobe(source=0, tag=TAG_CONTROL, status=status)
-                    or self.comm.Iprobe(source=0, tag=TAG_CONTROL, status=status))
-
     def _ended(self, rnd: int) -> bool:
         """Whether round ``rnd`` is over for this worker: rank 0 sent a control message since its START.
 
         STOP(rnd) is consumed; anything else (START of the next round, END) is
         stashed for the main loop.
         """
-        msg = self._receive_control(block=False)
+        msg = self.control.receive(block=False)
         if msg is None:
             return False
         if not (int(msg[0]) == Kind.STOP and int(msg[1]) == rnd):
-            self.stash = msg.copy()
+            self.control.put_back(msg)
         return True
 
     def run(self) -> None:
         """Serve rounds until END; then complete every send and answer FINAL."""
         while True:
-            msg = self._receive_control(block=True)
+            msg = self.control.receive(block=True)
             kind, rnd = int(msg[0]), int(msg[1])
             if kind == Kind.END:
                 break

@@ -25,9 +25,8 @@ from mpi4py import MPI
 from mpigc.codes import Scheme
 from mpigc.delays import DelayModel
 from mpigc.engine import pack
-from mpigc.mpi.mailbox import Outbox
-from mpigc.mpi.protocol import (BLOCK_TIME, CONTROL_HEADER, POLL_SLEEP, TAG_CONTROL, TAG_RESULT, Kind, idle_sleep,
-                                result, sleep_until)
+from mpigc.mpi.mailbox import ControlInbox, Outbox
+from mpigc.mpi.protocol import (BLOCK_TIME, CONTROL_HEADER, POLL_SLEEP, TAG_RESULT, Kind, result, sleep_until)
 
 
 #: fewest rows per gradient block: each block also allocates and adds one d-vector, about
@@ -71,35 +70,14 @@ class Worker:
         # START carries the model (d values); INSTRUCT up to (chunk, l weights) per held chunk,
         # which is longer than d for tiny models
         instructions = len(self.order) * (1 + scheme.plan.parts)
-        self.control_buf = np.empty(CONTROL_HEADER + max(workload.dim, instructions))
-        self.stash: np.ndarray | None = None  # a control message read while checking for a stop
-        self.idle_sleep = idle_sleep(comm.size)  # longest sleep while waiting for START or STOP
+        self.control = ControlInbox(comm, CONTROL_HEADER + max(workload.dim, instructions), self.outbox)
+        self.idle_sleep = self.control.idle_sleep  # longest sleep while waiting for START or STOP
         self.grads: dict[int, np.ndarray] = {}  # this round's chunk gradients (kept for answers)
         self.block_rows: int | None = None  # rows per gradient block between stop checks (set by prepare)
         self.ended = False  # this round's STOP (or a later control message) has been read
         self.answered = False  # this round's INSTRUCT has been answered
 
     # -- messages ----------------------------------------------------------
-    def _receive_control(self, block: bool) -> np.ndarray | None:
-        if self.stash is not None:
-            msg, self.stash = self.stash, None
-            return msg
-        status = MPI.Status()
-        nap = POLL_SLEEP
-        while not self.comm.Iprobe(source=0, tag=TAG_CONTROL, status=status):
-            if not block:
-                return None
-            self.outbox.prune()
-            time.sleep(nap)
-            nap = min(2 * nap, self.idle_sleep)
-        count = status.Get_count(MPI.DOUBLE)
-        # A large model arrives in pieces as rank 0 progresses its sends: a
-        # blocking Recv would spin a core that rank 0 needs to send them.
-        request = self.comm.Irecv([self.control_buf[:count], MPI.DOUBLE], source=0, tag=TAG_CONTROL)
-        while not request.Test():
-            time.sleep(POLL_SLEEP)
-        return self.control_buf[:count]
-
     def _poll(self, rnd: int) -> None:
         """Read at most one pending control message while round ``rnd`` is open.
 
@@ -110,7 +88,7 @@ class Worker:
         """
         if self.ended:
             return
-        msg = self._receive_control(block=False)
+        msg = self.control.receive(block=False)
         if msg is None:
             return
         kind, msg_round = int(msg[0]), int(msg[1])
@@ -120,7 +98,7 @@ class Worker:
             return
         self.ended = True
         if not (kind == Kind.STOP and msg_round == rnd):
-            self.stash = msg.copy()
+            self.control.put_back(msg)
 
     def _stopped(self, rnd: int) -> bool:
         """Whether to stop working on round ``rnd``: it ended, or this worker answered its INSTRUCT."""
@@ -159,7 +137,7 @@ class Worker:
     def run(self) -> None:
         """Serve rounds until END; then complete every send and answer FINAL."""
         while True:
-            msg = self._receive_control(block=True)
+            msg = self.control.receive(block=True)
             kind, rnd = int(msg[0]), int(msg[1])
             if kind == Kind.END:
                 break
