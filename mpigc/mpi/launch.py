@@ -268,6 +268,9 @@ def drive_master(master: Master, config: Config, code, label: str, writer) -> tu
         totals(interrupted=stop.name)
         raise
     stats = totals()  # the loop's time, before the final drain
+    if writer is not None:
+        # every round is on disk before the drain, which waits for a worker that may be frozen
+        writer.flush(force=True)
     master.finish(store)
     if writer is not None:
         writer.flush(force=True)
