@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+from mpigc.mpi.worker import Worker
 from mpigc.results import read_runs
 from mpitools import assert_all, run_mpigc, verdict
 
@@ -152,9 +153,24 @@ STALE_ROUNDS = 10
 @pytest.fixture(scope="module")
 def stale_file(outdir) -> str:
     path = f"{outdir}/stale.h5"
-    # Heavy tails and chunks short against the stop latency: results cross STOP messages.
-    run_mpigc(path, [*_base(STALE_ROUNDS), "run.round_timeout=10.0", "code.load=2", 'code.scheme="partial"',
-                'delays.model="pareto"', "delays.alpha=1.5", "delays.chunk_time=0.005"])
+    # Workers notice STOP within a sleep slice, so results rarely cross it by chance. Worker 0
+    # (rank 1) is made deaf while it works, as a worker in a long uninterruptible computation
+    # would be: it computes and sends every chunk of every round, so its late results
+    # certainly reach rank 0 after their round was decoded.
+    with pytest.MonkeyPatch.context() as patch:
+        if MPI.COMM_WORLD.rank == 1:
+            original = Worker._work
+
+            def deaf_work(self, rnd, *args):
+                patch.setattr(self, "_stopped", lambda _rnd: False)
+                try:
+                    return original(self, rnd, *args)
+                finally:
+                    patch.delattr(self, "_stopped")
+
+            patch.setattr(Worker, "_work", deaf_work)
+        run_mpigc(path, [*_base(STALE_ROUNDS), "run.round_timeout=10.0", "code.load=2", 'code.scheme="partial"',
+                    'delays.model="pareto"', "delays.alpha=1.5", "delays.chunk_time=0.005"])
     return path
 
 
