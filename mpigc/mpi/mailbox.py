@@ -206,7 +206,12 @@ class Courier:
         return True
 
     def start(self, w: int, rnd: int, buf: np.ndarray) -> bool:
-        """Send START(rnd) ``buf`` to worker ``w`` now if it is :meth:`ready`, else defer it; True if sent."""
+        """Send START(rnd) ``buf`` to worker ``w`` now if it is :meth:`ready`, else defer it; True if sent.
+
+        Idempotent: a START of ``rnd`` already sent (directly or by :meth:`retry`) is not sent again.
+        """
+        if self.started[w] == rnd:
+            return True
         if not self.ready(w):
             if w in self.deferred:
                 self.skipped += 1
