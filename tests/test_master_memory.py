@@ -61,7 +61,9 @@ def records(tmp_path_factory) -> tuple[list[dict], dict[int, str]]:
             run_mpigc(paths[load], [f"run.rounds={ROUNDS}", "run.round_timeout=10.0", 'run.detail="full"',
                                     f"code.scheme=[{', '.join(ENTRIES)}]", f"code.load={load}",
                                     f"workload.features={FEATURES}", f"workload.samples={2 * m}",
-                                    'delays.model="constant"', f"delays.slow={slow}", "delays.factor=10",
+                                    # slow by 0.5 s a chunk: at 17 ranks on 2 cores, moving the fast workers'
+                                    # 56 messages of 800 KB took longer than the 0.1 s of factor 10
+                                    'delays.model="constant"', f"delays.slow={slow}", "delays.factor=50",
                                     "delays.chunk_time=0.01"])
     finally:
         launch.Master = original
