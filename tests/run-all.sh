@@ -4,7 +4,7 @@
 # MPIEXEC_TIMEOUT and an outer timeout, so a deadlock fails fast instead of
 # hanging. pytest's "no tests collected" (exit 5) counts as success.
 #
-# Knobs (environment): MPI_SIZES (world sizes, default "3 6 9 17": odd world sizes and 5 workers, not a power of two), RUN_SERIAL=0
+# Knobs (environment): MPI_SIZES (world sizes, default "3 6 9 13": odd world sizes, and 5 and 12 workers, not powers of two), RUN_SERIAL=0
 # (MPI suite only), MPIEXEC (launcher), MPIEXEC_FLAGS (extra launcher flags),
 # PYTHON. Works with MPICH, Intel MPI and Open MPI; for Open MPI (found by
 # `mpiexec --version`) it sets, unless already set, the variables that let the
@@ -20,7 +20,7 @@ PY=${PYTHON:-python}
 MPIEXEC=${MPIEXEC:-mpiexec}
 read -r -a MPIEXEC_FLAGS <<< "${MPIEXEC_FLAGS:-}"
 export MPIEXEC_TIMEOUT=${MPIEXEC_TIMEOUT:-600}
-SIZES=${MPI_SIZES:-3 6 9 17}
+SIZES=${MPI_SIZES:-3 6 9 13}
 # The MPI tests call mpigc in-process, so `mpigc run`'s own BLAS pinning does not apply:
 # 17 ranks on 2 cores, each with an idle OpenBLAS pool spinning, distort every timing.
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} \
