@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from mpigc.codes import Combination, Scheme
-from mpigc.codes.base import least_squares_combination
 from mpigc.delays import DelayModel
 
 EXACT, APPROXIMATE, UNDECODABLE = 0, 1, 2
@@ -67,23 +66,6 @@ def status_of(comb: Combination) -> int:
     # not ``coef_error < 1``: rescaled uncoded from fewer than m/2 workers errs by more than 1
     # (PROTOCOLS §3) yet is a real, unbiased estimate
     return APPROXIMATE if comb.used else UNDECODABLE
-
-
-def answered_combination(instructions: dict[int, list[tuple[int, np.ndarray]]], answered, chunks: int,
-                         parts: int) -> Combination:
-    """Least-squares decode (PROTOCOLS §3) from the second-phase answers that arrived.
-
-    Worker w's answer is ``sum over its (chunk, weights) of weights @ parts of
-    g_chunk``, so its coefficient row holds ``weights`` in the chunk's
-    columns. With every answer in, the scheme's own combination is used
-    instead; this one is for a second phase cut short by its deadline.
-    """
-    keys = [(int(w), -1) for w in sorted(answered)]
-    rows = np.zeros((len(keys), chunks * parts))
-    for j, (w, _) in enumerate(keys):
-        for chunk, weights in instructions[w]:
-            rows[j, int(chunk) * parts:(int(chunk) + 1) * parts] += weights
-    return least_squares_combination(rows, keys, chunks, parts)
 
 
 def relative_error(estimate: np.ndarray, truth: np.ndarray) -> float:

@@ -7,7 +7,8 @@ import numpy as np
 
 from mpigc.codes import make_scheme
 from mpigc.codes.base import split_parts
-from mpigc.engine import RoundPolicy, answered_combination
+from mpigc.codes.partial import answered_combination
+from mpigc.engine import RoundPolicy
 
 
 def _code(**kw) -> SimpleNamespace:

@@ -23,7 +23,7 @@ from itertools import combinations
 
 import numpy as np
 
-from mpigc.codes.base import Block, Combination, Decoder, MessageKey, Plan, Scheme
+from mpigc.codes.base import Block, Combination, Decoder, MessageKey, Plan, Scheme, least_squares_combination
 from mpigc.codes.registry import register
 from mpigc.errors import InputError
 from mpigc.seeding import stream
@@ -275,3 +275,20 @@ class _PartialDecoder(Decoder):
             answering = sorted({w for w, _ in keys})
             keys, weights = [(w, -1) for w in answering], s.generator[:, answering]
         return Combination(keys, weights, self.exact, err / (n * l), worst)
+
+
+def answered_combination(instructions: dict[int, list[tuple[int, np.ndarray]]], answered, chunks: int,
+                         parts: int) -> Combination:
+    """Least-squares decode (PROTOCOLS §3) from the second-phase answers that arrived.
+
+    Worker w's answer is ``sum over its (chunk, weights) of weights @ parts of
+    g_chunk``, so its coefficient row holds ``weights`` in the chunk's
+    columns. With every answer in, the scheme's own combination is used
+    instead; this one is for a second phase cut short by its deadline.
+    """
+    keys = [(int(w), -1) for w in sorted(answered)]
+    rows = np.zeros((len(keys), chunks * parts))
+    for j, (w, _) in enumerate(keys):
+        for chunk, weights in instructions[w]:
+            rows[j, int(chunk) * parts:(int(chunk) + 1) * parts] += weights
+    return least_squares_combination(rows, keys, chunks, parts)

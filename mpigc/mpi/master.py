@@ -42,8 +42,8 @@ from mpi4py import MPI
 
 from mpigc.codes import Combination, Scheme
 from mpigc.codes.base import Decoder, MessageKey
-from mpigc.engine import (UNDECODABLE, RoundPolicy, answered_combination, packed_part_length, relative_error,
-                          status_of, unpack)
+from mpigc.codes.partial import answered_combination
+from mpigc.engine import UNDECODABLE, RoundPolicy, packed_part_length, relative_error, status_of, unpack
 from mpigc.mpi.mailbox import Courier, Inbox
 from mpigc.mpi.protocol import POLL_SLEEP, RESULT_HEADER, Kind, control
 
