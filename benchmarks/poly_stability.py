@@ -17,7 +17,7 @@ import numpy as np
 
 from mpigc.codes import Scheme, combine, make_scheme
 from mpigc.config import CodeConfig
-from mpigc.engine import relative_error
+from mpigc.core.metrics import relative_error
 from mpigc.results import ResultFile, provenance
 from mpigc.seeding import stream
 

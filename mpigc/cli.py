@@ -108,14 +108,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run ``mpigc simulate``.
 
-    Everything :func:`mpigc.preflight.check_run` can find is bad input
+    Everything :func:`mpigc.core.preflight.check_run` can find is bad input
     before the first entry runs. SIGTERM/SIGINT end it with 128 + signal
     number, the runs written so far kept and the running one marked
     ``interrupted``.
     """
     from mpigc import interrupts, report, results
     from mpigc.config import load_config
-    from mpigc.preflight import check_run
+    from mpigc.core.preflight import check_run
     from mpigc.sim.driver import simulate
 
     config = load_config(args.config, args.overrides, backend="sim")
@@ -144,7 +144,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Run ``mpigc validate`` (the simulator's checks, every entry and its name included)."""
     from mpigc.config import describe_keys, load_config, to_toml
-    from mpigc.preflight import check_run
+    from mpigc.core.preflight import check_run
 
     config = load_config(args.config, args.overrides, backend="sim")
     check_run(config, backend="sim")
@@ -157,7 +157,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     """Run ``mpigc plan``."""
     from mpigc.config import load_config
-    from mpigc.planinfo import describe_plan, format_plan
+    from mpigc.core.planinfo import describe_plan, format_plan
 
     config = load_config(args.config, args.overrides, backend="sim")
     plans = describe_plan(config)

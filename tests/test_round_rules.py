@@ -1,4 +1,4 @@
-"""Round rules shared by both backends (``mpigc.engine``) and the decoder hook rank 0 frees memory by."""
+"""Round rules shared by both backends (``mpigc.core.policy``) and the decoder hook rank 0 frees memory by."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -8,7 +8,7 @@ import numpy as np
 from mpigc.codes import make_scheme
 from mpigc.codes.base import split_parts
 from mpigc.codes.partial import answered_combination
-from mpigc.engine import RoundPolicy
+from mpigc.core.policy import RoundPolicy
 
 
 def _code(**kw) -> SimpleNamespace:

@@ -195,7 +195,7 @@ def test_blocks_emitted_early_are_exactly_part_of_the_final_combination(instance
 
 @pytest.mark.parametrize("dim,parts", [(7, 1), (7, 2), (9, 3), (100, 4), (1, 1)])
 def test_pack_round_trips_and_keeps_the_loss_off_gradient_coordinates(dim, parts):
-    from mpigc.engine import pack, unpack
+    from mpigc.core.payload import pack, unpack
 
     rng = np.random.default_rng(dim)
     grad = rng.standard_normal(dim)

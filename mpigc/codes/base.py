@@ -22,36 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mpigc.codes.plan import Plan, make_plan
+
 MessageKey = tuple[int, int]  # (worker, task position)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What every worker holds and in which order it processes it."""
-
-    assignment: np.ndarray  # bool (N, m)
-    orders: tuple[np.ndarray, ...]  # orders[w] = chunk indices in processing order
-    parts: int
-
-    @property
-    def chunks(self) -> int:
-        """Number of chunks N."""
-        return self.assignment.shape[0]
-
-    @property
-    def workers(self) -> int:
-        """Number of workers m."""
-        return self.assignment.shape[1]
-
-    @property
-    def loads(self) -> np.ndarray:
-        """Chunks per worker δ_w, shape (m,)."""
-        return np.array([len(o) for o in self.orders])
-
-    @property
-    def max_load(self) -> int:
-        """Largest load: the number of task positions P."""
-        return int(self.loads.max())
 
 
 @dataclass
@@ -197,8 +170,6 @@ class Scheme(ABC):
     @classmethod
     def make_plan(cls, code, workers: int, seed: int) -> Plan:
         """Assignment and orders for ``code``; schemes with their own layout override this."""
-        from mpigc.codes import make_plan
-
         return make_plan(code, workers, seed, cls.default_assignment)
 
     @property

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mpigc.codes.seqmodel import check_bursty, window
+from mpigc.bursts import check_bursty, window
 from mpigc.seeding import stream
 
 

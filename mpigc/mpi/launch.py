@@ -2,7 +2,7 @@
 
 Rank 0 checks the config, every scheme entry (with the workload each will
 build), every run name and the output path before anything runs
-(:func:`mpigc.preflight.check_run`) and broadcasts the verdict, so bad input
+(:func:`mpigc.core.preflight.check_run`) and broadcasts the verdict, so bad input
 ends every rank with exit code 2 and one line from rank 0, and no file. Any
 exception after that aborts the whole job (``COMM_WORLD.Abort``): no rank is
 left waiting.
@@ -32,17 +32,18 @@ from mpi4py import MPI
 
 from mpigc import interrupts, report, results
 from mpigc.codes import make_scheme
-from mpigc.codes.sequential import is_sequential
+from mpigc.codes.sgc import is_sequential
 from mpigc.config import Config, load_config
 from mpigc.delays import DelayModel
-from mpigc.engine import RoundPolicy
+from mpigc.core.policy import RoundPolicy
+from mpigc.core.preflight import check_run
+from mpigc.core.progress import progress_printer
+from mpigc.core.tables import TABLES_BY_DETAIL, RoundTables, summary_attrs
 from mpigc.errors import InputError
-from mpigc.mpi.master import Master, RoundRows
+from mpigc.mpi.master import Master
 from mpigc.mpi.provenance import run_attrs
+from mpigc.mpi.sgc import run_sequential_entry
 from mpigc.mpi.worker import Worker
-from mpigc.preflight import check_run
-from mpigc.sim import progress_printer
-from mpigc.sim.driver import TABLES_BY_DETAIL
 from mpigc.workloads import make_workload
 
 #: seconds an interrupted worker waits for rank 0 to write the file and abort the job
@@ -196,8 +197,6 @@ def _end_interrupted(world: MPI.Comm, stop: interrupts.Interrupted, job: _Job) -
 def run_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, hosts) -> tuple | None:
     """Run one scheme entry; rank 0 returns its summary row."""
     if is_sequential(config):  # PROTOCOLS §4.2: the whole config runs in the sequential regime
-        from mpigc.mpi.sequential import run_sequential_entry
-
         return run_sequential_entry(comm, config, code, file, name, hosts)
     m = int(code.workers)
     scheme = make_scheme(code, m, config.run.seed)
@@ -232,7 +231,7 @@ def drive_master(master: Master, config: Config, code, label: str, writer) -> tu
     tables = TABLES_BY_DETAIL[config.run.detail]
     collected: list[np.ndarray] = []
 
-    def store(batch: RoundRows) -> None:
+    def store(batch: RoundTables) -> None:
         for table in tables:
             rows = getattr(batch, table)
             if rows:
@@ -248,7 +247,7 @@ def drive_master(master: Master, config: Config, code, label: str, writer) -> tu
         stats = report.summarize(rounds)
         stats["loop"] = wall / rounds.size if rounds.size else float("nan")
         if writer is not None:
-            writer.set_attrs(**{f"summary_{k}": v for k, v in stats.items()},
+            writer.set_attrs(**summary_attrs(stats),
                              master_cpu_s=cpu, master_wall_s=wall, **extra)
         return stats
 

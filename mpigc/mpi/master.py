@@ -4,7 +4,7 @@ One receive is posted per worker at all times, each into a buffer from that
 worker's own pool, and the event loop polls them with ``Testsome`` plus a
 short sleep (``Waitany`` would spin a core that sleeping workers need).
 
-A round is the simulator's (see :mod:`mpigc.engine`): its clock starts just
+A round is the simulator's (see :mod:`mpigc.core.policy`): its clock starts just
 before the first START is sent, and the master listens until the exact
 decode or the round's cutoff. Every result carries its round; one of an
 earlier round, or one heard after the cutoff, is drained and recorded as
@@ -43,18 +43,12 @@ from mpi4py import MPI
 from mpigc.codes import Combination, Scheme
 from mpigc.codes.base import Decoder, MessageKey
 from mpigc.codes.partial import answered_combination
-from mpigc.engine import UNDECODABLE, RoundPolicy, packed_part_length, relative_error, status_of, unpack
+from mpigc.core.metrics import relative_error
+from mpigc.core.payload import packed_part_length, unpack
+from mpigc.core.policy import UNDECODABLE, RoundPolicy, status_of
+from mpigc.core.tables import RoundTables
 from mpigc.mpi.mailbox import Courier, Inbox
 from mpigc.mpi.protocol import POLL_SLEEP, RESULT_HEADER, Kind, control
-
-
-@dataclass
-class RoundRows:
-    """Rows of one round for the results tables."""
-
-    rounds: list[tuple] = field(default_factory=list)
-    events: list[tuple] = field(default_factory=list)
-    workers: list[tuple] = field(default_factory=list)
 
 
 class Master:
@@ -78,7 +72,7 @@ class Master:
         self.held: dict[MessageKey, np.ndarray] = {}  # vectors the decode may still weigh
         self.applied: set[MessageKey] = set()  # messages already in ``acc``
         self.peak_held = 0  # the most vectors ever kept between messages (tests and benchmarks read it)
-        self.rows = RoundRows()
+        self.rows = RoundTables()
 
     def prepare(self) -> None:
         """Build what rank 0 needs before the clock starts: every chunk with verification, the accumulator's pages."""
@@ -94,9 +88,9 @@ class Master:
         return got
 
     # -- rounds ------------------------------------------------------------
-    def round(self, rnd: int) -> RoundRows:
+    def round(self, rnd: int) -> RoundTables:
         """Run round ``rnd`` to its decode; return its rows (and stale traffic seen meanwhile)."""
-        self.rows = RoundRows()
+        self.rows = RoundTables()
         start_buf = control(Kind.START, rnd, self.model)  # built off the clock, as the simulator's t = 0
         start = MPI.Wtime()
         for w in range(self.m):  # one buffer, read by every send (a worker that is behind gets it later)
@@ -248,7 +242,7 @@ class Master:
             self.model = self.workload.update(self.model, grad)
         return grad_error, loss
 
-    def finish(self, drain: Callable[[RoundRows], None]) -> None:
+    def finish(self, drain: Callable[[RoundTables], None]) -> None:
         """End the run: tell workers, drain every late result and report until each worker's FINAL.
 
         A START still deferred is dropped: END follows a worker's backlog, so a
@@ -261,7 +255,7 @@ class Master:
         end = control(Kind.END, -1)
         for w in range(self.m):
             self.courier.send(w, end)
-        self.rows = RoundRows()
+        self.rows = RoundTables()
         self.inbox.drain(lambda w, buf, count: self._other(w, buf, count, float("nan")))
         self.courier.wait()
         drain(self.rows)

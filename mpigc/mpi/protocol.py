@@ -24,11 +24,11 @@ from enum import IntEnum
 
 import numpy as np
 
+from mpigc.core.payload import CONTROL_HEADER, RESULT_HEADER
+
 TAG_CONTROL = 11
 TAG_RESULT = 12
 
-CONTROL_HEADER = 3
-RESULT_HEADER = 9
 
 #: sleep between polls of an idle loop: short enough to notice a message
 #: within a fraction of a millisecond, long enough not to spin a core

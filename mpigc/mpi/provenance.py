@@ -4,8 +4,8 @@ from __future__ import annotations
 import mpi4py
 from mpi4py import MPI
 
-from mpigc import results
-from mpigc.config import Config, to_toml
+from mpigc.config import Config
+from mpigc.core import provenance
 
 
 def run_attrs(config: Config, code, label: str, comm: MPI.Comm, hosts) -> dict:
@@ -17,6 +17,5 @@ def run_attrs(config: Config, code, label: str, comm: MPI.Comm, hosts) -> dict:
     """
     lines = (line.strip() for line in MPI.Get_library_version().replace("\0", "").splitlines())
     library = next((line for line in lines if line), "unknown")
-    return {**results.provenance("mpi"), "scheme": code.scheme, "config": to_toml(config), "entry": label,
-            "seed": config.run.seed, "workers": int(code.workers), "world_size": comm.size,
-            "mpi_library": library, "hosts": sorted(set(hosts)), "mpi4py": mpi4py.__version__}
+    return provenance.run_attrs("mpi", config, code, label, code.workers, world_size=comm.size,
+                                mpi_library=library, hosts=sorted(set(hosts)), mpi4py=mpi4py.__version__)

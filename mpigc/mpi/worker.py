@@ -24,7 +24,7 @@ from mpi4py import MPI
 
 from mpigc.codes import Scheme
 from mpigc.delays import DelayModel
-from mpigc.engine import pack
+from mpigc.core.payload import pack
 from mpigc.mpi.mailbox import ControlInbox, Outbox
 from mpigc.mpi.protocol import (BLOCK_TIME, CONTROL_HEADER, POLL_SLEEP, TAG_RESULT, Kind, result, sleep_until)
 

@@ -8,28 +8,19 @@ when each round can decode exactly. Only rounds that need more than a time
 """
 from __future__ import annotations
 
-import sys
-import time
-from dataclasses import dataclass, field
-from typing import Callable, TextIO
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from mpigc.codes import Scheme, combine
 from mpigc.delays import DelayModel
-from mpigc.engine import EXACT, RoundPolicy, pack, packed_part_length, relative_error, status_of, unpack
+from mpigc.core.metrics import relative_error
+from mpigc.core.payload import HEADER_BYTES, pack, packed_part_length, unpack
+from mpigc.core.policy import EXACT, RoundPolicy, status_of
+from mpigc.core.tables import RoundTables
 
 BATCH = 1000
-HEADER_BYTES = 72  # the runtime's result header: 9 float64
-
-
-@dataclass
-class SimTables:
-    """Rows produced for one batch of rounds (HDF5 dtypes from the results module)."""
-
-    rounds: list[tuple] = field(default_factory=list)
-    events: list[tuple] = field(default_factory=list)
-    workers: list[tuple] = field(default_factory=list)
 
 
 @dataclass
@@ -75,7 +66,7 @@ class Simulator:
         arrival = finish + self.network.cost(self.message_bytes) + silent
         return finish, arrival, failed
 
-    def run(self, rounds: int, emit: Callable[[SimTables], None], progress: Callable[[int], None] | None = None) -> None:
+    def run(self, rounds: int, emit: Callable[[RoundTables], None], progress: Callable[[int], None] | None = None) -> None:
         """Simulate ``rounds`` rounds, passing each batch's rows to ``emit``."""
         for start in range(0, rounds, BATCH):
             batch = range(start, min(rounds, start + BATCH))
@@ -83,12 +74,12 @@ class Simulator:
             if progress is not None:
                 progress(batch.stop)
 
-    def _batch(self, batch: range) -> SimTables:
+    def _batch(self, batch: range) -> RoundTables:
         finish, arrival, failed = self.arrivals(batch)
         exact_at = self.scheme.decode_times(arrival)
         stop = np.minimum(exact_at, self.policy.cutoff)
         exact = exact_at <= stop
-        out = SimTables()
+        out = RoundTables()
         fast = self._fast_rows(batch, arrival, stop, exact)
         for j, rnd in enumerate(batch):
             if fast is not None and exact[j]:
@@ -114,7 +105,7 @@ class Simulator:
         return [(rnd, latency[j], EXACT, messages[j], chunks_done[j], err[j], np.nan, np.nan, 0, -1, cond[j])
                 for j, rnd in enumerate(batch)]
 
-    def _round(self, rnd: int, t_stop: float, exact: bool, finish, arrival, failed, out: SimTables) -> None:
+    def _round(self, rnd: int, t_stop: float, exact: bool, finish, arrival, failed, out: RoundTables) -> None:
         scheme = self.scheme
         w_idx, p_idx = np.nonzero(arrival <= t_stop)
         order = np.argsort(arrival[w_idx, p_idx], kind="stable")
@@ -165,19 +156,3 @@ class Simulator:
         if status != 2:
             self.model = wl.update(self.model, estimate)
         return relative_error(estimate, truth), loss
-
-
-def progress_printer(label: str, total: int, stream: TextIO = sys.stderr) -> Callable[[int], None]:
-    """A progress callback printing at most about once a second."""
-    start = time.perf_counter()
-    last = [0.0]
-
-    def report(done: int) -> None:
-        now = time.perf_counter()
-        if done < total and now - last[0] < 1.0:
-            return
-        last[0] = now
-        rate = done / max(now - start, 1e-9)
-        print(f"  {label}: {done}/{total} rounds ({rate:,.0f} rounds/s)", file=stream, flush=True)
-
-    return report

@@ -5,7 +5,7 @@ on the trace with P3's affine round-time model (load-0 value + L·slope at the
 scheme's normalised load L) and the (1+μ)·t_min rule with wait-outs
 (PROTOCOLS §4.2). Only round times matter, so no gradients are computed and
 every λ of a (B, W) pair is simulated at once as one batch: the per-round
-rules are the engine's own, vectorised (:mod:`mpigc.codes.seqmodel`), and a
+rules are the engine's own, vectorised (:mod:`mpigc.bursts`), and a
 test checks the totals equal the engine's. Grids: gc-seq s ∈ [0, 63];
 sr-sgc and m-sgc B ∈ {1, 2}, W ∈ [B+1, 5] (sr-sgc: W − 1 divisible by B),
 λ ∈ [1, 63]. Ties go to the first candidate in that order.
@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mpigc.codes.seqmodel import bursty_ok, window
-from mpigc.codes.sequential import msgc_sizes, scheme_load, sr_sgc_tolerance
+from mpigc.bursts import bursty_ok, window
+from mpigc.codes.sgc import msgc_sizes, scheme_load, sr_sgc_tolerance
+from mpigc.config import load_config
+from mpigc.sim.sgc import simulate_sequential
 
 SCHEMES = ("m-sgc", "sr-sgc", "gc-seq", "uncoded")
 
@@ -146,9 +148,6 @@ def choice_overrides(trace: str, choices: dict[str, Choice], jobs: int, mu: floa
 def run_choices(trace: str, choices: dict[str, Choice], jobs: int, mu: float, slope: float, m: int,
                 out: str | None, name: str | None = None) -> list[tuple]:
     """Simulate every chosen scheme with the sequential engine (jobs table included) into ``out``."""
-    from mpigc.config import load_config
-    from mpigc.sim.sequential import simulate_sequential
-
     config = load_config(None, choice_overrides(trace, choices, jobs, mu, slope, m), backend="sim")
     return simulate_sequential(config, out, name, log=io.StringIO())
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from mpigc.codes.ordering import qmax, qmax_lower_bound
 from mpigc.config import Config
-from mpigc.sim.driver import plan_entries, workers_of
+from mpigc.core.entries import plan_entries, workers_of
 
 MAX_LISTED = 32  # workers whose orders are printed in full
 

@@ -1,6 +1,6 @@
 """Sequential schemes end to end on MPI (PROTOCOLS §4.2): exact jobs, one round rule for both backends.
 
-    mpiexec -n 5 python -m mpi4py -m pytest --with-mpi -m mpi -q -x tests/test_sequential_mpi.py
+    mpiexec -n 5 python -m mpi4py -m pytest --with-mpi -m mpi -q -x tests/test_sgc_mpi.py
 
 Passes at any world size ≥ 3 (m = size − 1 workers, λ = min(2, m − 1));
 checked at 3 and 5. Messages are realistic: a one-hidden-layer MLP with
@@ -20,10 +20,10 @@ import pytest
 from mpi4py import MPI
 
 from mpigc import results
-from mpigc.codes.sequential import build_sequential
+from mpigc.codes.sgc import build_sequential
 from mpigc.config import load_config
-from mpigc.sequential_engine import SequentialEngine
-from mpigc.sim.sequential import simulate_sequential
+from mpigc.core.sgc_engine import SequentialEngine
+from mpigc.sim.sgc import simulate_sequential
 from mpitools import assert_all, run_mpigc, shared_path, verdict
 
 pytestmark = pytest.mark.mpi(min_size=3)

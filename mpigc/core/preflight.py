@@ -18,10 +18,10 @@ from __future__ import annotations
 import os
 
 from mpigc import results
-from mpigc.codes.sequential import is_sequential
+from mpigc.codes.sgc import is_sequential
 from mpigc.config import Config
 from mpigc.delays import DelayModel
-from mpigc.sim.driver import Entry, plan_entries, workers_of
+from mpigc.core.entries import Entry, plan_entries, workers_of
 from mpigc.workloads import gradient_dim, make_workload
 
 

@@ -1,6 +1,6 @@
 """The sequential worker alone on MPI: it stops between units, reports an abandoned round, idles asleep.
 
-    mpiexec -n 3 python -m mpi4py -m pytest --with-mpi -m mpi -q -x tests/test_sequential_worker_mpi.py
+    mpiexec -n 3 python -m mpi4py -m pytest --with-mpi -m mpi -q -x tests/test_sgc_worker_mpi.py
 
 World rank 0 plays the master and rank 1 worker 0 of a 4-worker code
 (any further ranks wait); passes at any world size ≥ 2.
@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from mpigc.codes.sequential import build_sequential
+from mpigc.codes.sgc import build_sequential
 from mpigc.config import load_config
 from mpigc.delays import DelayModel
 from mpigc.mpi.protocol import RESULT_HEADER, TAG_CONTROL, TAG_RESULT, Kind, control
-from mpigc.mpi.sequential import SeqWorker, slot_payload
-from mpigc.sequential_engine import SequentialEngine
+from mpigc.mpi.sgc import SeqWorker, slot_payload
+from mpigc.core.sgc_engine import SequentialEngine
 from mpigc.workloads import make_workload
 from mpitools import assert_all
 

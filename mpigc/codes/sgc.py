@@ -10,7 +10,7 @@ workload chunks ("units") the mini-task returns: :meth:`SequentialScheme.row`.
 This module is pure math: it plans rounds from the straggler history,
 checks a history against the scheme's straggler model, and says which
 received results decode a job with which coefficients. The clock, the
-(1+μ)·t_min rule and wait-outs live in :mod:`mpigc.sequential_engine`.
+(1+μ)·t_min rule and wait-outs live in :mod:`mpigc.core.sgc_engine`.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ import numpy as np
 from mpigc.codes.base import Plan, Scheme
 from mpigc.codes.assignments import make_assignment_with_order
 from mpigc.codes.classic import crc_coefficients, crc_residual, encoding_matrix
-from mpigc.codes.registry import register
-from mpigc.codes.seqmodel import bursty_ok, check_bursty, window
+from mpigc.codes.registry import make_scheme, register, scheme_class
+from mpigc.bursts import bursty_ok, check_bursty, window
 from mpigc.errors import InputError
 
 ResultKey = tuple[int, int, int]  # (round, worker, slot)
@@ -370,8 +370,6 @@ class SequentialUncoded(SequentialScheme):
 
 def build_sequential(code, workers: int, seed: int) -> SequentialScheme:
     """Build a sequential scheme for a ``[code]`` entry (``uncoded`` → :class:`SequentialUncoded`)."""
-    from mpigc.codes import make_scheme, scheme_class
-
     if code.scheme == "uncoded":
         return SequentialUncoded(SequentialUncoded.make_plan(code, workers, seed), code, seed)
     if not getattr(scheme_class(code.scheme), "sequential", False):
@@ -382,6 +380,4 @@ def build_sequential(code, workers: int, seed: int) -> SequentialScheme:
 
 def is_sequential(config) -> bool:
     """Whether any scheme entry of ``config`` is sequential (then the whole config runs in that regime)."""
-    from mpigc.codes import scheme_class
-
     return any(getattr(scheme_class(c.scheme), "sequential", False) for c in config.codes)

@@ -1,7 +1,7 @@
 """Virtual-time simulator of the sequential schemes (PROTOCOLS §4.2), into HDF5.
 
 Each round every worker's time is its whole round of mini-tasks
-(:func:`~mpigc.sequential_engine.round_times`); the shared engine applies the
+(:func:`~mpigc.core.sgc_engine.round_times`); the shared engine applies the
 (1+μ)·t_min rule and decodes jobs. The run clock is the sum of round
 durations; a job's ``t_done`` is that clock at the end of its decoding round.
 With ``run.verify`` every accepted mini-task result is computed from the
@@ -17,11 +17,14 @@ from typing import TextIO
 
 import numpy as np
 
-from mpigc import report, results
-from mpigc.config import Config, to_toml
+from mpigc import results
+from mpigc.config import Config
+from mpigc.core.metrics import relative_error
+from mpigc.core.provenance import run_attrs
+from mpigc.core.sgc_engine import SeqEntry, SequentialEngine, plan_sequential, round_times
+from mpigc.core.sgc_tables import rows_of, sequential_stats
+from mpigc.core.tables import summary_attrs
 from mpigc.delays import DelayModel
-from mpigc.engine import EXACT, UNDECODABLE, relative_error
-from mpigc.sequential_engine import Closed, SeqEntry, SequentialEngine, plan_sequential, round_times
 from mpigc.workloads import make_workload
 
 
@@ -56,26 +59,6 @@ class JobTracker:
         self.units.pop(job, None)
         _, loss = self.workload.full_gradient(self.models[k])
         return err, loss
-
-
-def rows_of(closed: Closed, duration: float, clock: float, engine: SequentialEngine, models: int,
-            checks: dict[int, tuple[float, float]]) -> tuple[tuple, list[tuple]]:
-    """Return the ``rounds`` row and the ``jobs`` rows of one closed round (both backends)."""
-    r = closed.round
-    jobs_r = engine.state.jobs[r]
-    accepted = ~closed.strag
-    tasks = int(((jobs_r >= 0) & accepted[:, None]).sum())
-    errors = [checks.get(d.job, (np.nan, np.nan))[0] for d in closed.decodes]
-    coef = max((d.coef_error for d in closed.decodes), default=0.0)
-    losses = [checks.get(d.job, (np.nan, np.nan))[1] for d in closed.decodes]
-    status = UNDECODABLE if closed.lost else EXACT
-    grad_error = float(np.max(errors)) if errors and not np.all(np.isnan(errors)) else np.nan
-    row = (r, duration, status, int(accepted.sum()), tasks, coef, grad_error,
-           losses[-1] if losses else np.nan, closed.waitout, -1, np.nan)
-    jobs = [(d.job, engine.model_of(d.job, models), r, clock, checks.get(d.job, (np.nan, np.nan))[1])
-            for d in closed.decodes]
-    jobs += [(t, engine.model_of(t, models), -1, np.nan, np.nan) for t in closed.lost]
-    return row, jobs
 
 
 def simulate_entry(entry: SeqEntry, config: Config, delays: DelayModel, writer=None, log: TextIO = sys.stderr):
@@ -118,15 +101,6 @@ def simulate_entry(entry: SeqEntry, config: Config, delays: DelayModel, writer=N
     return out_rounds, out_jobs
 
 
-def sequential_stats(rounds: np.ndarray, jobs: np.ndarray) -> dict:
-    """Summary of a sequential run: the single-round summary plus total runtime and wait-outs."""
-    stats = report.summarize(rounds)
-    stats.update(total_s=float(np.sum(rounds["latency"])), waitouts=int(np.sum(rounds["waitout"] == 1)),
-                 safety_waitouts=int(np.sum(rounds["waitout"] == 2)),
-                 jobs_done=int(np.sum(jobs["round_done"] >= 0)), jobs_lost=int(np.sum(jobs["round_done"] < 0)))
-    return stats
-
-
 def simulate_sequential(config: Config, out: str | None, name: str | None = None,
                         log: TextIO = sys.stderr) -> list[tuple]:
     """``mpigc simulate`` for a sequential config: every entry, one realisation; summary rows."""
@@ -145,9 +119,8 @@ def simulate_sequential(config: Config, out: str | None, name: str | None = None
             label = name if (name and len(entries) == 1) else entry.label
             writer = None
             if file is not None:
-                attrs = {**results.provenance("sim"), "scheme": entry.code.scheme, "config": to_toml(config),
-                         "entry": entry.label, "seed": config.run.seed, "workers": m, "models": entry.models,
-                         "T_seq": entry.scheme.T, "load": entry.scheme.load, "regime": "sequential"}
+                attrs = run_attrs("sim", config, entry.code, entry.label, m, models=entry.models,
+                                  T_seq=entry.scheme.T, load=entry.scheme.load, regime="sequential")
                 writer = file.new_run(label, attrs, tables)
                 label = writer.name
             print(f"simulating {label} ({entry.code.scheme}, m = {m}, {config.run.rounds} jobs, "
@@ -155,7 +128,7 @@ def simulate_sequential(config: Config, out: str | None, name: str | None = None
             rnds, jobs = simulate_entry(entry, config, delays, writer, log)
             stats = sequential_stats(rnds, jobs)
             if writer is not None:
-                writer.set_attrs(**{f"summary_{k}": v for k, v in stats.items()})
+                writer.set_attrs(**summary_attrs(stats))
                 writer.flush()
             print(f"  {label}: total {stats['total_s']:.6g} s over {len(rnds)} rounds, {stats['waitouts']} wait-outs "
                   f"({stats['safety_waitouts']} safety), {stats['jobs_done']} jobs decoded, {stats['jobs_lost']} lost",

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mpigc.codes.sequential import Decode, SequentialScheme, build_sequential
+from mpigc.codes.sgc import Decode, SequentialScheme, build_sequential
 from mpigc.delays import DelayModel
 from mpigc.errors import InputError
 

@@ -6,7 +6,7 @@ starts the round clock and sends them. A worker computes every mini-task's
 real result (gradient and loss of its unit chunks, combined by the scheme's
 row), checking before each unit and between blocks of a unit's gradient
 whether the round is already over, sleeps until its modelled round time
-has passed (:func:`~mpigc.sequential_engine.round_times`) and sends all
+has passed (:func:`~mpigc.core.sgc_engine.round_times`) and sends all
 slot results in one RESULT, which carries its ``workers`` statistics too.
 
 Rank 0 polls with ``Testsome`` plus a short sleep, one receive posted per
@@ -33,18 +33,19 @@ import numpy as np
 from mpi4py import MPI
 
 from mpigc import interrupts, results
-from mpigc.codes.sequential import build_sequential
+from mpigc.codes.sgc import build_sequential
 from mpigc.config import Config
 from mpigc.delays import DelayModel
-from mpigc.engine import relative_error
+from mpigc.core.metrics import relative_error
 from mpigc.mpi.provenance import run_attrs
 from mpigc.mpi.mailbox import ControlInbox, Courier, Inbox, Outbox
 from mpigc.mpi.protocol import (CONTROL_HEADER, POLL_SLEEP, RESULT_HEADER, TAG_RESULT, Kind, control,
                                 result, sleep_until)
 from mpigc.mpi.worker import rows_per_block
-from mpigc.sequential_engine import NO_WAIT, SequentialEngine, round_times
-from mpigc.sim import progress_printer
-from mpigc.sim.sequential import rows_of, sequential_stats
+from mpigc.core.progress import progress_printer
+from mpigc.core.sgc_engine import NO_WAIT, SequentialEngine, round_times
+from mpigc.core.sgc_tables import rows_of, sequential_stats
+from mpigc.core.tables import summary_attrs
 from mpigc.workloads import make_workload
 
 
@@ -325,7 +326,7 @@ def run_sequential_entry(comm: MPI.Comm, config: Config, code, file, name: str |
         stats["loop"] = wall / len(rounds) if rounds else float("nan")
         if writer is not None:
             _append(writer, tables, pending, master)
-            writer.set_attrs(**{f"summary_{k}": v for k, v in stats.items()}, master_cpu_s=cpu, master_wall_s=wall,
+            writer.set_attrs(**summary_attrs(stats), master_cpu_s=cpu, master_wall_s=wall,
                              **extra)
         return stats
 

@@ -1,0 +1,21 @@
+"""Rows a round produces and which tables a ``run.detail`` level writes (both backends)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: tables written at each ``run.detail`` level (DESIGN.md's HDF5 schema)
+TABLES_BY_DETAIL = {"rounds": ("rounds",), "workers": ("rounds", "workers"), "full": ("rounds", "workers", "events")}
+
+
+@dataclass
+class RoundTables:
+    """Rows of one or more rounds, as tuples in the results module's dtypes."""
+
+    rounds: list[tuple] = field(default_factory=list)
+    events: list[tuple] = field(default_factory=list)
+    workers: list[tuple] = field(default_factory=list)
+
+
+def summary_attrs(stats: dict) -> dict:
+    """A run's summary statistics as its ``summary_*`` attributes."""
+    return {f"summary_{k}": v for k, v in stats.items()}
