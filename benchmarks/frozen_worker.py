@@ -26,9 +26,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from test_frozen_worker import MPIEXEC, SETTINGS, freeze_run
+from test_frozen_worker import MPIEXEC, SETTINGS, freeze_run  # noqa: E402  (the tests' helpers, on the path above)
 
-from mpigc.results import read_runs
+from mpigc.results import read_runs  # noqa: E402
 
 
 def main() -> None:

@@ -41,11 +41,23 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 import mpi_scale
-from mpibench import (ROOT, Table, config_of, header, job_library, loadavg, mpi_command, pct, run_mpi, run_sim, show,
-                      store)
+import numpy as np
+from mpibench import (
+    ROOT,
+    Table,
+    config_of,
+    header,
+    job_library,
+    loadavg,
+    mpi_command,
+    pct,
+    run_mpi,
+    run_sim,
+    show,
+    store,
+)
+
 from mpigc import results
 
 MEASUREMENTS = ("fidelity", "overhead", "anchor", *mpi_scale.MEASUREMENTS)

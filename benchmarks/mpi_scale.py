@@ -28,9 +28,21 @@ import time
 from pathlib import Path
 
 import numpy as np
+from mpibench import (
+    ROOT,
+    Table,
+    config_of,
+    failed,
+    job_env,
+    job_library,
+    loadavg,
+    mpi_command,
+    run_mpi,
+    run_sim,
+    show,
+    store,
+)
 
-from mpibench import (ROOT, Table, config_of, failed, job_env, job_library, loadavg, mpi_command, run_mpi, run_sim,
-                      show, store)
 from mpigc import results
 
 MEASUREMENTS = ("memory", "throughput", "scale")

@@ -13,7 +13,7 @@ import argparse
 import io
 import platform
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     extra = [f"run.rounds={args.rounds}"] if args.rounds else []
-    print(f"# P1 canonical point, simulator; {datetime.now(timezone.utc).isoformat(timespec='seconds')}"
+    print(f"# P1 canonical point, simulator; {datetime.now(UTC).isoformat(timespec='seconds')}"
           f" on {platform.node()}, python {platform.python_version()}, numpy {np.__version__}")
     exact_cfg = load_config(str(CONFIGS / "p1-canonical.toml"), extra)
     approx_cfg = load_config(str(CONFIGS / "p1-canonical-approx.toml"), extra)
@@ -47,14 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     common = np.logical_and.reduce([t["status"] == 0 for t in exact.values()])
     mean = {k: float(t["latency"][common].mean()) for k, t in exact.items()}
     err = {k: float(t["coef_error"].mean()) for k, t in approx.items()}
-    print(f"\n{'scheme':<10} {'mean_latency_s':>15} {'ratio_to_partial':>17}   (exact; {common.sum()} rounds all decode)")
+    print(f"\n{'scheme':<10} {'mean_latency_s':>15} {'ratio_to_partial':>17}"
+          f"   (exact; {common.sum()} rounds all decode)")
     for k, v in mean.items():
         print(f"{k:<10} {v:>15.4f} {v / mean['partial']:>17.2f}")
-    print(f"\n{'scheme':<10} {'mean_coef_error':>16} {'exact_%':>8} {'ratio_to_partial':>17}   (approx, T = 4 chunk_time)")
+    print(f"\n{'scheme':<10} {'mean_coef_error':>16} {'exact_%':>8} {'ratio_to_partial':>17}"
+          "   (approx, T = 4 chunk_time)")
     for k, v in err.items():
         share = 100 * float(np.mean(approx[k]["status"] == 0))
         print(f"{k:<10} {v:>16.3e} {share:>8.1f} {v / err['partial']:>17.1f}")
-    summary = {"speedup_vs_ablation": mean["ablation"] / mean["partial"], "speedup_vs_crc": mean["crc"] / mean["partial"],
+    summary = {"speedup_vs_ablation": mean["ablation"] / mean["partial"],
+               "speedup_vs_crc": mean["crc"] / mean["partial"],
                "error_ratio_crc_vs_partial": err["crc"] / err["partial"], "rounds_all_exact": int(common.sum())}
     writer = results.ResultFile(args.out).new_run("p1-canonical-summary", {**results.provenance("sim"), **summary,
                                                   "mean_latency_s": mean, "mean_coef_error": err})
@@ -62,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n# partial is {summary['speedup_vs_ablation']:.2f}x faster than its ablation (target >= 1.7) and "
           f"{summary['speedup_vs_crc']:.2f}x faster than crc (target >= 2.5);\n# its mean coef_error is "
           f"{summary['error_ratio_crc_vs_partial']:.0f}x below crc's (target >= 100). Wrote {args.out}")
-    ok = summary["speedup_vs_ablation"] >= 1.7 and summary["speedup_vs_crc"] >= 2.5 and summary["error_ratio_crc_vs_partial"] >= 100
+    ok = (summary["speedup_vs_ablation"] >= 1.7 and summary["speedup_vs_crc"] >= 2.5
+          and summary["error_ratio_crc_vs_partial"] >= 100)
     return 0 if ok else 1
 
 

@@ -14,7 +14,7 @@ import platform
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from mpigc import results
 
-    print(f"# simulator speed; {datetime.now(timezone.utc).isoformat(timespec='seconds')} on {platform.node()},"
+    print(f"# simulator speed; {datetime.now(UTC).isoformat(timespec='seconds')} on {platform.node()},"
           f" python {platform.python_version()}, numpy {np.__version__}")
     print("# partial, m = 256, delta = 8, l = 2, shifted-exponential, detail rounds, HDF5 written in batches")
     print(f"{'rounds':>8} {'wall_s':>8} {'rounds_per_s':>13} {'peak_rss_MB':>12} {'exact_%':>8}", flush=True)

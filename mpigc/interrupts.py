@@ -79,7 +79,7 @@ def restore(previous: dict[int, object] | None) -> None:
 
 
 def received() -> Interrupted | None:
-    """The interruption received so far (raised or pending), or None."""
+    """Return the interruption received so far (raised or pending), or None."""
     return Interrupted(_State.fired) if _State.fired is not None else None
 
 

@@ -67,7 +67,7 @@ def _parse_size(text: str) -> int:
 
 
 def _cgroup_limit() -> int | None:
-    """The memory limit of this process's cgroup (v2 or v1), or None if unlimited/unknown."""
+    """Return the memory limit of this process's cgroup (v2 or v1), or None if unlimited/unknown."""
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:
             with open(path, encoding="ascii") as f:
@@ -80,7 +80,7 @@ def _cgroup_limit() -> int | None:
 
 
 def memory_budget() -> tuple[int, str]:
-    """The memory one process may plan to use, and where that number comes from.
+    """Return the memory one process may plan to use, and where that number comes from.
 
     ``$MPIGC_MEMORY_BUDGET`` if set; otherwise the smallest of the machine's
     physical memory, the cgroup's memory limit and ``RLIMIT_AS``.
@@ -117,7 +117,7 @@ def _dimension(workload: Any) -> int | None:
 
 
 def estimate(config: Any) -> dict[str, list[tuple[str, str, int]]]:
-    """The big arrays of each kind of process of a resolved config, before anything is built.
+    """Return the big arrays of each kind of process of a resolved config, before anything is built.
 
     Parameters
     ----------

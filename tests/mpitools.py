@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from mpi4py import MPI
 

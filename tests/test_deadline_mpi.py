@@ -19,11 +19,11 @@ import io
 import numpy as np
 import pytest
 from mpi4py import MPI
+from mpitools import assert_all, run_mpigc, shared_path, verdict
 
 from mpigc import results
 from mpigc.config import load_config
 from mpigc.sim.driver import simulate
-from mpitools import assert_all, run_mpigc, shared_path, verdict
 
 pytestmark = pytest.mark.mpi(min_size=3)
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from mpi4py import MPI
+from mpitools import assert_all, run_mpigc, shared_path, verdict
 
 from mpigc.mpi import launch
 from mpigc.mpi.mailbox import POOL_KEEP
 from mpigc.mpi.master import Master
 from mpigc.results import read_runs
-from mpitools import assert_all, run_mpigc, shared_path, verdict
 
 pytestmark = pytest.mark.mpi(min_size=3)
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from mpi4py import MPI
+from mpitools import assert_all, run_mpigc, verdict
 
 from mpigc.mpi.worker import Worker
 from mpigc.results import read_runs
-from mpitools import assert_all, run_mpigc, verdict
 
 pytestmark = pytest.mark.mpi(min_size=3)
 

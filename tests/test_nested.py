@@ -69,8 +69,8 @@ def test_first_exact_decode_is_the_true_gradient(case, seed, dead_share):
         if not dead[w]:
             arrival[0, w, scheme.sends_after(w)] = rng.exponential(size=len(ladder))
     t = float(scheme.decode_times(arrival)[0])
-    heard = sorted(((arrival[0, w, p], w, int(p)) for w in range(m) for p in scheme.sends_after(w)
-                    if np.isfinite(arrival[0, w, p]) and arrival[0, w, p] <= t))
+    heard = sorted((arrival[0, w, p], w, int(p)) for w in range(m) for p in scheme.sends_after(w)
+                    if np.isfinite(arrival[0, w, p]) and arrival[0, w, p] <= t)
     before = feed(scheme, [(w, p) for a, w, p in heard if a < t])
     assert not before.exact
     decoder = feed(scheme, [(w, p) for _, w, p in heard])

@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from mpi4py import MPI
+from mpitools import assert_all, run_mpigc, shared_path, verdict
 
 from mpigc.results import read_runs
-from mpitools import assert_all, run_mpigc, shared_path, verdict
 
 pytestmark = pytest.mark.mpi(min_size=3)
 

@@ -14,8 +14,16 @@ import pytest
 import mpigc
 from mpigc.errors import InputError
 from mpigc.results import (
-    EVENTS_DTYPE, JOBS_DTYPE, ROUNDS_DTYPE, TABLES, WORKERS_DTYPE, ResultFile, check_writable,
-    provenance, read_matrix, read_runs,
+    EVENTS_DTYPE,
+    JOBS_DTYPE,
+    ROUNDS_DTYPE,
+    TABLES,
+    WORKERS_DTYPE,
+    ResultFile,
+    check_writable,
+    provenance,
+    read_matrix,
+    read_runs,
 )
 
 

@@ -18,13 +18,13 @@ import io
 import numpy as np
 import pytest
 from mpi4py import MPI
+from mpitools import assert_all, run_mpigc, shared_path, verdict
 
 from mpigc import results
 from mpigc.codes.sgc import build_sequential
 from mpigc.config import load_config
 from mpigc.core.sgc_engine import SequentialEngine
 from mpigc.sim.sgc import simulate_sequential
-from mpitools import assert_all, run_mpigc, shared_path, verdict
 
 pytestmark = pytest.mark.mpi(min_size=3)
 

@@ -12,15 +12,15 @@ import time
 import numpy as np
 import pytest
 from mpi4py import MPI
+from mpitools import assert_all
 
 from mpigc.codes.sgc import build_sequential
 from mpigc.config import load_config
+from mpigc.core.sgc_engine import SequentialEngine
 from mpigc.delays import DelayModel
 from mpigc.mpi.protocol import RESULT_HEADER, TAG_CONTROL, TAG_RESULT, Kind, control
 from mpigc.mpi.sgc import SeqWorker, slot_payload
-from mpigc.core.sgc_engine import SequentialEngine
 from mpigc.workloads import make_workload
-from mpitools import assert_all
 
 pytestmark = pytest.mark.mpi(min_size=2)
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_mpi_launch import IN_MPI_JOB, MPIEXEC, _command, _env
 
 from mpigc.results import read_runs
-from test_mpi_launch import IN_MPI_JOB, MPIEXEC, _command, _env
 
 pytestmark = [
     pytest.mark.slow,

@@ -84,7 +84,8 @@ def test_rounds_beyond_the_tolerance_end_at_the_timeout(tmp_path):
 
 def test_same_realisation_whatever_the_number_of_positions():
     class D:
-        model, chunk_time, failures, fail_count, shift, scale, per = "shifted-exponential", 0.5, 0.2, 0, 1.0, 1.0, "chunk"
+        model, chunk_time, failures, fail_count = "shifted-exponential", 0.5, 0.2, 0
+        shift, scale, per = 1.0, 1.0, "chunk"
     delays = DelayModel(D, seed=9, workers=7)
     short, long_ = delays.durations(3, 2), delays.durations(3, 6)
     assert np.array_equal(short, long_[:, :2])

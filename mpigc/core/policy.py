@@ -44,7 +44,7 @@ class RoundPolicy:
         return max(self.timeout, decided + 0.1 * self.timeout)
 
     @classmethod
-    def for_scheme(cls, code, run, delays: DelayModel, scheme: Scheme) -> "RoundPolicy":
+    def for_scheme(cls, code, run, delays: DelayModel, scheme: Scheme) -> RoundPolicy:
         """Policy of a ``[code]`` entry.
 
         The timeout defaults to 10× a nominal worker's round (10·δ·chunk_time

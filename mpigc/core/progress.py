@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 
 def progress_printer(label: str, total: int, stream: TextIO = sys.stderr) -> Callable[[int], None]:
-    """A progress callback printing at most about once a second."""
+    """Return a progress callback printing at most about once a second."""
     start = time.perf_counter()
     last = [0.0]
 

@@ -17,5 +17,5 @@ def run_attrs(backend: str, config: Config, code, label: str, workers: int, **ex
 
 
 def plain(value):
-    """A numpy scalar as the Python value HDF5 attributes and JSON take."""
+    """Return a numpy scalar as the Python value HDF5 attributes and JSON take."""
     return value.item() if isinstance(value, np.generic) else value

@@ -17,5 +17,5 @@ class RoundTables:
 
 
 def summary_attrs(stats: dict) -> dict:
-    """A run's summary statistics as its ``summary_*`` attributes."""
+    """Return a run's summary statistics as its ``summary_*`` attributes."""
     return {f"summary_{k}": v for k, v in stats.items()}

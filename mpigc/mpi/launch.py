@@ -34,7 +34,7 @@ from mpigc import interrupts, report, results
 from mpigc.codes import make_scheme
 from mpigc.codes.sgc import is_sequential
 from mpigc.config import Config, load_config
-from mpigc.delays import DelayModel
+from mpigc.core.inputs import build_delays, build_workload
 from mpigc.core.policy import RoundPolicy
 from mpigc.core.preflight import check_run
 from mpigc.core.progress import progress_printer
@@ -44,7 +44,6 @@ from mpigc.mpi.master import Master
 from mpigc.mpi.provenance import run_attrs
 from mpigc.mpi.sgc import run_sequential_entry
 from mpigc.mpi.worker import Worker
-from mpigc.workloads import make_workload
 
 #: seconds an interrupted worker waits for rank 0 to write the file and abort the job
 WORKER_GRACE = 5.0
@@ -200,8 +199,8 @@ def run_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, host
         return run_sequential_entry(comm, config, code, file, name, hosts)
     m = int(code.workers)
     scheme = make_scheme(code, m, config.run.seed)
-    delays = DelayModel(config.delays, config.run.seed, m)
-    workload = make_workload(config.workload, scheme.plan.chunks, config.run.seed, check=False)
+    delays = build_delays(config, m)
+    workload = build_workload(config, scheme.plan.chunks, check=False)
     if comm.rank != 0:
         worker = Worker(comm, scheme, delays, workload, config.delays.compute)
         worker.prepare()

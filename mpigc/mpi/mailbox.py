@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from mpi4py import MPI
@@ -289,7 +289,7 @@ class ControlInbox:
                     or self.comm.Iprobe(source=0, tag=TAG_CONTROL, status=status))
 
     def receive(self, block: bool) -> np.ndarray | None:
-        """The next control message (a view of the shared buffer), or None if none waits and not ``block``."""
+        """Return the next control message (a view of the shared buffer), or None if none waits and not ``block``."""
         if self.stash is not None:
             msg, self.stash = self.stash, None
             return msg

@@ -34,8 +34,7 @@ no ``workers`` row for the rounds it was not started on.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from mpi4py import MPI
@@ -222,7 +221,7 @@ class Master:
             self.inbox.release(key[0], vec)
 
     def _other(self, w: int, buf: np.ndarray, count: int, now: float) -> None:
-        """A stale result or answer, or a worker's round report: record it, never decode it."""
+        """Return a stale result or answer, or a worker's round report: record it, never decode it."""
         kind, rnd = int(buf[0]), int(buf[1])
         if kind in (Kind.RESULT, Kind.ANSWER):
             p, chunk = int(buf[2]), int(buf[3])

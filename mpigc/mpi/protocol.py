@@ -24,7 +24,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from mpigc.core.payload import CONTROL_HEADER, RESULT_HEADER
+from mpigc.core.payload import RESULT_HEADER
 
 TAG_CONTROL = 11
 TAG_RESULT = 12
@@ -59,7 +59,7 @@ class Kind(IntEnum):
 
 
 def control(kind: Kind, rnd: int, payload: np.ndarray | None = None) -> np.ndarray:
-    """A control buffer."""
+    """Return a control buffer."""
     head = np.array([kind, rnd, 0], dtype=np.float64)
     return head if payload is None else np.concatenate([head, payload])
 
@@ -67,7 +67,7 @@ def control(kind: Kind, rnd: int, payload: np.ndarray | None = None) -> np.ndarr
 def result(kind: Kind, rnd: int, position: int = -1, chunk: int = -1, busy: float = 0.0, injected: float = 0.0,
            tasks_done: int = 0, failed: bool = False, overrun: float = 0.0,
            vector: np.ndarray | None = None) -> np.ndarray:
-    """A result buffer (header plus optional vector)."""
+    """Return a result buffer (header plus optional vector)."""
     size = RESULT_HEADER + (0 if vector is None else len(vector))
     buf = np.empty(size, dtype=np.float64)
     buf[:RESULT_HEADER] = (kind, rnd, position, chunk, busy, injected, tasks_done, failed, overrun)

@@ -35,18 +35,17 @@ from mpi4py import MPI
 from mpigc import interrupts, results
 from mpigc.codes.sgc import build_sequential
 from mpigc.config import Config
-from mpigc.delays import DelayModel
+from mpigc.core.inputs import build_delays, build_workload
 from mpigc.core.metrics import relative_error
-from mpigc.mpi.provenance import run_attrs
-from mpigc.mpi.mailbox import ControlInbox, Courier, Inbox, Outbox
-from mpigc.mpi.protocol import (CONTROL_HEADER, POLL_SLEEP, RESULT_HEADER, TAG_RESULT, Kind, control,
-                                result, sleep_until)
-from mpigc.mpi.worker import rows_per_block
 from mpigc.core.progress import progress_printer
 from mpigc.core.sgc_engine import NO_WAIT, SequentialEngine, round_times
 from mpigc.core.sgc_tables import rows_of, sequential_stats
 from mpigc.core.tables import summary_attrs
-from mpigc.workloads import make_workload
+from mpigc.delays import DelayModel
+from mpigc.mpi.mailbox import ControlInbox, Courier, Inbox, Outbox
+from mpigc.mpi.protocol import CONTROL_HEADER, POLL_SLEEP, RESULT_HEADER, TAG_RESULT, Kind, control, result, sleep_until
+from mpigc.mpi.provenance import run_attrs
+from mpigc.mpi.worker import rows_per_block
 
 
 def slot_payload(jobs: np.ndarray, kinds: np.ndarray, thetas: list[np.ndarray], dim: int) -> np.ndarray:
@@ -184,12 +183,12 @@ class SeqMaster:
             self.workload.full_gradient(self.models[0])
 
     def _worker_row(self, w: int, buf: np.ndarray) -> None:
-        """The ``workers`` row a RESULT or REPORT carries: one per (round, worker)."""
+        """Return the ``workers`` row a RESULT or REPORT carries: one per (round, worker)."""
         busy, injected, done, failed, overrun = buf[4:RESULT_HEADER]
         self.workers.append((int(buf[1]), w, busy, injected, int(done), bool(failed), overrun))
 
     def _other(self, w: int, buf: np.ndarray, count: int, now: float) -> None:
-        """A stale result or a straggler's REPORT: record it, never decode it."""
+        """Return a stale result or a straggler's REPORT: record it, never decode it."""
         kind = int(buf[0])
         if kind == Kind.RESULT:
             self.events.append((int(buf[1]), -1, w, -1, -1, now, 8 * count, True, False))
@@ -290,8 +289,8 @@ def run_sequential_entry(comm: MPI.Comm, config: Config, code, file, name: str |
     m = int(code.workers)
     scheme = build_sequential(code, m, config.run.seed)
     models = config.workload.models or scheme.T + 1
-    delays = DelayModel(config.delays, config.run.seed, m)
-    workload = make_workload(config.workload, scheme.units, config.run.seed, check=False)
+    delays = build_delays(config, m)
+    workload = build_workload(config, scheme.units, check=False)
     if comm.rank != 0:
         worker = SeqWorker(comm, scheme, delays, workload, config.delays.compute)
         worker.prepare()

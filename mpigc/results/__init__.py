@@ -26,8 +26,8 @@ from mpigc.results.schema import (
                                   WORKERS_DTYPE,
                                   provenance,
 )
-from mpigc.results.store import ResultWriteError, running_files
 from mpigc.results.stamp import file_attr, set_file_attr
+from mpigc.results.store import ResultWriteError, running_files
 from mpigc.results.writer import (
                                   ResultFile,
                                   RunWriter,

@@ -37,7 +37,7 @@ def check_writable(path: str | os.PathLike) -> None:
 
 
 def _check_file(p: Path, parent: Path) -> None:
-    """The checks of ``check_writable`` but the lock's (which its own holder would fail)."""
+    """Return the checks of ``check_writable`` but the lock's (which its own holder would fail)."""
     if not os.access(parent, os.W_OK | os.X_OK):   # commits create a file next to it
         raise InputError("--out", f"directory {parent} is not writable")
     if not p.exists():

@@ -30,18 +30,18 @@ class FileBusyError(InputError):
 
 
 def lock_path(path: str | os.PathLike) -> Path:
-    """The lock file of the result file ``path``: ``<path>.lock``."""
+    """Return the lock file of the result file ``path``: ``<path>.lock``."""
     p = Path(path)
     return p.with_name(p.name + ".lock")
 
 
 def _me() -> dict[str, object]:
     return {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),
-            "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
 
 
 def _read_holder(fd: int) -> dict:
-    """The JSON a lock file holds ({} if empty or unreadable: a writer between open and write)."""
+    """Return the JSON a lock file holds ({} if empty or unreadable: a writer between open and write)."""
     try:
         os.lseek(fd, 0, os.SEEK_SET)
         return json.loads(os.read(fd, 4096).decode("utf-8") or "{}")
@@ -50,7 +50,7 @@ def _read_holder(fd: int) -> dict:
 
 
 def describe(holder: dict) -> str:
-    """A holder as a message names it: ``pid 123 on host n1 (SLURM job 77, since ...)``."""
+    """Return a holder as a message names it: ``pid 123 on host n1 (SLURM job 77, since ...)``."""
     if not holder:
         return "a process that is starting"
     text = f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')}"
@@ -152,7 +152,7 @@ class WriterLock:
 
 
 def holder(path: str | os.PathLike) -> dict | None:
-    """The record of the job writing ``path`` now, or None if no live job holds its lock.
+    """Return the record of the job writing ``path`` now, or None if no live job holds its lock.
 
     Readers use it to tell a running run (its writer holds the lock) from one
     a killed job left behind.

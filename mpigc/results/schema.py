@@ -14,7 +14,6 @@ import numpy as np
 import mpigc
 from mpigc.errors import InputError
 
-
 ROUNDS_DTYPE = np.dtype([
     ("round", "i8"), ("latency", "f8"), ("status", "i1"), ("messages", "i4"),
     ("chunks_done", "i4"), ("coef_error", "f8"), ("grad_error", "f8"), ("loss", "f8"),
@@ -64,7 +63,7 @@ def provenance(backend: str) -> dict[str, str]:
     """
     return {
         "mpigc_version": mpigc.__version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "host": socket.gethostname(),
         "python": platform.python_version(),
         "numpy": np.__version__,

@@ -46,7 +46,7 @@ def set_file_attr(path: str | os.PathLike, key: str, value: Any) -> None:
 
 
 def file_attr(path: str | os.PathLike, key: str, default: Any = None) -> Any:
-    """The root attribute ``key`` stored by :func:`set_file_attr` (``default`` if absent or undecodable).
+    """Return the root attribute ``key`` stored by :func:`set_file_attr` (``default`` if absent or undecodable).
 
     Raises
     ------

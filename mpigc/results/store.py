@@ -46,7 +46,7 @@ class ResultWriteError(Exception):
 
 
 def running_files(path: str | os.PathLike) -> list[Path]:
-    """The side files of ``path`` (runs in progress or left by a killed job), oldest first."""
+    """Return the side files of ``path`` (runs in progress or left by a killed job), oldest first."""
     p = Path(path)
     pattern = re.compile(re.escape(p.stem) + r"\.running(\d+)" + re.escape(p.suffix) + r"\Z")
     try:
@@ -58,13 +58,13 @@ def running_files(path: str | os.PathLike) -> list[Path]:
 
 
 def side_path(path: str | os.PathLike, k: int) -> Path:
-    """The ``k``-th side file of ``path``."""
+    """Return the ``k``-th side file of ``path``."""
     p = Path(path)
     return p.with_name(f"{p.stem}.running{k}{p.suffix}")
 
 
 def reason(exc: BaseException) -> str:
-    """A short, one-line reason for a failed write (the errno text if there is one)."""
+    """Return a short, one-line reason for a failed write (the errno text if there is one)."""
     text = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc)
     for known in ("No space left on device", "Disk quota exceeded", "File too large", "Read-only file system"):
         if known in text:
@@ -113,7 +113,7 @@ def fsync_path(path: str | os.PathLike, directory: bool = False) -> None:
 
 @contextmanager
 def writable(path: Path, mode: str, **kwargs) -> Iterator[h5py.File]:
-    """An HDF5 file open for writing that is discarded (not flushed) if the block fails.
+    """Return an HDF5 file open for writing that is discarded (not flushed) if the block fails.
 
     HDF5's own lock is off: one writer per result file is the lock file's
     job (:mod:`mpigc.results.lock`), and readers holding a file must never

@@ -8,17 +8,17 @@ when each round can decode exactly. Only rounds that need more than a time
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from mpigc.codes import Scheme, combine
-from mpigc.delays import DelayModel
 from mpigc.core.metrics import relative_error
 from mpigc.core.payload import HEADER_BYTES, pack, packed_part_length, unpack
 from mpigc.core.policy import EXACT, RoundPolicy, status_of
 from mpigc.core.tables import RoundTables
+from mpigc.delays import DelayModel
 
 BATCH = 1000
 
@@ -66,7 +66,8 @@ class Simulator:
         arrival = finish + self.network.cost(self.message_bytes) + silent
         return finish, arrival, failed
 
-    def run(self, rounds: int, emit: Callable[[RoundTables], None], progress: Callable[[int], None] | None = None) -> None:
+    def run(self, rounds: int, emit: Callable[[RoundTables], None],
+            progress: Callable[[int], None] | None = None) -> None:
         """Simulate ``rounds`` rounds, passing each batch's rows to ``emit``."""
         for start in range(0, rounds, BATCH):
             batch = range(start, min(rounds, start + BATCH))
@@ -121,8 +122,8 @@ class Simulator:
         heard = np.zeros(scheme.plan.workers, dtype=int)
         np.maximum.at(heard, w_idx, p_idx + 1)
         answers = len(comb.keys) if scheme.two_phase else 0
-        out.rounds.append((rnd, t_stop + self.second_phase, status, len(w_idx) + answers, int(heard.sum()), comb.coef_error,
-                           grad_error, loss, 0, comb.level, comb.cond))
+        out.rounds.append((rnd, t_stop + self.second_phase, status, len(w_idx) + answers, int(heard.sum()),
+                           comb.coef_error, grad_error, loss, 0, comb.level, comb.cond))
         if self.detail in ("workers", "full"):
             busy = np.where(failed, 0.0, np.minimum(np.where(np.isfinite(finish), finish, 0.0).max(axis=1), t_stop))
             for w in range(scheme.plan.workers):

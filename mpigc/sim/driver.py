@@ -10,24 +10,24 @@ from mpigc import report, results
 from mpigc.codes.sgc import is_sequential
 from mpigc.config import Config
 from mpigc.core.entries import plan_entries, workers_of
+from mpigc.core.inputs import build_delays, build_workload, workload_dim
 from mpigc.core.payload import packed_part_length
 from mpigc.core.progress import progress_printer
 from mpigc.core.provenance import plain, run_attrs
 from mpigc.core.tables import TABLES_BY_DETAIL, RoundTables, summary_attrs
-from mpigc.delays import DelayModel
 from mpigc.sim import Network, Simulator
 from mpigc.sim.sgc import simulate_sequential
-from mpigc.workloads import gradient_dim, make_workload
+
 
 def simulate(config: Config, out: str | None, name: str | None = None, log: TextIO = sys.stderr) -> list[tuple]:
     """Run every entry; write runs to ``out``; return summary rows (name, scheme, stats)."""
     if is_sequential(config):
         return simulate_sequential(config, out, name, log)
     m = workers_of(config)
-    delays = DelayModel(config.delays, config.run.seed, m)
+    delays = build_delays(config, m)
     delays.check_rounds(config.run.rounds)
     entries = plan_entries(config, m, delays)
-    dim = gradient_dim(config.workload)
+    dim = workload_dim(config)
     if out is not None:
         results.check_writable(out)
     file = results.ResultFile(out, keep_open=True) if out is not None else None
@@ -36,7 +36,7 @@ def simulate(config: Config, out: str | None, name: str | None = None, log: Text
     try:
         rows = []
         for entry in entries:
-            workload = (make_workload(config.workload, entry.scheme.plan.chunks, config.run.seed)
+            workload = (build_workload(config, entry.scheme.plan.chunks)
                         if config.run.verify else None)
             part_bytes = 8 * packed_part_length(dim, entry.scheme.plan.parts)  # as the MPI workers send
             sim = Simulator(entry.scheme, delays, entry.policy,
