@@ -16,9 +16,10 @@ from mpitools import assert_all
 
 from mpigc.codes.sgc import build_sequential
 from mpigc.config import load_config
+from mpigc.core.payload import RESULT_HEADER
 from mpigc.core.sgc_engine import SequentialEngine
 from mpigc.delays import DelayModel
-from mpigc.mpi.protocol import RESULT_HEADER, TAG_CONTROL, TAG_RESULT, Kind, control
+from mpigc.mpi.protocol import TAG_CONTROL, TAG_RESULT, Kind, control
 from mpigc.mpi.sgc import SeqWorker, slot_payload
 from mpigc.workloads import make_workload
 

@@ -43,11 +43,11 @@ from mpigc.codes import Combination, Scheme
 from mpigc.codes.base import Decoder, MessageKey
 from mpigc.codes.partial import answered_combination
 from mpigc.core.metrics import relative_error
-from mpigc.core.payload import packed_part_length, unpack
+from mpigc.core.payload import RESULT_HEADER, packed_part_length, unpack
 from mpigc.core.policy import UNDECODABLE, RoundPolicy, status_of
 from mpigc.core.tables import RoundTables
 from mpigc.mpi.mailbox import Courier, Inbox
-from mpigc.mpi.protocol import POLL_SLEEP, RESULT_HEADER, Kind, control
+from mpigc.mpi.protocol import POLL_SLEEP, Kind, control
 
 
 class Master:

@@ -37,13 +37,14 @@ from mpigc.codes.sgc import build_sequential
 from mpigc.config import Config
 from mpigc.core.inputs import build_delays, build_workload
 from mpigc.core.metrics import relative_error
+from mpigc.core.payload import CONTROL_HEADER, RESULT_HEADER
 from mpigc.core.progress import progress_printer
 from mpigc.core.sgc_engine import NO_WAIT, SequentialEngine, round_times
 from mpigc.core.sgc_tables import rows_of, sequential_stats
 from mpigc.core.tables import summary_attrs
 from mpigc.delays import DelayModel
 from mpigc.mpi.mailbox import ControlInbox, Courier, Inbox, Outbox
-from mpigc.mpi.protocol import CONTROL_HEADER, POLL_SLEEP, RESULT_HEADER, TAG_RESULT, Kind, control, result, sleep_until
+from mpigc.mpi.protocol import POLL_SLEEP, TAG_RESULT, Kind, control, result, sleep_until
 from mpigc.mpi.provenance import run_attrs
 from mpigc.mpi.worker import rows_per_block
 

@@ -23,10 +23,10 @@ import numpy as np
 from mpi4py import MPI
 
 from mpigc.codes import Scheme
-from mpigc.core.payload import pack
+from mpigc.core.payload import CONTROL_HEADER, pack
 from mpigc.delays import DelayModel
 from mpigc.mpi.mailbox import ControlInbox, Outbox
-from mpigc.mpi.protocol import BLOCK_TIME, CONTROL_HEADER, POLL_SLEEP, TAG_RESULT, Kind, result, sleep_until
+from mpigc.mpi.protocol import BLOCK_TIME, POLL_SLEEP, TAG_RESULT, Kind, result, sleep_until
 
 #: fewest rows per gradient block: each block also allocates and adds one d-vector, about
 #: the work of one row for the linear models (measured at d = 100 000: 1-row blocks took
