@@ -234,7 +234,7 @@ def cmd_schemes(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     """Run ``mpigc tune``."""
     from mpigc import results
-    from mpigc.delays import load_trace
+    from mpigc.core.inputs import load_trace
     from mpigc.sim.tune import format_choices, run_choices, tune
 
     if args.jobs < 1 or args.workers < 2 or args.mu < 0 or args.slope < 0:

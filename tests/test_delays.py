@@ -20,7 +20,7 @@ TRACE = np.array([[1.0, 2.0, 3.0, 4.0],
 
 
 def model(workers: int = 8, seed: int = 1, **kw) -> DelayModel:
-    return DelayModel(DelaysConfig(**kw), seed, workers)
+    return DelayModel(DelaysConfig(**kw), seed, workers, reader=results)
 
 
 def write_csv(path: Path, rows, header=True) -> str:

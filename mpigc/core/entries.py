@@ -8,6 +8,7 @@ import numpy as np
 from mpigc.codes import Scheme, make_scheme
 from mpigc.codes.sgc import is_sequential
 from mpigc.config import Config
+from mpigc.core.inputs import build_delays
 from mpigc.core.policy import RoundPolicy
 from mpigc.core.sgc_engine import plan_sequential
 from mpigc.delays import DelayModel
@@ -25,7 +26,7 @@ class Entry:
 
 def plan_entries(config: Config, workers: int, delays: DelayModel | None = None) -> list[Entry]:
     """Build every entry's scheme (raising InputError on bad combinations) before any output exists."""
-    delays = delays or DelayModel(config.delays, config.run.seed, workers)
+    delays = delays or build_delays(config, workers)
     if is_sequential(config):  # PROTOCOLS §4.2: any sequential entry makes the whole config sequential
         return [Entry(e.label, e.code, e.scheme, RoundPolicy(False, np.inf, np.inf))
                 for e in plan_sequential(config, workers, delays)]
@@ -38,5 +39,5 @@ def plan_entries(config: Config, workers: int, delays: DelayModel | None = None)
 
 
 def workers_of(config: Config) -> int:
-    """Number of workers m (resolved by the config loader)."""
+    """Return the number of workers m (resolved by the config loader)."""
     return int(config.codes[0].workers)

@@ -20,13 +20,12 @@ import os
 from mpigc import results
 from mpigc.codes.sgc import is_sequential
 from mpigc.config import Config
-from mpigc.delays import DelayModel
 from mpigc.core.entries import Entry, plan_entries, workers_of
-from mpigc.workloads import gradient_dim, make_workload
+from mpigc.core.inputs import build_delays, build_workload, workload_dim
 
 
 def run_label(entry: Entry, name: str | None, entries: int) -> str:
-    """The run name an entry is stored under (before ``-2``, ``-3``... for taken names)."""
+    """Return the run name an entry is stored under (before ``-2``, ``-3``... for taken names)."""
     return name if (name and entries == 1) else entry.label
 
 
@@ -51,7 +50,7 @@ def check_run(config: Config, *, backend: str, name: str | None = None,
         Naming the key (or ``--name``, ``--out``) and the problem.
     """
     m = workers_of(config)
-    delays = DelayModel(config.delays, config.run.seed, m)
+    delays = build_delays(config, m)
     delays.check_rounds(config.run.rounds)
     entries = plan_entries(config, m, delays)
     if name is not None:
@@ -66,10 +65,10 @@ def check_run(config: Config, *, backend: str, name: str | None = None,
             chunks = int(entry.scheme.units if sequential else entry.scheme.plan.chunks)
             if chunks not in built:
                 # a user dataset is scanned for non-finite values once, by the first build
-                make_workload(config.workload, chunks, config.run.seed, check=not built)
+                build_workload(config, chunks, check=not built)
                 built.add(chunks)
     else:
-        gradient_dim(config.workload)  # opens a user dataset: a missing file is bad input now
+        workload_dim(config)  # opens a user dataset: a missing file is bad input now
     if out is not None:
         results.check_writable(out)
     return entries

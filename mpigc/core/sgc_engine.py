@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mpigc.codes.sgc import Decode, SequentialScheme, build_sequential
+from mpigc.core.inputs import build_delays
 from mpigc.delays import DelayModel
 from mpigc.errors import InputError
 
@@ -63,7 +64,7 @@ def plan_sequential(config, workers: int, delays: DelayModel | None = None) -> l
     if d.failures > 0 or d.fail_count > 0:
         key = "delays.failures" if d.failures > 0 else "delays.fail_count"
         raise InputError(key, "silent workers are not supported by sequential schemes (a wait-out would never end)")
-    delays = delays or DelayModel(d, config.run.seed, workers)
+    delays = delays or build_delays(config, workers)
     entries = []
     for code in config.codes:
         scheme = build_sequential(code, workers, config.run.seed)

@@ -50,6 +50,8 @@ class DelayModel:
         ``run.seed``.
     workers : int
         Number of workers m.
+    reader : optional
+        Reads HDF5 traces (``read_runs``, as :mod:`mpigc.results`); CSV traces need none.
 
     Raises
     ------
@@ -58,7 +60,7 @@ class DelayModel:
         bad trace (``delays.trace``: missing, malformed, too narrow without wrap).
     """
 
-    def __init__(self, delays, seed: int, workers: int) -> None:
+    def __init__(self, delays, seed: int, workers: int, reader=None) -> None:
         self.cfg = delays
         self.seed = int(seed)
         self.workers = int(workers)
@@ -81,7 +83,7 @@ class DelayModel:
             if not delays.trace:
                 raise InputError("delays.trace", 'required when delays.model = "trace"')
             self.slope = None if delays.slope is None else float(delays.slope)
-            self._trace = TraceReplay(load_trace(delays.trace), self.workers, delays.wrap, str(delays.trace),
+            self._trace = TraceReplay(load_trace(delays.trace, reader), self.workers, delays.wrap, str(delays.trace),
                                       ratios=self.slope is None)
         elif self.model not in MEMORYLESS:
             raise InputError("delays.model", f"{self.model!r} is not available yet in this build")

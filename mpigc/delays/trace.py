@@ -9,7 +9,9 @@ Sources (``delays.trace``)
   run of an earlier mpigc result file, its ``busy`` column pivoted to
   (round, worker). Trace row k is the k-th distinct round of that table in
   increasing order; every (round, worker) pair must appear exactly once.
-  Without ``:RUN`` the file must hold exactly one run.
+  Without ``:RUN`` the file must hold exactly one run. This module never
+  opens HDF5 itself: the caller passes a reader (:class:`RunReader`;
+  ``mpigc.core.inputs`` passes :mod:`mpigc.results`).
 
 Any problem raises ``InputError("delays.trace", "<source>: <problem>")`` with
 the line and column (CSV) or round and worker (HDF5) at fault.
@@ -28,6 +30,8 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -37,17 +41,26 @@ KEY = "delays.trace"
 _H5 = re.compile(r"^(?P<path>.+\.(?:h5|hdf5))(?::(?P<run>[^:]+))?$", re.IGNORECASE)
 
 
+class RunReader(Protocol):
+    """What reads the runs of an mpigc result file (:func:`mpigc.results.read_runs` has this shape)."""
+
+    def read_runs(self, path: str, names: Sequence[str] | None) -> list[Any]:
+        """Return the runs ``names`` (all if None) of ``path``, each with ``.name`` and ``.tables``."""
+
+
 def _fail(source: str, problem: str) -> InputError:
     return InputError(KEY, f"{source}: {problem}")
 
 
-def load_trace(source: str) -> np.ndarray:
+def load_trace(source: str, reader: RunReader | None = None) -> np.ndarray:
     """Read and validate a trace, shape (rounds, workers), seconds.
 
     Parameters
     ----------
     source : str
         A CSV path, ``FILE.h5`` or ``FILE.h5:RUN``.
+    reader : RunReader, optional
+        Reads HDF5 result files; without one only CSV traces can be read.
 
     Raises
     ------
@@ -57,7 +70,7 @@ def load_trace(source: str) -> np.ndarray:
     source = os.fspath(source)
     match = _H5.match(source)
     if match:
-        return _read_result(source, match["path"], match["run"])
+        return _read_result(source, match["path"], match["run"], reader)
     return _read_csv(source)
 
 
@@ -117,13 +130,13 @@ def _check_value(source: str, where: str, value: float) -> None:
         raise _fail(source, f"{where}: negative time {value:g}")
 
 
-def _read_result(source: str, path: str, run: str | None) -> np.ndarray:
+def _read_result(source: str, path: str, run: str | None, reader: RunReader | None) -> np.ndarray:
     """Pivot the ``busy`` column of a run's ``workers`` table to (round, worker)."""
-    from mpigc import results      # the only module that touches h5py
-
     _check_path(source, path)
+    if reader is None:
+        raise _fail(source, "HDF5 traces are read through mpigc.results; this caller passed no reader")
     try:
-        runs = results.read_runs(path, None if run is None else [run])
+        runs = reader.read_runs(path, None if run is None else [run])
     except InputError as exc:
         raise _fail(source, exc.problem) from None
     if not runs:

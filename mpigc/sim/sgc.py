@@ -19,13 +19,13 @@ import numpy as np
 
 from mpigc import results
 from mpigc.config import Config
+from mpigc.core.inputs import build_delays, build_workload
 from mpigc.core.metrics import relative_error
 from mpigc.core.provenance import run_attrs
 from mpigc.core.sgc_engine import SeqEntry, SequentialEngine, plan_sequential, round_times
 from mpigc.core.sgc_tables import rows_of, sequential_stats
 from mpigc.core.tables import summary_attrs
 from mpigc.delays import DelayModel
-from mpigc.workloads import make_workload
 
 
 class JobTracker:
@@ -67,7 +67,7 @@ def simulate_entry(entry: SeqEntry, config: Config, delays: DelayModel, writer=N
     engine = SequentialEngine(scheme, config.run.rounds, entry.code.mu)
     tracker = None
     if config.run.verify:
-        tracker = JobTracker(make_workload(config.workload, scheme.units, config.run.seed), scheme, entry.models)
+        tracker = JobTracker(build_workload(config, scheme.units), scheme, entry.models)
     rounds, jobs, workers = [], [], []
     clock = 0.0
     for r in range(engine.rounds):
@@ -105,7 +105,7 @@ def simulate_sequential(config: Config, out: str | None, name: str | None = None
                         log: TextIO = sys.stderr) -> list[tuple]:
     """``mpigc simulate`` for a sequential config: every entry, one realisation; summary rows."""
     m = int(config.codes[0].workers)
-    delays = DelayModel(config.delays, config.run.seed, m)
+    delays = build_delays(config, m)
     entries = plan_sequential(config, m, delays)
     if out is not None:
         results.check_writable(out)

@@ -4,8 +4,9 @@ The objective is a sum over chunks, f(θ) = Σ_i f_i(θ), each f_i normalised by
 the total sample count n, so the full gradient is exactly the sum of the
 chunk gradients g_i that gradient codes combine. Synthetic chunk data comes
 from ``stream(seed, "data", chunk)`` and the planted model from
-``stream(seed, "model")``; a user dataset (``workload.dataset`` = a ``.npz``
-or ``.h5`` file with X and y) is read one chunk's row range at a time. Either
+``stream(seed, "model")``; a user dataset (``workload.dataset`` = a directory
+of ``X.npy`` and ``y.npy``, or an ``.h5`` file with X and y, read through the
+reader passed in) is read one chunk's row range at a time. Either
 way a rank only builds the chunks it is asked for.
 
 Models (``workload.model``): ``least-squares`` and ``logistic`` (d = features)
@@ -41,7 +42,7 @@ def _model_class(workload: Any) -> type[Objective]:
         raise InputError("workload.model", f"{workload.model!r} is not a model (models: {known})") from None
 
 
-def make_workload(workload: Any, chunks: int, seed: int, *, check: bool = True) -> Objective:
+def make_workload(workload: Any, chunks: int, seed: int, *, check: bool = True, reader: Any = None) -> Objective:
     """Build the workload named by ``workload.model`` for ``chunks`` chunks.
 
     Parameters
@@ -57,16 +58,18 @@ def make_workload(workload: Any, chunks: int, seed: int, *, check: bool = True) 
         at a time. Pass ``False`` on ranks that only compute a few chunks once
         another rank has checked the file; each chunk is still checked when
         read.
+    reader
+        Reads ``.h5`` user datasets (``read_matrix``/``read_rows``, as :mod:`mpigc.results`).
 
     Raises
     ------
     InputError
         Keyed ``workload.model``, ``workload.samples`` or ``workload.dataset``.
     """
-    return _model_class(workload)(workload, chunks, seed, check=check)
+    return _model_class(workload)(workload, chunks, seed, check=check, reader=reader)
 
 
-def gradient_dim(workload: Any) -> int:
+def gradient_dim(workload: Any, reader: Any = None) -> int:
     """Return the gradient length d without building any chunk.
 
     For a user dataset this opens the file to read X's width (and y).
@@ -74,5 +77,5 @@ def gradient_dim(workload: Any) -> int:
     cls = _model_class(workload)
     features = workload.features
     if workload.dataset != "synthetic":
-        features = FileData(workload.dataset, 1, check=False).features
+        features = FileData(workload.dataset, 1, check=False, reader=reader).features
     return cls.dimension(features, workload.hidden)

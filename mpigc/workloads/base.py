@@ -36,11 +36,13 @@ class Objective:
         Root seed (``run.seed``).
     check
         User files only: scan all of X for non-finite values up front.
+    reader
+        Reads ``.h5`` user datasets (see :class:`mpigc.workloads.data.ArrayReader`).
     """
 
     name = ""
 
-    def __init__(self, workload: Any, chunks: int, seed: int, check: bool = True) -> None:
+    def __init__(self, workload: Any, chunks: int, seed: int, check: bool = True, reader: Any = None) -> None:
         self.chunks = int(chunks)
         self.seed = int(seed)
         self.step = float(workload.step)
@@ -51,7 +53,7 @@ class Objective:
             self.data: SyntheticData | FileData = SyntheticData(
                 int(workload.samples), int(workload.features), self.chunks, self.seed, self.targets)
         else:
-            self.data = FileData(workload.dataset, self.chunks, check=check)
+            self.data = FileData(workload.dataset, self.chunks, check=check, reader=reader)
             self.check_targets(self.data.labels)
         self.samples = self.data.samples
         self.features = self.data.features

@@ -11,30 +11,44 @@ features, then one noise value per row. Its data therefore depends only on
 except through the row count — and a chunk with more rows extends the one
 with fewer.
 
-User files are ``.npz`` (arrays ``X``, ``y``) or ``.h5``/``.hdf5`` (datasets
-``X``, ``y``, read through :mod:`mpigc.results`). An uncompressed ``.npz``
-member is memory-mapped, so a chunk reads only its rows; a compressed one
-(``np.savez_compressed``) is loaded whole. ``y`` is always read whole (one
-number per row). Every problem is an :class:`InputError` keyed
-``workload.dataset``.
+User data (``workload.dataset``) is either a directory holding ``X.npy``
+and ``y.npy`` (``np.save``; X memory-mapped with ``np.load(mmap_mode="r")``,
+so a chunk reads only its rows) or an ``.h5``/``.hdf5`` file with datasets
+``X`` and ``y``, read by row ranges through the reader the caller passes in
+(:class:`ArrayReader`; ``mpigc.core.inputs`` passes :mod:`mpigc.results`, so
+this module never loads h5py). ``y`` is always read whole (one number per
+row). An ``.npz`` is refused with the one-line command that converts it.
+Every problem is an :class:`InputError` keyed ``workload.dataset``.
 """
 from __future__ import annotations
 
 import os
-import struct
-import zipfile
 from collections.abc import Callable
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 import numpy as np
 
-from mpigc import results
 from mpigc.errors import InputError
 from mpigc.seeding import stream
 
 KEY = "workload.dataset"
 Targets = Callable[[np.ndarray, np.ndarray], np.ndarray]
 _SCAN_BYTES = 1 << 26  # rows read at a time by the finiteness scan: about 64 MB
+_NPZ_FIX = ("save X and y as a directory of .npy files: python -c \"import numpy as np, os; "
+            "d = np.load('{path}'); os.makedirs('{dir}', exist_ok=True); "
+            "[np.save(os.path.join('{dir}', k + '.npy'), d[k]) for k in 'Xy']\" "
+            "and set workload.dataset = \"{dir}\"")
+Opened = tuple[Callable[[int, int], np.ndarray], tuple[int, ...], np.ndarray]
+
+
+class ArrayReader(Protocol):
+    """What reads datasets of an HDF5 file (:mod:`mpigc.results` has this shape)."""
+
+    def read_matrix(self, path: str, dataset: str) -> np.ndarray:
+        """Return the whole dataset ``dataset`` of ``path``."""
+
+    def read_rows(self, path: str, dataset: str, start: int, stop: int) -> np.ndarray:
+        """Return rows ``start:stop`` of ``dataset`` (fewer past its end)."""
 
 
 def chunk_bounds(samples: int, chunks: int) -> np.ndarray:
@@ -70,31 +84,25 @@ class SyntheticData:
 
 
 class FileData:
-    """Rows of a user ``.npz`` or ``.h5`` file, read one chunk at a time.
+    """Rows of user data (a directory of ``X.npy`` and ``y.npy``, or ``.h5``), read one chunk at a time.
 
     Parameters
     ----------
     path
-        The file, with arrays/datasets ``X`` (samples × features) and ``y``.
+        The directory or file, with arrays/datasets ``X`` (samples × features) and ``y``.
     chunks
-        Number of chunks N; the file needs at least N rows.
+        Number of chunks N; the data needs at least N rows.
     check
         Scan all of ``X`` for non-finite values now, a block at a time (never
         holding more than about 64 MB). Without it only the structure and
         ``y`` are checked here, and each chunk's rows when they are read.
+    reader
+        Reads ``.h5`` files (:class:`ArrayReader`); a directory of ``.npy`` needs none.
     """
 
-    def __init__(self, path: str, chunks: int, check: bool = True) -> None:
+    def __init__(self, path: str, chunks: int, check: bool = True, reader: ArrayReader | None = None) -> None:
         self.path = os.fspath(path)
-        if not os.path.isfile(self.path):
-            self._fail("no such file" if not os.path.exists(self.path) else "not a file")
-        ext = os.path.splitext(self.path)[1].lower()
-        if ext == ".npz":
-            self._x, shape, y = self._open_npz()
-        elif ext in (".h5", ".hdf5"):
-            self._x, shape, y = self._open_h5()
-        else:
-            self._fail(f"unsupported extension {ext or '(none)'!r}; use .npz or .h5 with X and y")
+        self._x, shape, y = self._open(reader)
         if len(shape) != 2:
             self._fail(f"X must be 2-D (samples × features), got {len(shape)}-D")
         if shape[1] < 1:
@@ -143,33 +151,52 @@ class FileData:
     def _fail(self, problem: str) -> NoReturn:
         raise InputError(KEY, f"{self.path}: {problem}")
 
-    def _open_npz(self) -> tuple[Callable[[int, int], np.ndarray], tuple[int, ...], np.ndarray]:
-        """Open X (memory-mapped when stored uncompressed) and y of a ``.npz``."""
-        try:
-            with zipfile.ZipFile(self.path) as archive:
-                names = [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
-                for need in ("X", "y"):
-                    if need not in names:
-                        self._fail(f"no array {need!r} (arrays: {', '.join(names) or 'none'})")
-                x = _npz_member(self.path, archive, "X")
-                with archive.open("y.npy") as fh:
-                    y = np.lib.format.read_array(fh, allow_pickle=False)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            self._fail(f"cannot be read as .npz ({exc})")
-        return (lambda lo, hi: x[lo:hi]), x.shape, y
+    def _open(self, reader: ArrayReader | None) -> Opened:
+        """Open X and y by the kind of ``path``; fail with one line naming what to use instead."""
+        ext = os.path.splitext(self.path.rstrip("/" + os.sep))[1].lower()
+        if ext == ".npz":
+            out = self.path[: -len(ext)]
+            self._fail("a .npz cannot be memory-mapped; " + _NPZ_FIX.format(path=self.path, dir=out))
+        if os.path.isdir(self.path):
+            return self._open_npy()
+        if not os.path.exists(self.path):
+            self._fail("no such file or directory")
+        if ext not in (".h5", ".hdf5"):
+            self._fail(f"unsupported extension {ext or '(none)'!r}; use a directory of X.npy and y.npy, "
+                       "or .h5 with datasets X and y")
+        if not os.path.isfile(self.path):
+            self._fail("not a file")
+        if reader is None:
+            self._fail("HDF5 datasets are read through mpigc.results; this caller passed no reader")
+        return self._open_h5(reader)
 
-    def _open_h5(self) -> tuple[Callable[[int, int], np.ndarray], tuple[int, ...], np.ndarray]:
-        """Open X (read by row ranges) and y of an HDF5 file via :mod:`mpigc.results`."""
+    def _open_npy(self) -> Opened:
+        """Memory-map X and load y from ``X.npy`` and ``y.npy`` in the directory ``path``."""
+        arrays = {}
+        for name in ("X", "y"):
+            file = os.path.join(self.path, name + ".npy")
+            if not os.path.isfile(file):
+                have = sorted(f for f in os.listdir(self.path) if f.endswith(".npy"))
+                self._fail(f"no {name}.npy in the directory (.npy files: {', '.join(have) or 'none'})")
+            try:
+                arrays[name] = np.load(file, mmap_mode="r" if name == "X" else None, allow_pickle=False)
+            except (OSError, ValueError, EOFError) as exc:
+                self._fail(f"{name}.npy cannot be read ({exc})")
+        x = arrays["X"]
+        return (lambda lo, hi: x[lo:hi]), x.shape, np.asarray(arrays["y"])
+
+    def _open_h5(self, reader: ArrayReader) -> Opened:
+        """Open X (read by row ranges) and y of an HDF5 file through ``reader``."""
         path = self.path
 
         def read(lo: int, hi: int) -> np.ndarray:
             try:
-                return results.read_rows(path, "X", lo, hi)
+                return reader.read_rows(path, "X", lo, hi)
             except InputError as exc:
                 self._fail(exc.problem)
 
         try:
-            y = results.read_matrix(path, "y")
+            y = reader.read_matrix(path, "y")
         except InputError as exc:
             self._fail(exc.problem)
         head = read(0, 0)
@@ -181,26 +208,4 @@ class FileData:
                 self._fail(f"X has {'fewer' if tail == 0 else 'more'} rows than y ({len(y)})")
             shape = (len(y), head.shape[1])
         return read, shape, y
-
-
-def _npz_member(path: str, archive: zipfile.ZipFile, name: str) -> np.ndarray:
-    """Memory-map ``name`` of an ``.npz`` if stored uncompressed, else load it."""
-    info = archive.getinfo(name + ".npy")
-    if info.compress_type == zipfile.ZIP_STORED:
-        with open(path, "rb") as fh:
-            fh.seek(info.header_offset)
-            local = fh.read(30)
-            if local[:4] == b"PK\x03\x04":
-                name_len, extra_len = struct.unpack("<HH", local[26:30])
-                fh.seek(info.header_offset + 30 + name_len + extra_len)
-                version = np.lib.format.read_magic(fh)
-                header = {(1, 0): np.lib.format.read_array_header_1_0,
-                          (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-                if header is not None:
-                    shape, fortran, dtype = header(fh)
-                    if not dtype.hasobject and 0 not in shape and shape:
-                        return np.memmap(path, dtype=dtype, mode="r", offset=fh.tell(), shape=shape,
-                                         order="F" if fortran else "C")
-    with archive.open(name + ".npy") as fh:
-        return np.lib.format.read_array(fh, allow_pickle=False)
 
