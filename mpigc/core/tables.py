@@ -7,6 +7,12 @@ from dataclasses import dataclass, field
 TABLES_BY_DETAIL = {"rounds": ("rounds",), "workers": ("rounds", "workers"), "full": ("rounds", "workers", "events")}
 
 
+def tables_for(detail: str, sgc: bool = False) -> tuple[str, ...]:
+    """Return the tables a run writes at ``run.detail = detail``; SGC runs add ``jobs``."""
+    tables = TABLES_BY_DETAIL[detail]
+    return tables[:1] + ("jobs",) + tables[1:] if sgc else tables
+
+
 @dataclass
 class RoundTables:
     """Rows of one or more rounds, as tuples in the results module's dtypes."""

@@ -38,7 +38,7 @@ from mpigc.core.inputs import build_delays, build_workload
 from mpigc.core.policy import RoundPolicy
 from mpigc.core.preflight import check_run
 from mpigc.core.progress import progress_printer
-from mpigc.core.tables import TABLES_BY_DETAIL, RoundTables, summary_attrs
+from mpigc.core.tables import RoundTables, summary_attrs, tables_for
 from mpigc.errors import InputError
 from mpigc.mpi.master import Master
 from mpigc.mpi.provenance import run_attrs
@@ -211,7 +211,7 @@ def run_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, host
                     config.run.verify)
     label = name or code.name or code.scheme
     writer = file.new_run(label, run_attrs(config, code, label, comm, hosts),
-                          TABLES_BY_DETAIL[config.run.detail]) if file is not None else None
+                          tables_for(config.run.detail)) if file is not None else None
     master.prepare()
     comm.Barrier()  # every rank has built its data: round 0 measures the scheme, not start-up
     return drive_master(master, config, code, writer.name if writer else label, writer)
@@ -227,7 +227,7 @@ def drive_master(master: Master, config: Config, code, label: str, writer) -> tu
     so far (summary, ``master_wall_s``, ``interrupted``) before the
     exception goes on to :func:`main`.
     """
-    tables = TABLES_BY_DETAIL[config.run.detail]
+    tables = tables_for(config.run.detail)
     collected: list[np.ndarray] = []
 
     def store(batch: RoundTables) -> None:

@@ -41,7 +41,7 @@ from mpigc.core.payload import CONTROL_HEADER, RESULT_HEADER
 from mpigc.core.progress import progress_printer
 from mpigc.core.sgc_engine import NO_WAIT, SequentialEngine, round_times
 from mpigc.core.sgc_tables import rows_of, sequential_stats
-from mpigc.core.tables import summary_attrs
+from mpigc.core.tables import summary_attrs, tables_for
 from mpigc.delays import DelayModel
 from mpigc.mpi.mailbox import ControlInbox, Courier, Inbox, Outbox
 from mpigc.mpi.protocol import POLL_SLEEP, TAG_RESULT, Kind, control, result, sleep_until
@@ -301,8 +301,7 @@ def run_sequential_entry(comm: MPI.Comm, config: Config, code, file, name: str |
     engine = SequentialEngine(scheme, config.run.rounds, code.mu)
     label = name or code.name or code.scheme
     detail = config.run.detail
-    tables = ["rounds", "jobs"] + (["workers"] if detail in ("workers", "full") else []) + \
-             (["events"] if detail == "full" else [])
+    tables = tables_for(detail, sgc=True)
     writer = None
     if file is not None:
         attrs = {**run_attrs(config, code, label, comm, hosts), "models": models, "T_seq": scheme.T,

@@ -14,7 +14,7 @@ from mpigc.core.inputs import build_delays, build_workload, workload_dim
 from mpigc.core.payload import packed_part_length
 from mpigc.core.progress import progress_printer
 from mpigc.core.provenance import plain, run_attrs
-from mpigc.core.tables import TABLES_BY_DETAIL, RoundTables, summary_attrs
+from mpigc.core.tables import RoundTables, summary_attrs, tables_for
 from mpigc.sim import Network, Simulator
 from mpigc.sim.sgc import simulate_sequential
 
@@ -47,7 +47,7 @@ def simulate(config: Config, out: str | None, name: str | None = None, log: Text
             if file is not None:
                 attrs = run_attrs("sim", config, entry.code, entry.label, m,
                                   plan={k: plain(v) for k, v in entry.scheme.describe().items()})
-                writer = file.new_run(label, attrs, TABLES_BY_DETAIL[config.run.detail])
+                writer = file.new_run(label, attrs, tables_for(config.run.detail))
                 label = writer.name
             collected: list[np.ndarray] = []
 
