@@ -260,6 +260,8 @@ def test_result_file_workers_table_round_trip(tmp_path):
     np.testing.assert_array_equal(named.trace_seconds(1), 2 * TRACE[1])
     with pytest.raises(InputError, match=r"r\.h5:nope: .*no run named 'nope'"):
         model(model="trace", trace=f"{path}:nope", workers=4)
+    with pytest.raises(InputError, match="no reader"):  # delays never open HDF5 themselves
+        DelayModel(DelaysConfig(model="trace", trace=f"{path}:second", slope=1.0), 1, 4)
 
 
 def test_result_file_problems(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import h5py
 import numpy as np
@@ -34,16 +35,25 @@ def rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
-def write(path, X=None, y=None, compressed: bool = False):
-    """Write X and/or y to ``path`` as .npz or .h5 (by extension)."""
+def write(path, X=None, y=None):
+    """Write X and/or y to ``path``: a .h5 file, a .npz, or else a directory of X.npy and y.npy."""
     arrays = {k: v for k, v in (("X", X), ("y", y)) if v is not None}
     if str(path).endswith(".npz"):
-        (np.savez_compressed if compressed else np.savez)(path, **arrays)
-    else:
+        np.savez(path, **arrays)
+    elif str(path).endswith(".h5"):
         with h5py.File(path, "w") as f:
             for k, v in arrays.items():
                 f[k] = v
+    else:
+        path.mkdir()
+        for k, v in arrays.items():
+            np.save(path / f"{k}.npy", v)
     return str(path)
+
+
+def build(dataset: str, chunks: int, model: str = "least-squares", **kw):
+    """Build a workload on a user dataset, reading .h5 through mpigc.results as the backends do."""
+    return make_workload(WorkloadConfig(model=model, dataset=dataset), chunks, seed=0, reader=results, **kw)
 
 
 def regression_data(n: int = 50, d: int = 4, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -149,16 +159,15 @@ def test_bad_model_and_too_few_samples():
 
 # ----------------------------------------------------------------------------- user data
 
-@pytest.mark.parametrize("ext,compressed,order", [(".npz", False, "C"), (".npz", False, "F"),
-                                                  (".npz", True, "C"), (".h5", False, "C")])
+@pytest.mark.parametrize("ext,order", [("", "C"), ("", "F"), (".h5", "C")])
 @pytest.mark.parametrize("model", MODELS)
-def test_user_dataset(tmp_path, model, ext, compressed, order):
+def test_user_dataset(tmp_path, model, ext, order):
     X, y = regression_data(n=53, d=4)
     X = np.asarray(X, order=order)
-    path = write(tmp_path / f"data{ext}", X.astype(np.float32), y, compressed=compressed)
+    path = write(tmp_path / f"data{ext}", X.astype(np.float32), y)
     cfg = WorkloadConfig(model=model, dataset=path, samples=7, features=99, hidden=3)
-    wl = make_workload(cfg, 5, seed=0)
-    assert (wl.samples, wl.features) == (53, 4) and wl.dim == gradient_dim(cfg)
+    wl = make_workload(cfg, 5, seed=0, reader=results)
+    assert (wl.samples, wl.features) == (53, 4) and wl.dim == gradient_dim(cfg, reader=results)
     bounds = np.linspace(0, 53, 6).round().astype(int)
     x3, y3 = wl.chunk_data(3)
     assert np.array_equal(x3, X.astype(np.float32)[bounds[3]:bounds[4]]) and np.array_equal(y3, y[bounds[3]:bounds[4]])
@@ -173,7 +182,7 @@ def test_user_dataset(tmp_path, model, ext, compressed, order):
 def test_h5_column_targets_and_integer_features(tmp_path):
     X = np.arange(24).reshape(8, 3)
     path = write(tmp_path / "d.h5", X, np.ones((8, 1)))
-    wl = make_workload(WorkloadConfig(model="least-squares", dataset=path), 2, seed=0)
+    wl = build(path, 2)
     assert np.array_equal(wl.chunk_data(1)[0], X[4:].astype(float)) and wl.chunk_data(1)[1].shape == (4,)
 
 
@@ -194,8 +203,8 @@ NAN_Y = GOOD_Y.copy()
 NAN_Y[2] = np.nan
 
 BAD = {  # name: (X, y, model, problem pattern)
-    "missing X": (None, GOOD_Y, "least-squares", "'X'"),
-    "missing y": (GOOD_X, None, "least-squares", "'y'"),
+    "missing X": (None, GOOD_Y, "least-squares", r"'X'|no X\.npy"),
+    "missing y": (GOOD_X, None, "least-squares", r"'y'|no y\.npy"),
     "X 1-D": (GOOD_X[:, 0], GOOD_Y, "least-squares", "2-D"),
     "X 3-D": (GOOD_X.reshape(10, 3, 1), GOOD_Y, "least-squares", "2-D"),
     "X empty columns": (np.zeros((10, 0)), GOOD_Y, "least-squares", "no columns"),
@@ -210,7 +219,7 @@ BAD = {  # name: (X, y, model, problem pattern)
 }
 
 
-@pytest.mark.parametrize("ext", [".npz", ".h5"])
+@pytest.mark.parametrize("ext", ["", ".h5"])
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_dataset(tmp_path, case, ext):
     X, y, model, pattern = BAD[case]
@@ -218,15 +227,17 @@ def test_bad_dataset(tmp_path, case, ext):
         X = X.astype("S1")
     path = write(tmp_path / f"bad{ext}", X, y)
     with pytest.raises(InputError, match=pattern) as err:
-        make_workload(WorkloadConfig(model=model, dataset=path), 4, seed=0)
+        build(path, 4, model)
     assert err.value.key == "workload.dataset" and str(err.value).startswith(f"workload.dataset: {path}: ")
     assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("name,make", [
-    ("missing.npz", None),
+    ("missing", None),
+    ("missing.h5", None),
     ("notes.txt", lambda p: p.write_text("x")),
-    ("broken.npz", lambda p: p.write_bytes(b"not a zip")),
+    ("broken", lambda p: (p.mkdir(), (p / "X.npy").write_bytes(b"not npy"), np.save(p / "y.npy", np.ones(3)))),
+    ("pickled", lambda p: (p.mkdir(), np.save(p / "X.npy", np.array([None] * 3)), np.save(p / "y.npy", np.ones(3)))),
     ("broken.h5", lambda p: p.write_bytes(b"not hdf5")),
     ("folder.h5", lambda p: p.mkdir()),
 ])
@@ -235,17 +246,42 @@ def test_bad_dataset_file(tmp_path, name, make):
     if make is not None:
         make(path)
     with pytest.raises(InputError) as err:
-        make_workload(WorkloadConfig(dataset=str(path)), 2, seed=0)
+        build(str(path), 2)
     assert err.value.key == "workload.dataset" and str(path) in str(err.value) and "\n" not in str(err.value)
 
 
 def test_unchecked_dataset_fails_at_the_bad_chunk(tmp_path):
-    path = write(tmp_path / "nan.npz", NAN_X, GOOD_Y)
-    wl = make_workload(WorkloadConfig(dataset=path), 2, seed=0, check=False)
+    path = write(tmp_path / "nan", NAN_X, GOOD_Y)
+    wl = build(path, 2, check=False)
     wl.chunk_data(0)
     with pytest.raises(InputError, match="row 6") as err:
         wl.chunk_data(1)
     assert err.value.key == "workload.dataset"
+
+
+def test_npy_X_is_memory_mapped(tmp_path):
+    path = write(tmp_path / "mm", GOOD_X, GOOD_Y)
+    wl = build(path, 2)
+    assert isinstance(wl.data._x(0, 10), np.memmap)  # rows come from the file, not a loaded copy
+    assert np.array_equal(all_data(wl)[0], GOOD_X)
+
+
+def test_npz_is_refused_with_a_command_that_converts_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "old.npz", GOOD_X, GOOD_Y)
+    with pytest.raises(InputError, match=r"^workload\.dataset: old\.npz: .*python -c") as err:
+        build("old.npz", 2)
+    assert "\n" not in str(err.value)
+    command = re.search(r'python -c "(.*?)"', str(err.value))[1]
+    exec(command, {})  # the user's one line, run as given
+    dataset = re.search(r'workload\.dataset = "(.*?)"', str(err.value))[1]
+    assert np.array_equal(all_data(build(dataset, 2))[0], GOOD_X)
+
+
+def test_h5_without_a_reader_is_refused(tmp_path):
+    path = write(tmp_path / "d.h5", GOOD_X, GOOD_Y)
+    with pytest.raises(InputError, match="no reader"):
+        make_workload(WorkloadConfig(dataset=path), 2, seed=0)
 
 
 def test_gradient_dim_needs_no_chunks():
