@@ -1,74 +1,50 @@
-"""TOML values for :mod:`mpigc.config`: a small emitter and the typed key checks.
+"""TOML values for :mod:`mpigc.config`: values written by tomli-w, and the typed key checks.
 
-The emitter writes only what a resolved config needs: strings, integers,
-floats (incl. inf and nan), booleans, arrays and inline tables, as TOML 1.0
-that :mod:`tomllib` reads back to the same values. :class:`Key` describes one
-config key; :func:`check` type- and range-checks a value read for it.
+:func:`format_value` and :func:`format_key` leave quoting, escaping and
+number spelling (inf, nan, exponents) to tomli-w, so :mod:`tomllib` reads
+them back to the same values. They only join arrays and inline tables on one
+line: a resolved config keeps each key on its own line beside
+``# key = (auto)`` comments, and tomli-w writes whole documents, with arrays
+one item per line, tables as sections and no comments. :class:`Key`
+describes one config key; :func:`check` type- and range-checks a value read
+for it.
 """
 from __future__ import annotations
 
 import difflib
 import math
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
+
+import tomli_w
 
 from mpigc.errors import InputError
 
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-
-
-def format_string(text: str) -> str:
-    """Return ``text`` as a TOML basic string (quoted, escaped)."""
-    out = []
-    for ch in text:
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04X}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
+_SCALARS = (bool, int, float, str)
 
 
 def format_key(key: str) -> str:
-    """Return ``key`` bare when allowed, quoted otherwise."""
-    return key if _BARE_KEY.match(key) else format_string(key)
-
-
-def format_float(x: float) -> str:
-    """Return a float as TOML (always with a '.' or exponent; inf and nan spelled out)."""
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    text = repr(float(x))
-    return text if any(c in text for c in ".eEn") else text + ".0"
+    """Return ``key`` bare when TOML allows it, quoted otherwise (as tomli-w writes it)."""
+    return tomli_w.dumps({key: 0}).removesuffix(" = 0\n")
 
 
 def format_value(value: Any) -> str:
-    """Return one TOML value: str, int, float, bool, list/tuple or mapping (inline table).
+    """Return one TOML value on one line: str, int, float, bool, list/tuple or mapping (inline table).
 
     Raises
     ------
     TypeError
         For a value TOML cannot hold (e.g. None).
     """
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return format_float(value)
-    if isinstance(value, str):
-        return format_string(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(format_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
         items = ", ".join(f"{format_key(str(k))} = {format_value(v)}" for k, v in value.items())
         return "{" + items + "}"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+    if not isinstance(value, _SCALARS):  # tomli-w would also write dates, which no key holds
+        raise TypeError(f"cannot write {type(value).__name__} as TOML")
+    return tomli_w.dumps({"v": value}).removeprefix("v = ").removesuffix("\n")
 
 
 def type_name(value: Any) -> str:
@@ -125,7 +101,7 @@ class Key:
 
 
 def range_problem(key: Key) -> str:
-    """The problem text for an out-of-range value of ``key``."""
+    """Return the problem text for an out-of-range value of ``key``."""
     if key.message:
         return key.message
     if key.kind in ("int", "ints") and key.lo in (0, 1) and key.hi is None:
