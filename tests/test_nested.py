@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from hypothesis import strategies as st
 
 from mpigc import results
 from mpigc.codes import combine, make_scheme
-from mpigc.config import load_config
+from mpigc.config import CodeConfig, load_config
 from mpigc.errors import InputError
 from mpigc.sim.driver import simulate
 
@@ -21,12 +20,12 @@ LADDER = (0, 1, 3, 7)
 TIMEOUT = 0.8  # shared by every entry, so frc's undecodable rounds all end at the same time
 
 
-def code(ladder, **kw) -> SimpleNamespace:
+def code(ladder, **kw) -> CodeConfig:
     base = dict(scheme="nested", name=None, chunks=None, load=2, parts=1, assignment=None, ordering="natural",
                 decode="exact", deadline=None, transport="stream", use_partial=True, rescale=False,
                 ladder=tuple(ladder))
     base.update(kw)
-    return SimpleNamespace(**base)
+    return CodeConfig(**base)
 
 
 @st.composite

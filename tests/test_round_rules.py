@@ -1,21 +1,21 @@
 """Round rules shared by both backends (``mpigc.core.policy``) and the decoder hook rank 0 frees memory by."""
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import numpy as np
 
 from mpigc.codes import make_scheme
 from mpigc.codes.base import split_parts
 from mpigc.codes.partial import answered_combination
+from mpigc.config import CodeConfig
 from mpigc.core.policy import RoundPolicy
 
 
-def _code(**kw) -> SimpleNamespace:
+def _code(**kw) -> CodeConfig:
     base = dict(scheme="partial", name=None, chunks=None, load=3, parts=2, assignment=None, ordering="natural",
                 decode="exact", deadline=None, transport="request", use_partial=True, rescale=False)
     base.update(kw)
-    return SimpleNamespace(**base)
+    return CodeConfig(**base)
 
 
 def _request_round(m: int = 6, seed: int = 3):

@@ -1,7 +1,6 @@
 """Every scheme's decoder against the true gradient, and its coefficients against their definition."""
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,14 +9,15 @@ from hypothesis import strategies as st
 
 from mpigc.codes import combine, make_scheme
 from mpigc.codes.base import coef_error, least_squares_combination
+from mpigc.config import CodeConfig
 from mpigc.errors import InputError
 
 
-def code(scheme: str, **kw) -> SimpleNamespace:
+def code(scheme: str, **kw) -> CodeConfig:
     base = dict(scheme=scheme, name=None, chunks=None, load=2, parts=1, assignment=None, ordering="natural",
                 decode="exact", deadline=None, transport="stream", use_partial=True, rescale=False)
     base.update(kw)
-    return SimpleNamespace(**base)
+    return CodeConfig(**base)
 
 
 def chunk_gradients(n: int, dim: int, seed: int) -> dict[int, np.ndarray]:

@@ -9,21 +9,26 @@ returns the matrix alone.
 """
 from __future__ import annotations
 
-import difflib
-from collections import Counter
 from pathlib import Path
+from typing import Callable
 
+import networkx
 import numpy as np
 
 from mpigc.errors import InputError
+from mpigc.registry import Registry
 from mpigc.seeding import stream
 
 KEY = "code.assignment"
-NAMES = ("cyclic", "frc", "uncoded", "graph:circulant", "graph:random-regular", "file:PATH")
 
-# Names whose natural order is ascending chunk index (block constructions and
-# files); every other built-in lists a worker's chunks around the ring from w.
-_ASCENDING = ("frc", "uncoded", "file")
+# A builder returns each worker's chunks in construction order, given m, the
+# load δ (checked: 1..m), the run seed and code.chunks (None: N = m).
+Builder = Callable[[int, int, int, "int | None"], list[np.ndarray]]
+
+#: every assignment by name (``code.assignment``). Meta: ``ascending`` (natural order is ascending chunk
+#: index, else around the ring from w), ``square`` (N = m and 1 <= δ <= m are checked before building),
+#: ``prefix`` (the name is a prefix followed by an argument, e.g. ``file:PATH``)
+ASSIGNMENTS: Registry[Builder] = Registry("assignment", KEY)
 
 
 def make_assignment(name: str, workers: int, load: int, seed: int,
@@ -34,7 +39,8 @@ def make_assignment(name: str, workers: int, load: int, seed: int,
     ----------
     name : str
         ``cyclic``, ``frc``, ``uncoded``, ``graph:circulant``,
-        ``graph:random-regular`` or ``file:PATH`` (.npy or .csv, N x m, 0/1).
+        ``graph:random-regular`` or ``file:PATH`` (.npy or .csv, N x m, 0/1):
+        a name of :data:`ASSIGNMENTS`.
     workers : int
         Number of workers m.
     load : int
@@ -61,43 +67,76 @@ def make_assignment_with_order(name: str, workers: int, load: int, seed: int,
     w's chunks in construction order (an int array of length δ_w).
     """
     m = _positive_int(workers, "code.workers")
-    if name.startswith("file:"):
-        A = load_assignment_file(name[len("file:"):], m)
-        if chunks is not None and int(chunks) != A.shape[0]:
-            raise InputError("code.chunks", f"{chunks} differs from the {A.shape[0]} rows of "
-                             f"the assignment file {name[len('file:'):]!r}")
-        return A, natural_orders(A, "file")
-    if name == "uncoded":
-        n = m if chunks is None else _positive_int(chunks, "code.chunks")
-        if n % m:
-            raise InputError("code.chunks", f"{n} must be a multiple of code.workers = {m} "
-                             "for assignment uncoded")
-        k = n // m
-        orders = [np.arange(w * k, (w + 1) * k) for w in range(m)]
-        return _matrix(n, orders), orders
-    if name not in NAMES:
-        hint = difflib.get_close_matches(name, NAMES, n=1)
-        tip = f"; did you mean {hint[0]!r}?" if hint else ""
-        raise InputError(KEY, f"unknown assignment {name!r}{tip} (known: {', '.join(NAMES)})")
-    if chunks is not None and int(chunks) != m:
-        raise InputError("code.chunks", f"{chunks} must equal code.workers = {m} for "
-                         f"assignment {name} (or be left out)")
-    d = _positive_int(load, "code.load")
-    if d > m:
-        raise InputError("code.load", f"{d} exceeds code.workers = {m} for assignment {name}")
-    if name == "cyclic":
-        orders = [(w + np.arange(d)) % m for w in range(m)]
-    elif name == "frc":
-        if m % d:
-            raise InputError("code.load", f"{d} must divide code.workers = {m} for assignment frc")
-        orders = [(w // d) * d + np.arange(d) for w in range(m)]
-    elif name == "graph:circulant":
-        # With q = floor(m/δ) the offsets t*q < δq <= m are distinct mod m.
-        q = m // d
-        orders = [(w + q * np.arange(d)) % m for w in range(m)]
+    entry = _entry_name(name)
+    build = ASSIGNMENTS.lookup(entry)
+    meta = ASSIGNMENTS.meta[entry]
+    if meta.get("prefix"):
+        A = build(m, load, seed, chunks, name[len(meta["prefix"]):])
+        return A, natural_orders(A, name)
+    if meta.get("square"):
+        if chunks is not None and int(chunks) != m:
+            raise InputError("code.chunks", f"{chunks} must equal code.workers = {m} for "
+                             f"assignment {name} (or be left out)")
+        d = _positive_int(load, "code.load")
+        if d > m:
+            raise InputError("code.load", f"{d} exceeds code.workers = {m} for assignment {name}")
+        orders = build(m, d, seed, None)
     else:
-        orders = _random_regular_orders(m, d, seed)
-    return _matrix(m, orders), orders
+        orders = build(m, load, seed, chunks)
+    # every chunk 0..N-1 of a construction is held, so N is one past the largest index
+    return _matrix(1 + max(int(o.max()) for o in orders if len(o)), orders), orders
+
+
+def _entry_name(name: str) -> str:
+    """The registered name of ``name``: ``file:PATH`` for every ``file:...`` (and bare ``file``)."""
+    for entry, meta in ASSIGNMENTS.meta.items():
+        prefix = meta.get("prefix")
+        if prefix and isinstance(name, str) and (name.startswith(prefix) or name == prefix.rstrip(":")):
+            return entry
+    return name
+
+
+@ASSIGNMENTS.register("uncoded", ascending=True)
+def _uncoded(m: int, load: int, seed: int, chunks: int | None) -> list[np.ndarray]:
+    """N/m consecutive chunks per worker, no redundancy (N = m unless code.chunks)."""
+    n = m if chunks is None else _positive_int(chunks, "code.chunks")
+    if n % m:
+        raise InputError("code.chunks", f"{n} must be a multiple of code.workers = {m} "
+                         "for assignment uncoded")
+    k = n // m
+    return [np.arange(w * k, (w + 1) * k) for w in range(m)]
+
+
+@ASSIGNMENTS.register("cyclic", square=True)
+def _cyclic(m: int, d: int, seed: int, chunks: None) -> list[np.ndarray]:
+    """Worker w holds chunks w, w+1, ..., w+δ-1 (mod m)."""
+    return [(w + np.arange(d)) % m for w in range(m)]
+
+
+@ASSIGNMENTS.register("frc", square=True, ascending=True)
+def _frc(m: int, d: int, seed: int, chunks: None) -> list[np.ndarray]:
+    """Groups of δ workers hold the same δ chunks (δ divides m)."""
+    if m % d:
+        raise InputError("code.load", f"{d} must divide code.workers = {m} for assignment frc")
+    return [(w // d) * d + np.arange(d) for w in range(m)]
+
+
+@ASSIGNMENTS.register("graph:circulant", square=True)
+def _circulant(m: int, d: int, seed: int, chunks: None) -> list[np.ndarray]:
+    """Worker w holds w + t·floor(m/δ) (mod m), t = 0..δ-1."""
+    # With q = floor(m/δ) the offsets t*q < δq <= m are distinct mod m.
+    q = m // d
+    return [(w + q * np.arange(d)) % m for w in range(m)]
+
+
+@ASSIGNMENTS.register("file:PATH", prefix="file:", ascending=True)
+def _file(m: int, load: int, seed: int, chunks: int | None, path: str) -> np.ndarray:
+    """A 0/1 N x m matrix from a .npy or .csv file (returns the matrix, not orders)."""
+    A = load_assignment_file(path, m)
+    if chunks is not None and int(chunks) != A.shape[0]:
+        raise InputError("code.chunks", f"{chunks} differs from the {A.shape[0]} rows of "
+                         f"the assignment file {path!r}")
+    return A
 
 
 def natural_orders(A: np.ndarray, name: str | None = None) -> list[np.ndarray]:
@@ -121,7 +160,7 @@ def natural_orders(A: np.ndarray, name: str | None = None) -> list[np.ndarray]:
     """
     A = np.asarray(A, dtype=bool)
     n, m = A.shape
-    ascending = name is not None and name.split(":")[0] in _ASCENDING
+    ascending = name is not None and ASSIGNMENTS.meta.get(_entry_name(name), {}).get("ascending", False)
     orders = []
     for w in range(m):
         held = np.flatnonzero(A[:, w])
@@ -173,84 +212,26 @@ def load_assignment_file(path: str, workers: int) -> np.ndarray:
 def random_regular_graph(m: int, degree: int, rng: np.random.Generator) -> list[tuple[int, int]]:
     """Return the edges (u < v) of a random ``degree``-regular simple graph on m nodes.
 
-    Pairing model, repaired by edge switchings, then mixed by random
-    double-edge swaps (whose chain is uniform on simple regular graphs), so
-    the law is close to uniform. Dense cases build the complement.
+    networkx's :func:`~networkx.random_regular_graph` (Steger and Wormald's
+    algorithm, close to uniform for sparse graphs) seeded from ``rng``. Dense
+    cases build the complement of a sparse one, which is uniform among the
+    dense graphs when the sparse one is and avoids the slow dense regime.
     """
     if degree < 0 or degree >= max(m, 1) or (m * degree) % 2:
         raise ValueError(f"no {degree}-regular simple graph on {m} nodes")
     if 2 * degree > m - 1:
-        # Sparse graphs repair and mix fast; the complement of a uniform
-        # sparse regular graph is uniform among the dense ones.
         sparse = set(random_regular_graph(m, m - 1 - degree, rng))
         return [(u, v) for u in range(m) for v in range(u + 1, m) if (u, v) not in sparse]
     if degree == 0:
         return []
-    for _ in range(100):
-        stubs = rng.permutation(np.repeat(np.arange(m), degree)).reshape(-1, 2)
-        edges = [(int(u), int(v)) for u, v in stubs]
-        count = Counter(_key(e) for e in edges)
-        # Tiny graphs can pair into a dead end (e.g. only loops): draw again.
-        if _repair(edges, count, rng):
-            _mix(edges, count, rng, sweeps=10)
-            return sorted(_key(e) for e in edges)
-    raise RuntimeError(f"could not build a {degree}-regular graph on {m} nodes")
+    # networkx seeds Python's Mersenne Twister from an int: one draw from the project's stream
+    graph = networkx.random_regular_graph(degree, m, seed=int(rng.integers(2**32)))
+    return sorted((min(u, v), max(u, v)) for u, v in graph.edges())
 
 
-def _key(e: tuple[int, int]) -> tuple[int, int]:
-    return (e[0], e[1]) if e[0] < e[1] else (e[1], e[0])
-
-
-def _switch(edges: list[tuple[int, int]], count: Counter, e1: int, e2: int, flip: bool) -> bool:
-    """Replace edges {a,b},{c,d} by {a,c},{b,d} if no loop or double edge appears."""
-    a, b = edges[e1]
-    c, d = edges[e2]
-    if flip:
-        c, d = d, c
-    n1, n2 = _key((a, c)), _key((b, d))
-    if e1 == e2 or a == c or b == d or n1 == n2 or count[n1] or count[n2]:
-        return False
-    for old in (edges[e1], edges[e2]):
-        k = _key(old)
-        count[k] -= 1
-        if not count[k]:
-            del count[k]
-    count[n1] += 1
-    count[n2] += 1
-    edges[e1], edges[e2] = n1, n2
-    return True
-
-
-def _repair(edges: list[tuple[int, int]], count: Counter, rng: np.random.Generator) -> bool:
-    """Switch every loop and repeated edge away against random partner edges; False if stuck."""
-    def bad(e: tuple[int, int]) -> bool:
-        return e[0] == e[1] or count[_key(e)] > 1
-
-    queue = [k for k, e in enumerate(edges) if bad(e)]
-    budget = 50 * (len(queue) + 1) + 20 * len(edges)
-    while queue:
-        e1 = queue.pop()
-        while bad(edges[e1]):
-            budget -= 1
-            if budget < 0:
-                return False
-            e2 = int(rng.integers(len(edges)))
-            _switch(edges, count, e1, e2, bool(rng.integers(2)))
-    return True
-
-
-def _mix(edges: list[tuple[int, int]], count: Counter, rng: np.random.Generator,
-         sweeps: int) -> None:
-    """Apply ``sweeps * len(edges)`` proposed double-edge swaps (drawn in bulk)."""
-    n = sweeps * len(edges)
-    e1s = rng.integers(len(edges), size=n).tolist()
-    e2s = rng.integers(len(edges), size=n).tolist()
-    flips = rng.integers(2, size=n).tolist()
-    for e1, e2, flip in zip(e1s, e2s, flips):
-        _switch(edges, count, e1, e2, bool(flip))
-
-
-def _random_regular_orders(m: int, d: int, seed: int) -> list[np.ndarray]:
+@ASSIGNMENTS.register("graph:random-regular", square=True)
+def _random_regular_orders(m: int, d: int, seed: int, chunks: None) -> list[np.ndarray]:
+    """Worker w holds w and its neighbours in a random (δ-1)-regular graph (``stream(seed, "assignment")``)."""
     degree = d - 1
     if (m * degree) % 2:
         raise InputError("code.load", f"graph:random-regular needs code.workers * (code.load - 1) "

@@ -42,7 +42,7 @@ def check_ladder(code, workers: int) -> tuple[int, ...]:
     InputError
         One line naming ``code.ladder`` (or ``code.parts`` / ``code.chunks``).
     """
-    ladder = [int(s) for s in getattr(code, "ladder", ())]
+    ladder = [int(s) for s in code.ladder]
     if not ladder:
         raise InputError("code.ladder", "nested needs at least one tolerance, e.g. ladder = [0, 1, 3]")
     if any(s < 0 for s in ladder):
@@ -57,9 +57,9 @@ def check_ladder(code, workers: int) -> tuple[int, ...]:
     if workers % sizes[-1]:
         raise InputError("code.ladder", f"the largest group size {sizes[-1]} (s = {sizes[-1] - 1}) must divide "
                                         f"code.workers = {workers}, got {ladder}")
-    if int(getattr(code, "parts", 1)) != 1:
+    if int(code.parts) != 1:
         raise InputError("code.parts", "nested sends whole stage sums: it needs parts = 1")
-    chunks = getattr(code, "chunks", None)
+    chunks = code.chunks
     if chunks is not None and int(chunks) != workers:
         raise InputError("code.chunks", f"nested uses N = m = {workers} chunks, got {chunks}")
     return sizes

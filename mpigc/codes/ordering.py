@@ -6,16 +6,21 @@ idx_w(i) that every formula here works on.
 """
 from __future__ import annotations
 
-import difflib
+from typing import Callable
 
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from mpigc.errors import InputError
+from mpigc.registry import Registry
 from mpigc.seeding import stream
 
-ORDERINGS = ("natural", "random", "optimal", "greedy")
+# (A, seed, natural orders, parts) -> each worker's processing order
+Ordering = Callable[[np.ndarray, int, "list[np.ndarray]", int], "list[np.ndarray]"]
+
+#: every ordering by name (``code.ordering``)
+ORDERINGS: Registry[Ordering] = Registry("ordering", "code.ordering")
 
 # Brute force enumerates every progress state; refuse sizes that would take minutes.
 _BRUTE_LIMIT = 2_000_000
@@ -48,18 +53,31 @@ def make_orders(A: np.ndarray, ordering: str, seed: int, natural: list[np.ndarra
     natural = [np.asarray(o, dtype=np.intp) for o in natural]
     positions(A, natural)  # validates that natural matches A
     _check_parts(A, parts)
-    if ordering == "natural":
-        return [o.copy() for o in natural]
-    if ordering == "random":
-        return [o[stream(seed, "ordering", w).permutation(len(o))] for w, o in enumerate(natural)]
-    if ordering == "optimal":
-        return optimal_orders(A)
-    if ordering == "greedy":
-        return greedy_orders(A, seed, natural, parts)
-    hint = difflib.get_close_matches(ordering, ORDERINGS, n=1)
-    tip = f"; did you mean {hint[0]!r}?" if hint else ""
-    raise InputError("code.ordering", f"unknown ordering {ordering!r}{tip} "
-                     f"(known: {', '.join(ORDERINGS)})")
+    return ORDERINGS.lookup(ordering)(A, seed, natural, parts)
+
+
+@ORDERINGS.register("natural")
+def _natural(A: np.ndarray, seed: int, natural: list[np.ndarray], parts: int) -> list[np.ndarray]:
+    """The assignment's construction order."""
+    return [o.copy() for o in natural]
+
+
+@ORDERINGS.register("random")
+def _random(A: np.ndarray, seed: int, natural: list[np.ndarray], parts: int) -> list[np.ndarray]:
+    """A uniform permutation per worker, from ``stream(seed, "ordering", w)``."""
+    return [o[stream(seed, "ordering", w).permutation(len(o))] for w, o in enumerate(natural)]
+
+
+@ORDERINGS.register("optimal")
+def _optimal(A: np.ndarray, seed: int, natural: list[np.ndarray], parts: int) -> list[np.ndarray]:
+    """Latin orders (N = m, equal replication): :func:`optimal_orders`."""
+    return optimal_orders(A)
+
+
+@ORDERINGS.register("greedy")
+def _greedy(A: np.ndarray, seed: int, natural: list[np.ndarray], parts: int) -> list[np.ndarray]:
+    """Local search on Qmax: :func:`greedy_orders`."""
+    return greedy_orders(A, seed, natural, parts)
 
 
 def positions(A: np.ndarray, orders: list[np.ndarray]) -> np.ndarray:

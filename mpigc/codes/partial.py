@@ -49,8 +49,8 @@ class PartialStragglers(Scheme):
                 "code.parts",
                 f"l = {plan.parts} exceeds the replication {replication[low]} of chunk {low}",
             )
-        self.use_partial = bool(getattr(code, "use_partial", True))
-        self.carries_vectors = getattr(code, "transport", "stream") != "request"
+        self.use_partial = bool(code.use_partial)
+        self.carries_vectors = code.transport != "request"
         self.position = np.full((plan.workers, plan.chunks), -1)
         for w, order in enumerate(plan.orders):
             self.position[w, order] = np.arange(len(order))

@@ -95,7 +95,7 @@ class PolynomialCode(OneShot):
             raise InputError("code.parts", f"l = {l} exceeds the load {load}: poly needs s = load − l ≥ 0")
         if n != m or not np.all(plan.loads == load):
             raise InputError("code.assignment", "poly needs the cyclic assignment (N = m, equal loads)")
-        self.points_name = str(getattr(code, "points", "chebyshev"))
+        self.points_name = str(code.points)
         self.points = evaluation_points(self.points_name, m)
         self.tolerance = load - l
         self.needed = m - self.tolerance  # messages for an exact decode = number of coefficients of P

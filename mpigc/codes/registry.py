@@ -1,45 +1,28 @@
 """Scheme registry: each scheme module registers its class under its name."""
 from __future__ import annotations
 
-import difflib
-import importlib
-import pkgutil
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from mpigc.errors import InputError
+from mpigc.registry import Registry
 
 if TYPE_CHECKING:
     from mpigc.codes.base import Scheme
 
-SCHEMES: dict[str, type] = {}
+#: every scheme by name (``code.scheme``); the modules of :mod:`mpigc.codes` register on first use
+SCHEMES: Registry[type] = Registry("scheme", "code.scheme", package="mpigc.codes")
 
 T = TypeVar("T", bound=type)
 
 
 def register(name: str) -> Callable[[T], T]:
     """Class decorator: make a :class:`~mpigc.codes.base.Scheme` available as ``code.scheme = name``."""
-
-    def decorate(cls: T) -> T:
-        SCHEMES[name] = cls
-        return cls
-
-    return decorate
+    return SCHEMES.register(name)
 
 
-def _load_all() -> None:
-    for module in pkgutil.iter_modules(importlib.import_module("mpigc.codes").__path__):
-        importlib.import_module(f"mpigc.codes.{module.name}")
-
-
-def scheme_class(name: str) -> type[Scheme]:
-    """The class registered as ``name``; an :class:`InputError` naming ``code.scheme`` otherwise."""
-    _load_all()
-    try:
-        return SCHEMES[name]
-    except KeyError:
-        hint = difflib.get_close_matches(name, SCHEMES, n=1)
-        tip = f"; did you mean {hint[0]!r}?" if hint else ""
-        raise InputError("code.scheme", f"unknown scheme {name!r}{tip} (known: {', '.join(sorted(SCHEMES))})") from None
+def scheme_class(name: str, key: str = "code.scheme") -> type[Scheme]:
+    """The class registered as ``name``; an :class:`InputError` naming ``key`` otherwise."""
+    return SCHEMES.lookup(name, key)
 
 
 def make_scheme(code, workers: int, seed: int) -> Scheme:
