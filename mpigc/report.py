@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -79,6 +79,26 @@ def loop_time(attrs: dict, rounds: int) -> float:
     return wall / rounds if rounds > 0 and math.isfinite(wall) else math.nan
 
 
+def format_table(rows: Sequence[Sequence[str]], left: Collection[int] = ()) -> str:
+    """Align text cells in columns two spaces apart: the one table layout of every command.
+
+    Parameters
+    ----------
+    rows : sequence of sequences of str
+        The header first, then the body; every row has the same number of cells.
+    left : collection of int
+        Indices of the text columns, left-aligned; the others (numbers) are right-aligned.
+
+    Returns
+    -------
+    str
+        One line per row, trailing spaces stripped, without a trailing newline.
+    """
+    widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))] if rows else []
+    return "\n".join("  ".join(c.ljust(w) if j in left else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths)))
+                     .rstrip() for r in rows)
+
+
 def _cells(name: str, scheme: str, s: dict, speedup: float) -> list[str]:
     """Format one table row's cells."""
     return [
@@ -110,13 +130,7 @@ def summary_table(rows: list[tuple[str, str, dict]]) -> str:
         scientific notation.
     """
     body = [_cells(n, sch, s, sp) for (n, sch, s), sp in zip(rows, _speedups(rows))]
-    table = [list(COLUMNS), *body]
-    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
-    lines = []
-    for r in table:
-        cells = [c.ljust(w) if col in _LEFT else c.rjust(w)
-                 for c, w, col in zip(r, widths, COLUMNS)]
-        lines.append("  ".join(cells).rstrip())
+    lines = [format_table([list(COLUMNS), *body], left={j for j, col in enumerate(COLUMNS) if col in _LEFT})]
     lines += [f"# {name}: interrupted by {s['interrupted']} after {int(s['rounds'])} round(s)"
               for name, _, s in rows if s.get("interrupted")]
     return "\n".join(lines)

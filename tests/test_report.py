@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from mpigc.report import COLUMNS, csv_rows, loop_time, provenance_header, summarize, summary_table
+from mpigc.report import COLUMNS, csv_rows, format_table, loop_time, provenance_header, summarize, summary_table
 from mpigc.results import ROUNDS_DTYPE  # the real layout, not a copy that could drift
 
 
@@ -21,11 +21,6 @@ def make_rounds(latency, status=None, coef=None, grad=None) -> np.ndarray:
     rows["coef_error"] = coef if coef is not None else 0.0
     rows["grad_error"] = grad if grad is not None else np.nan
     return rows
-
-
-def test_dtype_copy_matches_results() -> None:
-    from mpigc.results import ROUNDS_DTYPE as real
-    assert real == ROUNDS_DTYPE
 
 
 def test_summarize_matches_numpy() -> None:
@@ -84,6 +79,14 @@ def test_summary_table_zero_mean_and_empty() -> None:
     one = summarize(make_rounds([1.0]))
     assert summary_table([("a", "x", one), ("b", "y", zero)]).splitlines()[2].split()[-1] == "nan"
     assert summary_table([]).split() == list(COLUMNS)
+
+
+def test_format_table_aligns_text_left_and_numbers_right() -> None:
+    text = format_table([["name", "n", "note"], ["a", "1000", "x"], ["long-name", "7", ""]], left={0, 2})
+    assert text.splitlines() == ["name          n  note",
+                                 "a          1000  x",
+                                 "long-name     7"]
+    assert format_table([]) == "" and format_table([["only"]]) == "only"
 
 
 def test_csv_rows() -> None:
