@@ -173,7 +173,8 @@ def group_by(runs: Iterable[Run], *keys: str | Callable[[Run], Any]) -> dict[tup
     """Group runs by config keys (``"code.parts"``), attrs (``"scheme"``) or callables, in first-seen order."""
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
-        k = tuple(key(run) if callable(key) else (run.key(key) if "." in key else run.attrs.get(key, getattr(run, key, None)))
+        k = tuple(key(run) if callable(key)
+                  else (run.key(key) if "." in key else run.attrs.get(key, getattr(run, key, None)))
                   for key in keys)
         groups.setdefault(k, []).append(run)
     return groups

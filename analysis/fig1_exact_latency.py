@@ -9,10 +9,14 @@ at the canonical point (cyclic, l = 1): partial ≥ 1.7× faster than its ablati
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
-import common as c
+if not __package__:  # run by path (python analysis/NAME.py): the repo root makes the package importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from analysis import common as c  # noqa: E402
 
 STEM = "f1_exact_latency"
 ROLES = ("partial", "ablation", "crc", "poly")

@@ -9,12 +9,16 @@ T = 4·chunk_time): partial's mean error ≥ 100× below crc's.
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
 import numpy as np
 
-import common as c
+if not __package__:  # run by path (python analysis/NAME.py): the repo root makes the package importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from analysis import common as c  # noqa: E402
 
 STEM = "f2_approx_error"
 FLOOR = 1e-8

@@ -11,10 +11,14 @@ optimal is faster than random at every l < δ (and ties at l = δ).
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
-import common as c
+if not __package__:  # run by path (python analysis/NAME.py): the repo root makes the package importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from analysis import common as c  # noqa: E402
 
 STEM = "f3_ordering"
 FLOOR = 1e-8
@@ -28,7 +32,8 @@ def qmax_of(run: c.Run) -> int:
     from mpigc.codes.ordering import qmax
     from mpigc.config import CodeConfig
 
-    fields = {k: run.key(f"code.{k}") for k in ("scheme", "workers", "chunks", "load", "parts", "assignment", "ordering")}
+    names = ("scheme", "workers", "chunks", "load", "parts", "assignment", "ordering")
+    fields = {k: run.key(f"code.{k}") for k in names}
     code = CodeConfig(**{k: v for k, v in fields.items() if v is not None})
     plan = make_scheme(code, int(run.attrs.get("workers", code.workers)), int(run.attrs.get("seed", 0))).plan
     return int(qmax(plan.assignment, list(plan.orders), plan.parts))
@@ -107,8 +112,8 @@ def main(files: Sequence[str], out_dir: str) -> dict:
         for o in ORDERINGS:
             series = qmax[a][o]
             ls = sorted(series)
-            axq.plot([l + 0.05 * (i - 0.5) for l in ls], [series[l] for l in ls], color=f"C{i + 4}", label=f"{'G1' if 'circ' in a else 'G2'} {o}",
-                     **STYLE[o])
+            axq.plot([l + 0.05 * (i - 0.5) for l in ls], [series[l] for l in ls], color=f"C{i + 4}",
+                     label=f"{'G1' if 'circ' in a else 'G2'} {o}", **STYLE[o])
             for l in ls:
                 numbers[f"{a} l={l} Qmax {o}"] = series[l]
     axq.set_title("Qmax: completions that always suffice")

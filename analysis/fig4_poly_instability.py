@@ -11,12 +11,16 @@ mean ± std over the trials (runs written by ``analysis/lagrange_sweep.py``).
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
 import numpy as np
 
-import common as c
+if not __package__:  # run by path (python analysis/NAME.py): the repo root makes the package importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from analysis import common as c  # noqa: E402
 
 STEM = "f4_poly_instability"
 FLOOR = 1e-20

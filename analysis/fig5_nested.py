@@ -9,12 +9,16 @@ exactly. Checks that nested is never slower on average than any fixed-s code.
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
 import numpy as np
 
-import common as c
+if not __package__:  # run by path (python analysis/NAME.py): the repo root makes the package importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from analysis import common as c  # noqa: E402
 
 STEM = "f5_nested"
 

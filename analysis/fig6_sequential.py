@@ -11,6 +11,7 @@ made with ``run.verify = true``. Checks gc-seq is never above uncoded.
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -18,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-import common as c
+if not __package__:  # run by path (python analysis/NAME.py): the repo root makes the package importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from analysis import common as c  # noqa: E402
 
 STEM = "f6_sequential"
 SCHEMES = ("m-sgc", "sr-sgc", "gc-seq", "uncoded")

@@ -10,12 +10,16 @@ in the legend. Checks that the median |relative error| is ≤ 10 %.
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
 import numpy as np
 
-import common as c
+if not __package__:  # run by path (python analysis/NAME.py): the repo root makes the package importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from analysis import common as c  # noqa: E402
 
 STEM = "f7_fidelity"
 TARGET = 0.10
@@ -68,8 +72,9 @@ def main(files: Sequence[str], out_dir: str) -> dict:
     ax2.legend(loc="upper right")
     m = matched[0][0].attrs.get("workers", "?")
     hosts = matched[0][0].attrs.get("hosts", "")
+    hosts = ", ".join(hosts) if isinstance(hosts, list) else str(hosts)
     fig.suptitle(f"F7 · MPI backend vs simulator (m = {m} workers, mpiexec -n {int(m) + 1 if str(m).isdigit() else '?'}"
-                 f"{', hosts ' + (', '.join(hosts) if isinstance(hosts, list) else str(hosts)) if hosts else ''})", fontsize=9.5)
+                 f"{', hosts ' + hosts if hosts else ''})", fontsize=9.5)
     fig.tight_layout()
     c.add_caption(fig, c.caption([r for p in matched for r in p], "rounds both backends decode exactly"))
     paths = c.save(fig, out_dir, STEM)

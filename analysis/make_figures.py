@@ -1,6 +1,7 @@
 """Regenerate every figure (F1–F7) from scratch: run the missing sweeps, then draw.
 
     python analysis/make_figures.py --out figures/ [--results DIR] [--quick] [--only F1 F3 ...]
+    python -m analysis.make_figures ...      # the same, from the repository root
 
 F1–F6 come from simulator sweeps (``analysis/sweeps.py``, configs under
 ``jobs/configs/``), F4(a) from ``analysis/lagrange_sweep.py``, F7 from a small
@@ -28,12 +29,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+if not __package__:  # run by path (python analysis/make_figures.py): the repo root makes the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import common  # noqa: E402
-import lagrange_sweep  # noqa: E402
-import sweeps  # noqa: E402
+from analysis import common, lagrange_sweep, sweeps  # noqa: E402
 
 F7_CONFIG = sweeps.CONFIGS / "f7-fidelity.toml"
 
@@ -173,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         try:
             files = ensure_inputs(fig, results, args.quick, args.mpiexec, args.rounds)
-            module = importlib.import_module(fig.module)
+            module = importlib.import_module(f"analysis.{fig.module}")
             result = module.main(files, str(out))
         except (common.FigureDataError, sweeps.SweepError) as error:
             problems.append(f"{fig.key}: {error}")

@@ -234,7 +234,7 @@ def f6_settings(quick: bool) -> dict:
 def run_f6(out: Path, quick: bool, log: TextIO = sys.stdout) -> Path:
     """F6: P3's grid search + J = 496 jobs on every load-0 Lambda trace (256 workers), then f6-sequential.toml."""
     from mpigc.config import load_config
-    from mpigc.delays import load_trace
+    from mpigc.core.inputs import load_trace
     from mpigc.sim.driver import simulate
     from mpigc.sim.tune import run_choices, tune
 

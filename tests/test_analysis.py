@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analysis import common, sweeps  # pytest.ini puts the repository root on sys.path
 from mpigc import report, results
 from mpigc.config import load_config
 from mpigc.sim.driver import simulate
@@ -16,10 +17,6 @@ from mpigc.sim.driver import simulate
 ROOT = Path(__file__).resolve().parent.parent
 ANALYSIS = ROOT / "analysis"
 CONFIGS = ROOT / "jobs" / "configs"
-sys.path.insert(0, str(ANALYSIS))
-
-import common  # noqa: E402
-import sweeps  # noqa: E402
 
 
 def sim(path: Path, config: str, *overrides: str) -> Path:
@@ -86,9 +83,7 @@ def small_results(tmp_path_factory):
 
 def test_figures_write_png_and_pdf(small_results, tmp_path):
     pytest.importorskip("matplotlib")
-    import fig1_exact_latency
-    import fig2_approx_error
-    import fig3_ordering
+    from analysis import fig1_exact_latency, fig2_approx_error, fig3_ordering
 
     d = small_results
     out = tmp_path / "figs"
@@ -129,6 +124,14 @@ def test_file_lacking_what_a_figure_needs_fails_clearly(small_results, tmp_path)
     proc = script("fig1_exact_latency.py", str(bogus), "--out", str(tmp_path))
     assert proc.returncode == 2 and str(bogus) in proc.stderr
     assert not (tmp_path / "f2_approx_error.png").exists()
+
+
+def test_make_figures_runs_as_a_module_and_by_path(tmp_path):
+    commands = [subprocess.run([sys.executable, *how, "--out", str(tmp_path), "--only", "F1", "--print-commands"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=120)
+                for how in (["-m", "analysis.make_figures"], [str(ANALYSIS / "make_figures.py")])]
+    assert [p.returncode for p in commands] == [0, 0], [p.stderr for p in commands]
+    assert commands[0].stdout == commands[1].stdout and "python -m mpigc simulate" in commands[0].stdout
 
 
 def test_make_figures_fails_loudly_on_a_bad_result_file(tmp_path):

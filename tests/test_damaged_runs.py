@@ -10,14 +10,11 @@ import h5py
 import numpy as np
 import pytest
 
+from analysis import common  # pytest.ini puts the repository root on sys.path
 from mpigc import results
 from mpigc.config import load_config
 from mpigc.errors import InputError
 from mpigc.sim.driver import simulate
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "analysis"))
-
-import common  # noqa: E402
 
 HEALTHY = ["crc", "c2"]
 DAMAGED = {                       # run -> words its reason must contain
