@@ -17,8 +17,15 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from mpigc._toml import Key as _Key, check as _check, format_key, format_value, show
+from mpigc.codes.assignments import ASSIGNMENTS
+from mpigc.codes.ordering import ORDERINGS
+from mpigc.codes.registry import SCHEMES
+from mpigc.delays.models import MODELS as DELAY_MODELS
 from mpigc.errors import InputError
 from mpigc.limits import check_memory
+from mpigc.registry import Registry
+from mpigc.report import format_table
+from mpigc.workloads.base import WORKLOADS
 
 BACKENDS = ("sim", "mpi")
 
@@ -98,7 +105,7 @@ class DelaysConfig:
     lam: int = 1
     violate: float = 0.0
     trace: str | None = None
-    slope: float | None = None
+    slope: float | str | None = None
     wrap: bool = True
 
 
@@ -143,10 +150,8 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("chunks", "int", "data chunks N; auto = the scheme's natural N (m)", lo=1),
         _Key("load", "int", "chunks per worker (delta)", lo=1),
         _Key("parts", "int", "gradient split into l parts", lo=1),
-        _Key("assignment", "str", "cyclic | frc | graph:circulant | graph:random-regular | file:PATH; "
-                                  "auto = the scheme's own"),
-        _Key("ordering", "str", "order of chunks inside a worker",
-             choices=("natural", "random", "optimal", "greedy")),
+        _Key("assignment", "str", "chunks held by each worker; auto = the scheme's own"),
+        _Key("ordering", "str", "order of chunks inside a worker"),
         _Key("decode", "str", "exact, or approximate at the deadline", choices=("exact", "approx")),
         _Key("deadline", "float", "seconds (at most 1e6); approximate decoding deadline T_dl", lo=0,
              lo_open=True),
@@ -162,7 +167,7 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("mu", "float", "sequential: round ends at (1+mu)*t_min", lo=0),
     )),
     "workload": (WorkloadConfig, (
-        _Key("model", "str", "model trained", choices=("least-squares", "logistic", "mlp")),
+        _Key("model", "str", "model trained"),
         _Key("samples", "int", "samples in the dataset", lo=1),
         _Key("features", "int", "features per sample", lo=1),
         _Key("hidden", "int", "mlp: hidden units", lo=1),
@@ -172,8 +177,7 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("noise", "float", "synthetic: label noise", lo=0),
     )),
     "delays": (DelaysConfig, (
-        _Key("model", "str", "straggler model", choices=("none", "constant", "shifted-exponential", "pareto",
-                                                       "bimodal", "gilbert-elliott", "bursty", "trace")),
+        _Key("model", "str", "straggler model"),
         _Key("chunk_time", "float", "seconds of modelled work per chunk", lo=0, lo_open=True),
         _Key("failures", "float", "probability a worker is silent for a round", **_PROB),
         _Key("fail_count", "int", "exactly this many random workers silent each round", lo=0),
@@ -195,8 +199,8 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("violate", "float", "bursty: probability a round breaks the model", **_PROB),
         _Key("trace", "str", "trace: CSV of per-round, per-worker seconds, or an HDF5 result file",
              unset="unset"),
-        _Key("slope", "float", "trace: seconds per unit of normalised load (P3's affine model)",
-             unset="unset"),
+        _Key("slope", "float", 'trace: seconds per unit of normalised load (P3\'s affine model), or "fit" '
+             "(fitted to the trace's set)", unset="unset"),
         _Key("wrap", "bool", "trace: wrap rounds and workers around"),
     )),
     "network": (NetworkConfig, (
@@ -205,6 +209,11 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
     )),
 }
 _SPECS = {t: {k.name: k for k in keys} for t, (_, keys) in _KEYS.items()}
+#: keys whose values are names in a registry: checked by it (with its suggestions), listed from it
+_NAMED: dict[str, Registry] = {"code.scheme": SCHEMES, "code.ordering": ORDERINGS, "code.assignment": ASSIGNMENTS,
+                               "delays.model": DELAY_MODELS, "workload.model": WORKLOADS}
+#: string values a numeric key also accepts
+_WORDS: dict[str, tuple[str, ...]] = {"delays.slope": ("fit",)}
 
 #: seeds must fit numpy's SeedSequence and a 64-bit HDF5 attribute (run attrs store the seed)
 SEED_LIMIT = 2**64
@@ -252,7 +261,14 @@ def _values(table: str, raw: Mapping[str, Any], prefix: str, skip: Sequence[str]
         if name not in _SPECS[table]:
             raise _unknown_key(table, name, prefix)
         key = _SPECS[table][name]
-        out[key.field] = _check(key, f"{prefix}.{name}", value)
+        label = f"{prefix}.{name}"
+        if isinstance(value, str) and value in _WORDS.get(f"{table}.{name}", ()):
+            out[key.field] = value
+            continue
+        out[key.field] = _check(key, label, value)
+        registry = _NAMED.get(f"{table}.{name}")
+        if registry is not None and registry is not ASSIGNMENTS:   # assignments take arguments: checked when planned
+            registry.lookup(value, label)
     return out
 
 
@@ -286,6 +302,7 @@ def _resolve_codes(raw: Mapping[str, Any], base: dict[str, Any]) -> tuple[CodeCo
     codes = []
     for label, over in entries:
         code = CodeConfig(**{**base, **over})
+        SCHEMES.lookup(code.scheme, "code.scheme" if label == "code" else label)
         if code.deadline is not None and code.deadline > MAX_SECONDS:
             key = f"{label}.deadline" if "deadline" in over else "code.deadline"
             raise InputError(key, f"must be at most {MAX_SECONDS:g} s, got {code.deadline:g}")
@@ -322,6 +339,9 @@ def _check_delays(d: DelaysConfig, workers: int) -> None:
         raise InputError("delays.slow", f"worker {bad[0]} does not exist (workers are 0..{workers - 1})")
     if d.model == "trace" and d.trace is None:
         raise InputError("delays.trace", 'required when delays.model = "trace"')
+    if d.slope == "fit" and d.model != "trace":
+        raise InputError("delays.slope", f'"fit" fits the slope to a trace: it needs delays.model = "trace", '
+                                         f"got {d.model!r}")
 
 
 def _parse_override(item: str) -> tuple[str, str, Any]:
@@ -474,12 +494,14 @@ def describe_keys() -> str:
         for k in keys:
             default = _default(table, k)
             shown = f"({k.unset})" if default is None else format_value(default)
-            rows.append((f"{table}.{k.name}", shown, k.rule(), k.doc))
-    widths = [max(len(r[i]) for r in rows) for i in range(2)] + [30]
+            name = f"{table}.{k.name}"
+            if name in _NAMED:
+                k = dataclasses.replace(k, choices=_NAMED[name].names())
+            allowed = " | ".join([k.rule(), *(f'"{w}"' for w in _WORDS.get(name, ()))])
+            rows.append((name, shown, allowed, k.doc))
     lines = []
-    for row in rows:
+    for row in rows:  # "allowed" wrapped to a 30-character column, continued on lines of its own
         allowed = textwrap.wrap(row[2], 30, break_on_hyphens=False) or [""]
-        for i, part in enumerate(allowed):
-            cells = (row[0], row[1], part, row[3]) if i == 0 else ("", "", part, "")
-            lines.append("  ".join(c.ljust(w) for c, w in zip(cells[:3], widths)) + "  " + cells[3])
-    return "\n".join(line.rstrip() for line in lines)
+        lines += [(*(row[:2] if i == 0 else ("", "")), part.ljust(30), row[3] if i == 0 else "")
+                  for i, part in enumerate(allowed)]
+    return format_table(lines, left=range(4))

@@ -111,9 +111,9 @@ def _dimension(workload: Any) -> int | None:
     """Gradient length d of a synthetic workload (None for a user dataset: not opened here)."""
     if workload.dataset != "synthetic":
         return None
-    if workload.model == "mlp":
-        return workload.features * workload.hidden + 2 * workload.hidden + 1
-    return int(workload.features)
+    from mpigc.workloads.base import WORKLOADS  # the model's own dimension (registered workloads)
+
+    return int(WORKLOADS.lookup(workload.model).dimension(workload.features, workload.hidden))
 
 
 def estimate(config: Any) -> dict[str, list[tuple[str, str, int]]]:

@@ -121,7 +121,7 @@ BAD = [
     ("[delays]\nalpha = 1.0\n", (), "delays.alpha: Pareto shape must be > 1 (infinite mean otherwise)", "1.0"),
     ("[delays]\nfactor = 0.5\n", (), "delays.factor: must be >= 1", "0.5"),
     ('[delays]\nper = "chunks"\n', (), "delays.per: must be one of", 'did you mean "chunk"'),
-    ('[code]\nordering = "optimall"\n', (), "code.ordering: must be one of", 'did you mean "optimal"'),
+    ('[code]\nordering = "optimall"\n', (), "code.ordering: unknown ordering 'optimall'", "did you mean 'optimal'"),
     ('[code]\nladder = [0, "1"]\n', (), "code.ladder: must be a list of integers", ""),
     ("[code]\nladder = [3, 1]\n", (), "code.ladder: must be strictly increasing", "[3, 1]"),
     ("[delays]\nslow = [-1]\n", (), "delays.slow: must list non-negative integers", "[-1]"),

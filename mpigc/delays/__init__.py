@@ -8,35 +8,25 @@ holds for every model, including ``gilbert-elliott`` (state carried across
 rounds, see :mod:`mpigc.delays.models`) and ``trace`` (no randomness).
 Failures come from a separate stream per round (``"failures"``).
 
-Trace replay (:mod:`mpigc.delays.trace` for sources, validation and wrapping)
---------------------------------------------------------------------------
-- Without ``delays.slope``: every chunk of worker w in round r takes
-  ``chunk_time × value[r, w] / median(row r)`` seconds, the same at every
-  position.
-- With ``delays.slope`` (P3's affine model, PROTOCOLS §4.2): a worker's whole
-  round at normalised load L takes ``value[r, w] + L·slope`` seconds
-  (``chunk_time`` is not used). Per chunk, the load-0 value (invocation
-  overhead) is charged to position 0 and every position costs
-  ``slope × chunk_load``, where ``chunk_load`` is the normalised load of one
-  chunk (1/N; default 1/m). A worker that finishes k chunks has therefore
-  spent exactly ``value + (k·chunk_load)·slope`` — the affine time at its own
-  load — and position p's duration does not depend on how many positions are
-  asked for. :meth:`DelayModel.affine_round_time` gives the whole-round time
-  for any load directly, for drivers that work in rounds (sequential schemes).
+A model is one module of this package: a :class:`~mpigc.delays.models.StragglerModel`
+subclass registered with ``@MODELS.register("name")`` (see
+:mod:`mpigc.delays.models`); :class:`DelayModel` looks ``delays.model`` up in
+:data:`MODELS` and adds failures. Trace replay, with P3's affine load model
+under ``delays.slope``, is :mod:`mpigc.delays.replay` (sources, validation
+and wrapping in :mod:`mpigc.delays.trace`). :meth:`DelayModel.affine_round_time`
+gives the whole-round time for any load directly, for drivers that work in
+rounds (sequential schemes).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from mpigc.delays.bursty import Bursty
-from mpigc.delays.models import MEMORYLESS, GilbertElliott
-from mpigc.delays.trace import TraceReplay, load_trace
+from mpigc.delays.models import MODELS, StragglerModel
+from mpigc.delays.trace import load_trace
 from mpigc.errors import InputError
 from mpigc.seeding import stream
 
-__all__ = ["DelayModel", "MODELS", "load_trace"]
-
-MODELS: tuple[str, ...] = (*MEMORYLESS, "gilbert-elliott", "bursty", "trace")
+__all__ = ["DelayModel", "MODELS", "StragglerModel", "load_trace"]
 
 
 class DelayModel:
@@ -68,30 +58,15 @@ class DelayModel:
         self.model = str(delays.model)
         if delays.fail_count >= workers and delays.fail_count > 0:
             raise InputError("delays.fail_count", f"{delays.fail_count} silent workers leave none of {workers} alive")
-        for w in getattr(delays, "slow", ()):
+        for w in delays.slow:
             if not 0 <= w < workers:
                 raise InputError("delays.slow", f"worker {w} does not exist (workers are 0..{workers - 1})")
-        self._ge: GilbertElliott | None = None
-        self._bursty: Bursty | None = None
-        self._trace: TraceReplay | None = None
-        self.slope: float | None = None
-        if self.model == "gilbert-elliott":
-            self._ge = GilbertElliott(delays.p_bad, delays.p_good, self.seed, self.workers)
-        elif self.model == "bursty":
-            self._bursty = Bursty(delays.B, delays.W, delays.lam, delays.violate, self.seed, self.workers)
-        elif self.model == "trace":
-            if not delays.trace:
-                raise InputError("delays.trace", 'required when delays.model = "trace"')
-            self.slope = None if delays.slope is None else float(delays.slope)
-            self._trace = TraceReplay(load_trace(delays.trace, reader), self.workers, delays.wrap, str(delays.trace),
-                                      ratios=self.slope is None)
-        elif self.model not in MEMORYLESS:
-            raise InputError("delays.model", f"{self.model!r} is not available yet in this build")
+        self.impl: StragglerModel = MODELS.lookup(self.model)(delays, self.seed, self.workers, reader)
+        self.slope: float | None = self.impl.slope
 
     def check_rounds(self, rounds: int) -> None:
-        """Raise InputError now if a run of ``rounds`` rounds would outrun a non-wrapping trace."""
-        if self._trace is not None:
-            self._trace.check_rounds(rounds)
+        """Raise InputError now if a run of ``rounds`` rounds would outrun the model's data (a trace)."""
+        self.impl.check_rounds(rounds)
 
     def durations(self, rnd: int, positions: int, chunk_load: float | None = None) -> np.ndarray:
         """Return the seconds worker w spends on its p-th task in round ``rnd``, shape (m, positions).
@@ -99,38 +74,15 @@ class DelayModel:
         ``chunk_load`` (normalised load of one chunk, default 1/m) matters only
         for a trace with ``slope``.
         """
-        if self._trace is not None:
-            return self._trace_durations(rnd, positions, chunk_load)
-        if self._ge is not None:
-            slow = self._ge.slowdown(rnd, positions, self.cfg.factor)
-        elif self._bursty is not None:
-            slow = self._bursty.slowdown(rnd, positions, self.cfg.factor)
-        else:
-            slow = MEMORYLESS[self.model](stream(self.seed, "delays", rnd), positions, self.workers, self.cfg)
-        return self.chunk_time * slow.T
-
-    def _trace_durations(self, rnd: int, positions: int, chunk_load: float | None) -> np.ndarray:
-        if self.slope is None:
-            per_chunk = self.chunk_time * self._trace.ratios(rnd)
-            return np.repeat(per_chunk[:, None], positions, axis=1)
-        load = 1.0 / self.workers if chunk_load is None else float(chunk_load)
-        out = np.full((self.workers, positions), self.slope * load)
-        if positions:
-            out[:, 0] += self._trace.seconds(rnd)
-        return out
+        return self.impl.durations(rnd, positions, chunk_load)
 
     def nominal_seconds(self, positions: int, chunk_load: float | None = None) -> float:
         """Seconds a worker at nominal speed spends on ``positions`` tasks (sets the default timeout)."""
-        if self._trace is not None and self.slope is not None:
-            load = 1.0 / self.workers if chunk_load is None else float(chunk_load)
-            return float(np.median(self._trace.seconds(0))) + self.slope * load * positions
-        return self.chunk_time * positions
+        return self.impl.nominal_seconds(positions, chunk_load)
 
     def trace_seconds(self, rnd: int) -> np.ndarray:
         """Return the raw (load-0) trace seconds of every worker in round ``rnd``, wrapped, shape (m,)."""
-        if self._trace is None:
-            raise ValueError(f"delays.model is {self.model!r}, not 'trace'")
-        return self._trace.seconds(rnd)
+        return self.impl.trace_seconds(rnd)
 
     def affine_round_time(self, rnd: int, load: float | np.ndarray) -> np.ndarray:
         """Return P3's round time ``value + load × slope`` of every worker, shape (m,).

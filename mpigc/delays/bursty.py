@@ -16,10 +16,28 @@ Note: under the (1+μ)·t_min rule a slowdown counts as straggling only if
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from mpigc.bursts import check_bursty, window
+from mpigc.delays.models import MODELS, StragglerModel
 from mpigc.seeding import stream
+
+
+@MODELS.register("bursty")
+class BurstyModel(StragglerModel):
+    """Patterns conforming to P3's (B, W, λ) model (or breaking it with probability ``violate``)."""
+
+    config_keys = ("delays.B", "delays.W", "delays.lambda", "delays.violate", "delays.factor")
+
+    def __init__(self, cfg: Any, seed: int, workers: int, reader: Any = None) -> None:
+        super().__init__(cfg, seed, workers, reader)
+        self.patterns = Bursty(cfg.B, cfg.W, cfg.lam, cfg.violate, self.seed, self.workers)
+
+    def slowdown(self, rnd: int, positions: int) -> np.ndarray:
+        """Return ``factor`` for round ``rnd``'s stragglers, 1 otherwise."""
+        return self.patterns.slowdown(rnd, positions, self.cfg.factor)
 
 
 class Bursty:

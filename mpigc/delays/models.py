@@ -1,64 +1,167 @@
-"""Synthetic straggler models: slowdowns in units of ``delays.chunk_time``.
+"""Straggler models: the registry of ``delays.model`` and the synthetic models.
 
-Every model returns, for one round, a (positions × workers) matrix of
-slowdowns. Memoryless models draw it from that round's generator
-(``stream(seed, "delays", round)``) row by row in position order, so the
-slowdown of (round, worker, position) does not depend on how many positions
-are asked for. ``gilbert-elliott`` carries a per-worker state across rounds;
-its transition uniforms for round r are the first m draws of round r's
-stream, and the state of round r is computed forward from round 0, so it
-depends on the seed and r only, never on which rounds were asked before.
+A straggler model is a :class:`StragglerModel` subclass registered under its
+name with ``@MODELS.register("name")``; :class:`~mpigc.delays.DelayModel`
+builds the configured one and adds failures. Every model returns, for one
+round, a (positions × workers) matrix of slowdowns in units of
+``delays.chunk_time`` (or overrides :meth:`StragglerModel.durations` to give
+seconds directly, as trace replay does).
+
+Memoryless models (:class:`Memoryless`) draw a round from that round's
+generator (``stream(seed, "delays", round)``) row by row in position order,
+so the slowdown of (round, worker, position) does not depend on how many
+positions are asked for. Stateful models carry state across rounds and must
+make round r's state a function of (seed, r) only, never of which rounds were
+asked before: ``gilbert-elliott`` below computes its chain forward from round
+0 with round r's transition uniforms the first m draws of round r's stream.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from mpigc.registry import Registry
 from mpigc.seeding import stream
 
-# (generator, positions, workers, [delays] config) -> slowdowns, shape (positions, workers).
-Slowdown = Callable[[np.random.Generator, int, int, object], np.ndarray]
+#: every straggler model by name (``delays.model``); the modules of :mod:`mpigc.delays` register on first use
+MODELS: Registry[type[StragglerModel]] = Registry("straggler model", "delays.model", package="mpigc.delays")
 
 
-def _per_worker(draw: Callable[[int], np.ndarray], positions: int, workers: int, cfg) -> np.ndarray:
-    """Draw per chunk (row by row), or once per worker-round repeated over positions (``per = "worker"``)."""
-    if getattr(cfg, "per", "chunk") == "worker":
-        return np.broadcast_to(draw(workers), (positions, workers)).copy()
-    return draw(positions * workers).reshape(positions, workers)
+class StragglerModel:
+    """Chunk durations of every round for m workers; subclasses define :meth:`slowdown`.
+
+    Parameters
+    ----------
+    cfg : DelaysConfig
+        The ``[delays]`` table.
+    seed : int
+        ``run.seed``.
+    workers : int
+        Number of workers m.
+    reader : optional
+        Reads HDF5 files for models that load data (see :mod:`mpigc.delays.trace`).
+    """
+
+    #: ``[delays]`` keys the model reads besides the shared chunk_time, failures, fail_count, compute
+    config_keys: tuple[str, ...] = ()
+    #: seconds per unit of normalised load of P3's affine model; None unless the model sets it
+    slope: float | None = None
+
+    def __init__(self, cfg: Any, seed: int, workers: int, reader: Any = None) -> None:
+        self.cfg = cfg
+        self.seed = int(seed)
+        self.workers = int(workers)
+        self.chunk_time = float(cfg.chunk_time)
+
+    def slowdown(self, rnd: int, positions: int) -> np.ndarray:
+        """Return slowdowns of round ``rnd``, shape (positions, m), in units of ``chunk_time``."""
+        raise NotImplementedError
+
+    def durations(self, rnd: int, positions: int, chunk_load: float | None = None) -> np.ndarray:
+        """Return seconds per (worker, position) of round ``rnd``, shape (m, positions)."""
+        return self.chunk_time * self.slowdown(rnd, positions).T
+
+    def nominal_seconds(self, positions: int, chunk_load: float | None = None) -> float:
+        """Return the seconds a worker at nominal speed spends on ``positions`` tasks."""
+        return self.chunk_time * positions
+
+    def check_rounds(self, rounds: int) -> None:
+        """Raise InputError if the model cannot give ``rounds`` rounds (finite data); most always can."""
+
+    def trace_seconds(self, rnd: int) -> np.ndarray:
+        """Return the load-0 seconds of every worker in round ``rnd``; only replayed traces have them."""
+        raise ValueError(f"delays.model is {self.cfg.model!r}, not 'trace'")
 
 
-def _none(rng: np.random.Generator, positions: int, workers: int, cfg) -> np.ndarray:
-    return np.ones((positions, workers))
+class Memoryless(StragglerModel):
+    """A model drawing each round afresh from ``stream(seed, "delays", round)``; subclasses define :meth:`draw`."""
+
+    def slowdown(self, rnd: int, positions: int) -> np.ndarray:
+        """Return :meth:`draw` on round ``rnd``'s own generator."""
+        return self.draw(stream(self.seed, "delays", rnd), positions)
+
+    def draw(self, rng: np.random.Generator, positions: int) -> np.ndarray:
+        """Return one round's slowdowns, shape (positions, m), drawn row by row from ``rng``."""
+        raise NotImplementedError
+
+    def per_worker(self, draw: Callable[[int], np.ndarray], positions: int) -> np.ndarray:
+        """Draw per chunk (row by row), or once per worker-round repeated over positions (``per = "worker"``)."""
+        if self.cfg.per == "worker":
+            return np.broadcast_to(draw(self.workers), (positions, self.workers)).copy()
+        return draw(positions * self.workers).reshape(positions, self.workers)
 
 
-def _constant(rng: np.random.Generator, positions: int, workers: int, cfg) -> np.ndarray:
-    out = np.ones((positions, workers))
-    out[:, list(cfg.slow)] = cfg.factor
-    return out
+@MODELS.register("none")
+class NoStragglers(Memoryless):
+    """Every chunk takes chunk_time."""
+
+    def draw(self, rng: np.random.Generator, positions: int) -> np.ndarray:
+        """Return ones."""
+        return np.ones((positions, self.workers))
 
 
-def _shifted_exponential(rng: np.random.Generator, positions: int, workers: int, cfg) -> np.ndarray:
-    return _per_worker(lambda n: cfg.shift + rng.exponential(cfg.scale, n), positions, workers, cfg)
+@MODELS.register("constant")
+class Constant(Memoryless):
+    """The workers in ``slow`` are ``factor`` times slower in every round."""
+
+    config_keys = ("delays.slow", "delays.factor")
+
+    def draw(self, rng: np.random.Generator, positions: int) -> np.ndarray:
+        """Return ``factor`` in the slow workers' columns, 1 elsewhere."""
+        out = np.ones((positions, self.workers))
+        out[:, list(self.cfg.slow)] = self.cfg.factor
+        return out
 
 
-def _pareto(rng: np.random.Generator, positions: int, workers: int, cfg) -> np.ndarray:
-    # numpy's pareto is the Lomax distribution; +1 gives the classic Pareto with minimum 1.
-    return _per_worker(lambda n: 1.0 + rng.pareto(cfg.alpha, n), positions, workers, cfg)
+@MODELS.register("shifted-exponential")
+class ShiftedExponential(Memoryless):
+    """shift + Exp(scale) per chunk (or per worker-round)."""
+
+    config_keys = ("delays.shift", "delays.scale", "delays.per")
+
+    def draw(self, rng: np.random.Generator, positions: int) -> np.ndarray:
+        """Return shift + Exp(scale) draws."""
+        return self.per_worker(lambda n: self.cfg.shift + rng.exponential(self.cfg.scale, n), positions)
 
 
-def _bimodal(rng: np.random.Generator, positions: int, workers: int, cfg) -> np.ndarray:
-    slow = rng.random(workers) < cfg.p
-    return np.broadcast_to(np.where(slow, cfg.factor, 1.0), (positions, workers)).copy()
+@MODELS.register("pareto")
+class Pareto(Memoryless):
+    """Pareto(alpha) with minimum 1 per chunk (or per worker-round)."""
+
+    config_keys = ("delays.alpha", "delays.per")
+
+    def draw(self, rng: np.random.Generator, positions: int) -> np.ndarray:
+        """Return classic Pareto draws (numpy's Lomax + 1)."""
+        return self.per_worker(lambda n: 1.0 + rng.pareto(self.cfg.alpha, n), positions)
 
 
-MEMORYLESS: dict[str, Slowdown] = {
-    "none": _none,
-    "constant": _constant,
-    "shifted-exponential": _shifted_exponential,
-    "pareto": _pareto,
-    "bimodal": _bimodal,
-}
+@MODELS.register("bimodal")
+class Bimodal(Memoryless):
+    """Each worker-round is ``factor`` times slower with probability p."""
+
+    config_keys = ("delays.p", "delays.factor")
+
+    def draw(self, rng: np.random.Generator, positions: int) -> np.ndarray:
+        """Return ``factor`` for the round's slow workers in every position, 1 elsewhere."""
+        slow = rng.random(self.workers) < self.cfg.p
+        return np.broadcast_to(np.where(slow, self.cfg.factor, 1.0), (positions, self.workers)).copy()
+
+
+@MODELS.register("gilbert-elliott")
+class GilbertElliottModel(StragglerModel):
+    """Per-worker good/bad Markov chain across rounds; bad rounds are ``factor`` times slower."""
+
+    config_keys = ("delays.p_bad", "delays.p_good", "delays.factor")
+
+    def __init__(self, cfg: Any, seed: int, workers: int, reader: Any = None) -> None:
+        super().__init__(cfg, seed, workers, reader)
+        self.chain = GilbertElliott(cfg.p_bad, cfg.p_good, self.seed, self.workers)
+
+    def slowdown(self, rnd: int, positions: int) -> np.ndarray:
+        """Return the chain's slowdowns of round ``rnd``."""
+        return self.chain.slowdown(rnd, positions, self.cfg.factor)
 
 
 class GilbertElliott:

@@ -9,8 +9,10 @@ of ``X.npy`` and ``y.npy``, or an ``.h5`` file with X and y, read through the
 reader passed in) is read one chunk's row range at a time. Either
 way a rank only builds the chunks it is asked for.
 
-Models (``workload.model``): ``least-squares`` and ``logistic`` (d = features)
-and ``mlp`` (d = features·hidden + 2·hidden + 1). With a user dataset,
+Models (``workload.model``, the names of :data:`WORKLOADS`): ``least-squares``
+and ``logistic`` (d = features) and ``mlp`` (d = features·hidden + 2·hidden + 1).
+A new model is one module of this package: an :class:`Objective` subclass
+decorated with ``@WORKLOADS.register("name")``. With a user dataset,
 ``workload.samples`` and ``workload.features`` are ignored: they come from
 X's shape.
 """
@@ -18,28 +20,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from mpigc.errors import InputError
-from mpigc.workloads.base import Objective
+from mpigc.workloads.base import WORKLOADS, Objective
 from mpigc.workloads.data import FileData
 from mpigc.workloads.linear import LeastSquares, Logistic
 from mpigc.workloads.mlp import MLP
-
-WORKLOADS: dict[str, type[Objective]] = {
-    LeastSquares.name: LeastSquares,
-    Logistic.name: Logistic,
-    MLP.name: MLP,
-}
 
 __all__ = ["WORKLOADS", "LeastSquares", "Logistic", "MLP", "Objective", "gradient_dim", "make_workload"]
 
 
 def _model_class(workload: Any) -> type[Objective]:
-    """Look up ``workload.model`` or raise InputError."""
-    try:
-        return WORKLOADS[workload.model]
-    except KeyError:
-        known = ", ".join(WORKLOADS)
-        raise InputError("workload.model", f"{workload.model!r} is not a model (models: {known})") from None
+    """Look up ``workload.model`` in :data:`WORKLOADS` (InputError naming the key otherwise)."""
+    return WORKLOADS.lookup(workload.model)
 
 
 def make_workload(workload: Any, chunks: int, seed: int, *, check: bool = True, reader: Any = None) -> Objective:

@@ -20,7 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from mpigc.registry import Registry
 from mpigc.workloads.data import FileData, SyntheticData
+
+#: every workload model by name (``workload.model``); the modules of :mod:`mpigc.workloads` register on first use
+WORKLOADS: Registry[type[Objective]] = Registry("workload", "workload.model", package="mpigc.workloads")
 
 
 class Objective:

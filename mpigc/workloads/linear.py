@@ -5,7 +5,7 @@ import numpy as np
 
 from mpigc.errors import InputError
 from mpigc.seeding import stream
-from mpigc.workloads.base import Objective
+from mpigc.workloads.base import WORKLOADS, Objective
 
 
 class LinearModel(Objective):
@@ -16,6 +16,7 @@ class LinearModel(Objective):
         return stream(self.seed, "model").standard_normal(self.features) / np.sqrt(self.features)
 
 
+@WORKLOADS.register("least-squares")
 class LeastSquares(LinearModel):
     """f(θ) = ||Xθ − y||² / (2n); synthetic y = Xθ* + noise·ε."""
 
@@ -31,6 +32,7 @@ class LeastSquares(LinearModel):
         return x.T @ residual, float(residual @ residual) / 2
 
 
+@WORKLOADS.register("logistic")
 class Logistic(LinearModel):
     """f(θ) = Σ_r [log(1 + e^{z_r}) − y_r z_r] / n with z = Xθ, y ∈ {0, 1}.
 

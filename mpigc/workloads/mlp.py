@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from mpigc.seeding import stream
-from mpigc.workloads.base import Objective
+from mpigc.workloads.base import WORKLOADS, Objective
 
 
 def unpack(theta: np.ndarray, features: int, hidden: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -33,6 +33,7 @@ def _draw(rng: np.random.Generator, features: int, hidden: int, bias: float) -> 
     return pack(w1, b1, w2, 0.0)
 
 
+@WORKLOADS.register("mlp")
 class MLP(Objective):
     """Regression with a small tanh MLP; synthetic targets from a planted MLP plus noise."""
 
