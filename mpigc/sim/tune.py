@@ -4,11 +4,15 @@ For every candidate parameter set the total runtime of J jobs is simulated
 on the trace with P3's affine round-time model (load-0 value + L·slope at the
 scheme's normalised load L) and the (1+μ)·t_min rule with wait-outs
 (PROTOCOLS §4.2). Only round times matter, so no gradients are computed and
-every λ of a (B, W) pair is simulated at once as one batch: the per-round
-rules are the engine's own, vectorised (:mod:`mpigc.bursts`), and a
-test checks the totals equal the engine's. Grids: gc-seq s ∈ [0, 63];
-sr-sgc and m-sgc B ∈ {1, 2}, W ∈ [B+1, 5] (sr-sgc: W − 1 divisible by B),
-λ ∈ [1, 63]. Ties go to the first candidate in that order.
+every λ of a (B, W) pair is simulated at once as one batch. The round rule
+is the engine's (:class:`~mpigc.core.sgc_engine.SequentialEngine`),
+vectorised: the (B, W, λ) check of :mod:`mpigc.bursts`, SR-SGC's redos,
+exemptions, safety wait-outs and free tail rounds, M-SGC's safety wait-outs.
+:func:`engine_total` runs the engine itself on the same round times, and a
+test checks the two agree on every grid point of small traces. Grids:
+gc-seq s ∈ [0, 63]; sr-sgc and m-sgc B ∈ {1, 2}, W ∈ [B+1, 5] (sr-sgc:
+W − 1 divisible by B), λ ∈ [1, 63] (``max_lam`` widens it, up to m − 1).
+Ties go to the first candidate in that order.
 """
 from __future__ import annotations
 
@@ -18,8 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mpigc.bursts import bursty_ok, window
-from mpigc.codes.sgc import msgc_sizes, scheme_load, sr_sgc_tolerance
-from mpigc.config import load_config
+from mpigc.codes.sgc import build_sequential, msgc_sizes, scheme_load, sr_sgc_tolerance
+from mpigc.config import CodeConfig, load_config
+from mpigc.core.sgc_engine import SequentialEngine
 from mpigc.sim.sgc import simulate_sequential
 
 SCHEMES = ("m-sgc", "sr-sgc", "gc-seq", "uncoded")
@@ -68,38 +73,82 @@ def bursty_grid(scheme: str, base: np.ndarray, jobs: int, slope: float, mu: floa
                 lams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Total runtime and wait-outs of sr-sgc or m-sgc for every λ at one (B, W)."""
     m, nl = base.shape[1], len(lams)
-    if scheme == "sr-sgc":
+    sr = scheme == "sr-sgc"
+    if sr:
         s = np.array([sr_sgc_tolerance(B, W, int(lam)) for lam in lams])
         load = np.array([scheme_load(np.array([x + 1.0]), m) for x in s])
-        rounds = jobs + B
+        T = B
     else:
         load = np.array([scheme_load(msgc_sizes(B, W, lam), m) for lam in lams])
-        rounds = jobs + W - 2 + B
+        T = W - 2 + B
+    rounds = jobs + T
     strag = np.zeros((nl, rounds, m), dtype=bool)
     redo = np.zeros((nl, rounds, m), dtype=bool)
     exempt = np.zeros((nl, rounds, 1), dtype=bool)
     total, waits = np.zeros(nl), np.zeros(nl, dtype=int)
     for r in range(rounds):
-        d = r - B
-        due = scheme == "sr-sgc" and 0 <= d < jobs
-        if due:  # the redo rule: v − s of the workers that missed job d, lowest index first
+        d = r - T  # the job due this round
+        due = 0 <= d < jobs
+        if sr and due:  # the redo rule: v − s of the workers that missed job d, lowest index first
             missing = redo[:, d] | strag[:, d]
             v = missing.sum(axis=1)
             redo[:, r] = missing & (np.cumsum(missing, axis=1) <= (v - s)[:, None])
         now, cut, t_max = _round(base[r], load, slope, mu)
         past = window(strag, r, W - 1)
-        if scheme == "sr-sgc":
+        if sr:
             past = past & ~window(exempt, r, W - 1)
         ok = bursty_ok(past, now, B, lams)
-        if due:  # safety: job d must decode from rounds d and r
-            got = (~(redo[:, d] | strag[:, d])).sum(axis=1) + (redo[:, r] & ~now).sum(axis=1)
-            ok &= got >= m - s
-        wait = now.any(axis=1) & ~ok
-        strag[:, r] = now & ~wait[:, None]
-        if scheme == "sr-sgc":
+        if due:  # safety: job d must decode by this round (the engine's SAFETY_WAIT)
+            if sr:
+                got = (~(redo[:, d] | strag[:, d])).sum(axis=1) + (redo[:, r] & ~now).sum(axis=1)
+                ok &= got >= m - s
+            else:
+                ok &= _msgc_decodes(strag[:, d:r], now, m, W, B, lams)
+        # SR-SGC's tail rounds without a redo give no worker a task: 0 s, nothing recorded
+        idle = ~redo[:, r].any(axis=1) if sr and r >= jobs else np.zeros(nl, dtype=bool)
+        wait = now.any(axis=1) & ~ok & ~idle
+        strag[:, r] = now & ~(wait | idle)[:, None]
+        if sr:
             exempt[:, r, 0] = ~redo[:, r].any(axis=1) & (strag[:, r].sum(axis=1) <= s)
-        total += np.where(wait, t_max, np.minimum(cut, t_max))
+        total += np.where(idle, 0.0, np.where(wait, t_max, np.minimum(cut, t_max)))
         waits += wait
+    return total, waits
+
+
+def _msgc_decodes(before: np.ndarray, now: np.ndarray, m: int, W: int, B: int, lams: np.ndarray) -> np.ndarray:
+    """Whether M-SGC's due job decodes, per λ, given its rounds' stragglers ``before`` (nl, T, m) and ``now``.
+
+    Slots 0 … W−2 carry each worker's own D1 chunks; in each of the last B
+    rounds a worker redoes one missing chunk if it has any, else sends its
+    result for D2 group j. The job needs every D1 chunk and m − λ workers
+    in every D2 group (:meth:`~mpigc.codes.sgc.Multiplexed.plan_round`).
+    """
+    strag = np.concatenate([before, now[:, None, :]], axis=1)
+    missing = strag[:, :W - 1].sum(axis=1)
+    ok = np.ones(len(lams), dtype=bool)
+    for j in range(B):
+        back = ~strag[:, W - 1 + j]
+        ok &= (back & (missing == 0)).sum(axis=1) >= m - lams
+        missing = missing - (back & (missing > 0))
+    return ok & (missing == 0).all(axis=1)
+
+
+def engine_total(scheme: str, params: dict, base: np.ndarray, jobs: int, mu: float, slope: float) -> tuple[float, int]:
+    """Total runtime and wait-outs of one parameter set run by the engine itself on load-0 seconds ``base``.
+
+    The reference the vectorised grids are checked against: the same
+    affine round times (``base[r] + L·slope``), the engine's own rule.
+    """
+    m = base.shape[1]
+    keys = {"lam" if k == "lambda" else k: v for k, v in params.items()}
+    code = CodeConfig(scheme=scheme, workers=m, mu=mu, **keys)
+    engine = SequentialEngine(build_sequential(code, m, 0), jobs, mu)
+    total, waits = 0.0, 0
+    for r in range(engine.rounds):
+        engine.plan(r)
+        closed = engine.close(r, base[r] + engine.scheme.load * slope)
+        total += closed.duration
+        waits += closed.waitout > 0
     return total, waits
 
 
