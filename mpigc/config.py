@@ -13,10 +13,13 @@ import difflib
 import importlib.resources
 import textwrap
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from mpigc._toml import Key as _Key, check as _check, format_key, format_value, show
+from mpigc._toml import Key as _Key
+from mpigc._toml import check as _check
+from mpigc._toml import format_key, format_value, show
 from mpigc.codes.assignments import ASSIGNMENTS
 from mpigc.codes.ordering import ORDERINGS
 from mpigc.codes.registry import SCHEMES

@@ -9,10 +9,9 @@ returns the matrix alone.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-import networkx
 import numpy as np
 
 from mpigc.errors import InputError
@@ -88,7 +87,7 @@ def make_assignment_with_order(name: str, workers: int, load: int, seed: int,
 
 
 def _entry_name(name: str) -> str:
-    """The registered name of ``name``: ``file:PATH`` for every ``file:...`` (and bare ``file``)."""
+    """Return the registered name of ``name``: ``file:PATH`` for every ``file:...`` (and bare ``file``)."""
     for entry, meta in ASSIGNMENTS.meta.items():
         prefix = meta.get("prefix")
         if prefix and isinstance(name, str) and (name.startswith(prefix) or name == prefix.rstrip(":")):
@@ -98,7 +97,7 @@ def _entry_name(name: str) -> str:
 
 @ASSIGNMENTS.register("uncoded", ascending=True)
 def _uncoded(m: int, load: int, seed: int, chunks: int | None) -> list[np.ndarray]:
-    """N/m consecutive chunks per worker, no redundancy (N = m unless code.chunks)."""
+    """Give each worker N/m consecutive chunks, no redundancy (N = m unless code.chunks)."""
     n = m if chunks is None else _positive_int(chunks, "code.chunks")
     if n % m:
         raise InputError("code.chunks", f"{n} must be a multiple of code.workers = {m} "
@@ -109,13 +108,13 @@ def _uncoded(m: int, load: int, seed: int, chunks: int | None) -> list[np.ndarra
 
 @ASSIGNMENTS.register("cyclic", square=True)
 def _cyclic(m: int, d: int, seed: int, chunks: None) -> list[np.ndarray]:
-    """Worker w holds chunks w, w+1, ..., w+δ-1 (mod m)."""
+    """Give worker w chunks w, w+1, ..., w+δ-1 (mod m)."""
     return [(w + np.arange(d)) % m for w in range(m)]
 
 
 @ASSIGNMENTS.register("frc", square=True, ascending=True)
 def _frc(m: int, d: int, seed: int, chunks: None) -> list[np.ndarray]:
-    """Groups of δ workers hold the same δ chunks (δ divides m)."""
+    """Give groups of δ workers the same δ chunks (δ divides m)."""
     if m % d:
         raise InputError("code.load", f"{d} must divide code.workers = {m} for assignment frc")
     return [(w // d) * d + np.arange(d) for w in range(m)]
@@ -123,7 +122,7 @@ def _frc(m: int, d: int, seed: int, chunks: None) -> list[np.ndarray]:
 
 @ASSIGNMENTS.register("graph:circulant", square=True)
 def _circulant(m: int, d: int, seed: int, chunks: None) -> list[np.ndarray]:
-    """Worker w holds w + t·floor(m/δ) (mod m), t = 0..δ-1."""
+    """Give worker w chunks w + t·floor(m/δ) (mod m), t = 0..δ-1."""
     # With q = floor(m/δ) the offsets t*q < δq <= m are distinct mod m.
     q = m // d
     return [(w + q * np.arange(d)) % m for w in range(m)]
@@ -131,7 +130,7 @@ def _circulant(m: int, d: int, seed: int, chunks: None) -> list[np.ndarray]:
 
 @ASSIGNMENTS.register("file:PATH", prefix="file:", ascending=True)
 def _file(m: int, load: int, seed: int, chunks: int | None, path: str) -> np.ndarray:
-    """A 0/1 N x m matrix from a .npy or .csv file (returns the matrix, not orders)."""
+    """Read a 0/1 N x m matrix from a .npy or .csv file (returns the matrix, not orders)."""
     A = load_assignment_file(path, m)
     if chunks is not None and int(chunks) != A.shape[0]:
         raise InputError("code.chunks", f"{chunks} differs from the {A.shape[0]} rows of "
@@ -224,6 +223,8 @@ def random_regular_graph(m: int, degree: int, rng: np.random.Generator) -> list[
         return [(u, v) for u in range(m) for v in range(u + 1, m) if (u, v) not in sparse]
     if degree == 0:
         return []
+    import networkx  # 0.15 s to import: only runs that draw a graph pay it
+
     # networkx seeds Python's Mersenne Twister from an int: one draw from the project's stream
     graph = networkx.random_regular_graph(degree, m, seed=int(rng.integers(2**32)))
     return sorted((min(u, v), max(u, v)) for u, v in graph.edges())
@@ -231,7 +232,10 @@ def random_regular_graph(m: int, degree: int, rng: np.random.Generator) -> list[
 
 @ASSIGNMENTS.register("graph:random-regular", square=True)
 def _random_regular_orders(m: int, d: int, seed: int, chunks: None) -> list[np.ndarray]:
-    """Worker w holds w and its neighbours in a random (δ-1)-regular graph (``stream(seed, "assignment")``)."""
+    """Give worker w its own chunk and its neighbours' in a random (δ-1)-regular graph.
+
+    The graph is drawn from ``stream(seed, "assignment")``.
+    """
     degree = d - 1
     if (m * degree) % 2:
         raise InputError("code.load", f"graph:random-regular needs code.workers * (code.load - 1) "

@@ -6,7 +6,7 @@ idx_w(i) that every formula here works on.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -58,25 +58,25 @@ def make_orders(A: np.ndarray, ordering: str, seed: int, natural: list[np.ndarra
 
 @ORDERINGS.register("natural")
 def _natural(A: np.ndarray, seed: int, natural: list[np.ndarray], parts: int) -> list[np.ndarray]:
-    """The assignment's construction order."""
+    """Keep the assignment's construction order."""
     return [o.copy() for o in natural]
 
 
 @ORDERINGS.register("random")
 def _random(A: np.ndarray, seed: int, natural: list[np.ndarray], parts: int) -> list[np.ndarray]:
-    """A uniform permutation per worker, from ``stream(seed, "ordering", w)``."""
+    """Permute each worker's chunks uniformly, from ``stream(seed, "ordering", w)``."""
     return [o[stream(seed, "ordering", w).permutation(len(o))] for w, o in enumerate(natural)]
 
 
 @ORDERINGS.register("optimal")
 def _optimal(A: np.ndarray, seed: int, natural: list[np.ndarray], parts: int) -> list[np.ndarray]:
-    """Latin orders (N = m, equal replication): :func:`optimal_orders`."""
+    """Return Latin orders (N = m, equal replication): :func:`optimal_orders`."""
     return optimal_orders(A)
 
 
 @ORDERINGS.register("greedy")
 def _greedy(A: np.ndarray, seed: int, natural: list[np.ndarray], parts: int) -> list[np.ndarray]:
-    """Local search on Qmax: :func:`greedy_orders`."""
+    """Search locally on Qmax: :func:`greedy_orders`."""
     return greedy_orders(A, seed, natural, parts)
 
 

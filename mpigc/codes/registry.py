@@ -1,7 +1,8 @@
 """Scheme registry: each scheme module registers its class under its name."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from mpigc.errors import InputError
 from mpigc.registry import Registry
@@ -21,7 +22,7 @@ def register(name: str) -> Callable[[T], T]:
 
 
 def scheme_class(name: str, key: str = "code.scheme") -> type[Scheme]:
-    """The class registered as ``name``; an :class:`InputError` naming ``key`` otherwise."""
+    """Return the class registered as ``name``; raise an :class:`InputError` naming ``key`` otherwise."""
     return SCHEMES.lookup(name, key)
 
 
