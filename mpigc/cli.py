@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Sequence
 
@@ -71,27 +70,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("trace", help="CSV trace of per-round, per-worker load-0 seconds (e.g. a Lambda trace)")
     t.add_argument("--jobs", type=int, default=496, help="jobs J (default: %(default)s)")
     t.add_argument("--mu", type=float, default=1.0, help="round ends at (1+mu)*t_min (default: %(default)s)")
-    t.add_argument("--slope", type=float, default=2.2,
-                   help="seconds per unit of normalised load, P3's Canada fit (default: %(default)s)")
+    t.add_argument("--slope", default="2.2",
+                   help="seconds per unit of normalised load, or 'fit': least squares on the trace's loaded "
+                        "siblings (load0.25 ... beside it), as P3's authors fit it (default: %(default)s, "
+                        "their Canada fit)")
     t.add_argument("--workers", type=int, default=256, help="workers m (default: %(default)s)")
+    t.add_argument("--lambda-max", type=int, default=63, dest="lambda_max",
+                   help="largest lambda searched for sr-sgc and m-sgc, at most workers - 1 (default: %(default)s)")
     t.add_argument("--out", metavar="FILE.h5", help="also simulate the chosen parameters and store the runs")
     return parser
-
-
-#: thread-count variables of the BLAS libraries numpy may use, set to 1 under ``run``
-BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``mpigc`` and ``python -m mpigc``; returns the exit code."""
     args = build_parser().parse_args(argv)
-    if args.command == "run":
-        # One BLAS thread per rank (unless the user chose): ranks already share
+    if args.command in ("run", "simulate", "tune"):
+        # One BLAS thread per process (unless the user chose): ranks already share
         # the cores, and an idle OpenBLAS thread spins after each threaded call.
         # On 2 cores this took the 8-worker anchor from 35 to 8 ms per round.
-        # Effective only before numpy is imported, which happens below.
-        for var in BLAS_THREADS:
-            os.environ.setdefault(var, "1")
+        from mpigc.threads import pin_blas
+
+        pin_blas()
+    if args.command == "run":
         from mpigc.mpi.launch import main as run_main
 
         return run_main(args)
@@ -237,18 +237,38 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from mpigc.core.inputs import load_trace
     from mpigc.sim.tune import format_choices, run_choices, tune
 
-    if args.jobs < 1 or args.workers < 2 or args.mu < 0 or args.slope < 0:
-        raise InputError("tune", "need --jobs >= 1, --workers >= 2, --mu >= 0 and --slope >= 0")
+    slope = _tune_slope(args)
+    if args.jobs < 1 or args.workers < 2 or args.mu < 0:
+        raise InputError("tune", "need --jobs >= 1, --workers >= 2 and --mu >= 0")
+    if not 1 <= args.lambda_max < args.workers:
+        raise InputError("tune", f"need 1 <= --lambda-max < --workers ({args.workers}), got {args.lambda_max}")
     values = load_trace(args.trace)
     if args.out:
         results.check_writable(args.out)
-    choices = tune(values, args.jobs, args.mu, args.slope, args.workers)
-    sims = run_choices(args.trace, choices, args.jobs, args.mu, args.slope, args.workers, args.out) if args.out else None
-    print(f"# mpigc tune: {args.trace}, J = {args.jobs}, mu = {args.mu:g}, slope = {args.slope:g} s, m = {args.workers}")
+    choices = tune(values, args.jobs, args.mu, slope, args.workers, max_lam=args.lambda_max)
+    sims = run_choices(args.trace, choices, args.jobs, args.mu, slope, args.workers, args.out) if args.out else None
+    how = " (fitted)" if args.slope == "fit" else ""
+    print(f"# mpigc tune: {args.trace}, J = {args.jobs}, mu = {args.mu:g}, slope = {slope:.6g} s{how}, "
+          f"m = {args.workers}, lambda <= {args.lambda_max}")
     print(format_choices(args.trace.rsplit("/", 1)[-1], choices, sims))
     if args.out:
         print(f"# wrote {len(sims)} run(s) to {args.out}")
     return 0
+
+
+def _tune_slope(args: argparse.Namespace) -> float:
+    """``--slope``: a number ≥ 0, or ``fit`` (from the trace's loaded siblings)."""
+    if args.slope == "fit":
+        from mpigc.delays.slope import fitted_slope
+
+        return fitted_slope(args.trace)
+    try:
+        slope = float(args.slope)
+    except ValueError:
+        raise InputError("tune", f"--slope must be a number or 'fit', got {args.slope!r}") from None
+    if not slope >= 0:
+        raise InputError("tune", f"--slope must be >= 0, got {args.slope}")
+    return slope
 
 
 COMMANDS = {"simulate": cmd_simulate, "validate": cmd_validate, "plan": cmd_plan, "info": cmd_info,
