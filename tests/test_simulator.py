@@ -6,7 +6,7 @@ import io
 import numpy as np
 import pytest
 
-from mpigc.config import load_config
+from mpigc.config import DelaysConfig, load_config
 from mpigc.delays import DelayModel
 from mpigc.sim.driver import simulate
 
@@ -83,9 +83,8 @@ def test_rounds_beyond_the_tolerance_end_at_the_timeout(tmp_path):
 
 
 def test_same_realisation_whatever_the_number_of_positions():
-    class D:
-        model, chunk_time, failures, fail_count = "shifted-exponential", 0.5, 0.2, 0
-        shift, scale, per = 1.0, 1.0, "chunk"
+    D = DelaysConfig(model="shifted-exponential", chunk_time=0.5, failures=0.2, fail_count=0, shift=1.0, scale=1.0,
+                     per="chunk")
     delays = DelayModel(D, seed=9, workers=7)
     short, long_ = delays.durations(3, 2), delays.durations(3, 6)
     assert np.array_equal(short, long_[:, :2])
@@ -94,8 +93,7 @@ def test_same_realisation_whatever_the_number_of_positions():
 
 
 def test_fail_count_silences_exactly_that_many():
-    class D:
-        model, chunk_time, failures, fail_count = "none", 1.0, 0.0, 3
+    D = DelaysConfig(model="none", chunk_time=1.0, failures=0.0, fail_count=3)
     delays = DelayModel(D, seed=1, workers=10)
     counts = [delays.failed(r).sum() for r in range(50)]
     assert set(counts) == {3}
