@@ -156,6 +156,8 @@ class Scheme(ABC):
     allowed_assignments: tuple[str, ...] = ()
     #: config keys the scheme reads (listed by ``mpigc schemes``)
     config_keys: tuple[str, ...] = ()
+    #: P3's sequential codes (one job per round over several models, :mod:`mpigc.codes.sgc`) set True
+    sequential: bool = False
 
     #: messages after tasks carry coded vectors; False: they are progress notes and
     #: the vectors come in a second phase (:meth:`Decoder.instructions`, :meth:`answer`)
