@@ -25,6 +25,7 @@ from mpigc.bursts import bursty_ok, window
 from mpigc.codes.sgc import build_sequential, msgc_sizes, scheme_load, sr_sgc_tolerance
 from mpigc.config import CodeConfig, load_config
 from mpigc.core.sgc_engine import SequentialEngine
+from mpigc.report import format_table
 from mpigc.sim.sgc import simulate_sequential
 
 SCHEMES = ("m-sgc", "sr-sgc", "gc-seq", "uncoded")
@@ -210,6 +211,4 @@ def format_choices(trace: str, choices: dict[str, Choice], sims: list[tuple] | N
         if sims:
             row.append(f"{sims[i][2]['total_s']:.2f}")
         rows.append(row)
-    widths = [max(len(r[j]) for r in rows) for j in range(len(head))]
-    return "\n".join("  ".join(x.ljust(w) if j < 3 else x.rjust(w) for j, (x, w) in enumerate(zip(r, widths)))
-                     .rstrip() for r in rows)
+    return format_table(rows, left=range(3))
