@@ -75,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "siblings (load0.25 ... beside it), as P3's authors fit it (default: %(default)s, "
                         "their Canada fit)")
     t.add_argument("--workers", type=int, default=256, help="workers m (default: %(default)s)")
-    t.add_argument("--lambda-max", type=int, default=63, dest="lambda_max",
-                   help="largest lambda searched for sr-sgc and m-sgc, at most workers - 1 (default: %(default)s)")
+    t.add_argument("--lambda-max", type=int, dest="lambda_max",
+                   help="largest lambda searched for sr-sgc and m-sgc, at most workers - 1 "
+                        "(default: 63, P3's grid, or workers - 1 if fewer)")
     t.add_argument("--out", metavar="FILE.h5", help="also simulate the chosen parameters and store the runs")
     return parser
 
@@ -240,16 +241,17 @@ def cmd_tune(args: argparse.Namespace) -> int:
     slope = _tune_slope(args)
     if args.jobs < 1 or args.workers < 2 or args.mu < 0:
         raise InputError("tune", "need --jobs >= 1, --workers >= 2 and --mu >= 0")
-    if not 1 <= args.lambda_max < args.workers:
-        raise InputError("tune", f"need 1 <= --lambda-max < --workers ({args.workers}), got {args.lambda_max}")
+    lam_max = min(63, args.workers - 1) if args.lambda_max is None else args.lambda_max
+    if not 1 <= lam_max < args.workers:
+        raise InputError("tune", f"need 1 <= --lambda-max < --workers ({args.workers}), got {lam_max}")
     values = load_trace(args.trace)
     if args.out:
         results.check_writable(args.out)
-    choices = tune(values, args.jobs, args.mu, slope, args.workers, max_lam=args.lambda_max)
+    choices = tune(values, args.jobs, args.mu, slope, args.workers, max_lam=lam_max)
     sims = run_choices(args.trace, choices, args.jobs, args.mu, slope, args.workers, args.out) if args.out else None
     how = " (fitted)" if args.slope == "fit" else ""
     print(f"# mpigc tune: {args.trace}, J = {args.jobs}, mu = {args.mu:g}, slope = {slope:.6g} s{how}, "
-          f"m = {args.workers}, lambda <= {args.lambda_max}")
+          f"m = {args.workers}, lambda <= {lam_max}")
     print(format_choices(args.trace.rsplit("/", 1)[-1], choices, sims))
     if args.out:
         print(f"# wrote {len(sims)} run(s) to {args.out}")
