@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.slope == "fit" and fit is None:
             continue
         slope = fit if args.slope == "fit" else float(args.slope)
-        print(f"# {name}: fitted slope {fit if fit is None else round(fit, 4)} s/unit load; this run uses {slope:.4g}")
+        if fit is not None:
+            print(f"# {name}: fitted slope {fit:.4f} s/unit load; this run uses {slope:.4g}")
         values = load_trace(str(path))
         choices = tune(values, args.jobs, args.mu, slope, 256, max_lam=args.lambda_max)
         sims = run_choices(str(path), choices, args.jobs, args.mu, slope, 256, args.out)
