@@ -12,6 +12,7 @@ from mpigc import results
 from mpigc.config import WorkloadConfig
 from mpigc.errors import InputError
 from mpigc.workloads import WORKLOADS, gradient_dim, make_workload
+from mpigc.workloads.data import NPZ_TO_NPY
 
 MODELS = sorted(WORKLOADS)
 SMALL = dict(samples=60, features=5, hidden=4)
@@ -266,16 +267,22 @@ def test_npy_X_is_memory_mapped(tmp_path):
     assert np.array_equal(all_data(wl)[0], GOOD_X)
 
 
-def test_npz_is_refused_with_a_command_that_converts_it(tmp_path, monkeypatch):
+def test_npz_is_read_whole_and_converts_to_a_mapped_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "old.npz", GOOD_X, GOOD_Y)
-    with pytest.raises(InputError, match=r"^workload\.dataset: old\.npz: .*python -c") as err:
-        build("old.npz", 2)
-    assert "\n" not in str(err.value)
-    command = re.search(r'python -c "(.*?)"', str(err.value))[1]
-    exec(command, {})  # the user's one line, run as given
-    dataset = re.search(r'workload\.dataset = "(.*?)"', str(err.value))[1]
-    assert np.array_equal(all_data(build(dataset, 2))[0], GOOD_X)
+    wl = build("old.npz", 2)
+    assert np.array_equal(all_data(wl)[0], GOOD_X) and not isinstance(wl.data._x(0, 10), np.memmap)
+    command = NPZ_TO_NPY.format(path="old.npz", dir="old")
+    exec(re.search(r'python -c "(.*?)"', command)[1], {})  # the documented one line, run as given
+    mapped = build("old", 2)
+    assert isinstance(mapped.data._x(0, 10), np.memmap)
+    assert np.array_equal(all_data(mapped)[0], GOOD_X)
+
+
+def test_npz_without_y_is_named(tmp_path):
+    np.savez(tmp_path / "x_only.npz", X=GOOD_X)
+    with pytest.raises(InputError, match=r"^workload\.dataset: .*x_only\.npz: no y in the archive \(it holds: X\)"):
+        build(str(tmp_path / "x_only.npz"), 2)
 
 
 def test_h5_without_a_reader_is_refused(tmp_path):

@@ -17,7 +17,11 @@ so a chunk reads only its rows) or an ``.h5``/``.hdf5`` file with datasets
 ``X`` and ``y``, read by row ranges through the reader the caller passes in
 (:class:`ArrayReader`; ``mpigc.core.inputs`` passes :mod:`mpigc.results`, so
 this module never loads h5py). ``y`` is always read whole (one number per
-row). An ``.npz`` is refused with the one-line command that converts it.
+row). An ``.npz`` (DESIGN.md's contract) is read whole by ``np.load`` on
+every rank that builds chunks: numpy cannot memory-map a member of a ZIP
+archive, and parsing its headers by hand is what this module no longer does;
+for data larger than memory convert it to the ``.npy`` directory
+(:data:`NPZ_TO_NPY` is the one-line command).
 Every problem is an :class:`InputError` keyed ``workload.dataset``.
 """
 from __future__ import annotations
@@ -34,7 +38,8 @@ from mpigc.seeding import stream
 KEY = "workload.dataset"
 Targets = Callable[[np.ndarray, np.ndarray], np.ndarray]
 _SCAN_BYTES = 1 << 26  # rows read at a time by the finiteness scan: about 64 MB
-_NPZ_FIX = ("save X and y as a directory of .npy files: python -c \"import numpy as np, os; "
+#: the command that turns ``{path}`` (a .npz) into the memory-mapped directory ``{dir}``
+NPZ_TO_NPY = ("python -c \"import numpy as np, os; "
             "d = np.load('{path}'); os.makedirs('{dir}', exist_ok=True); "
             "[np.save(os.path.join('{dir}', k + '.npy'), d[k]) for k in 'Xy']\" "
             "and set workload.dataset = \"{dir}\"")
@@ -154,21 +159,33 @@ class FileData:
     def _open(self, reader: ArrayReader | None) -> Opened:
         """Open X and y by the kind of ``path``; fail with one line naming what to use instead."""
         ext = os.path.splitext(self.path.rstrip("/" + os.sep))[1].lower()
-        if ext == ".npz":
-            out = self.path[: -len(ext)]
-            self._fail("a .npz cannot be memory-mapped; " + _NPZ_FIX.format(path=self.path, dir=out))
         if os.path.isdir(self.path):
             return self._open_npy()
         if not os.path.exists(self.path):
             self._fail("no such file or directory")
+        if ext == ".npz":
+            return self._open_npz()
         if ext not in (".h5", ".hdf5"):
             self._fail(f"unsupported extension {ext or '(none)'!r}; use a directory of X.npy and y.npy, "
-                       "or .h5 with datasets X and y")
+                       "a .npz or an .h5 with arrays X and y")
         if not os.path.isfile(self.path):
             self._fail("not a file")
         if reader is None:
             self._fail("HDF5 datasets are read through mpigc.results; this caller passed no reader")
         return self._open_h5(reader)
+
+    def _open_npz(self) -> Opened:
+        """Load X and y of a ``.npz`` whole (numpy maps no archive member; the .npy directory is mapped)."""
+        try:
+            with np.load(self.path, allow_pickle=False) as archive:
+                missing = [name for name in ("X", "y") if name not in archive.files]
+                if missing:
+                    held = ", ".join(archive.files) or "nothing"
+                    self._fail(f"no {' or '.join(missing)} in the archive (it holds: {held})")
+                x, y = np.asarray(archive["X"]), np.asarray(archive["y"])
+        except (OSError, ValueError, EOFError) as exc:
+            self._fail(f"cannot be read as a .npz ({exc})")
+        return (lambda lo, hi: x[lo:hi]), x.shape, y
 
     def _open_npy(self) -> Opened:
         """Memory-map X and load y from ``X.npy`` and ``y.npy`` in the directory ``path``."""
