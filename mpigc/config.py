@@ -174,7 +174,7 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("samples", "int", "samples in the dataset", lo=1),
         _Key("features", "int", "features per sample", lo=1),
         _Key("hidden", "int", "mlp: hidden units", lo=1),
-        _Key("dataset", "str", '"synthetic", a directory of X.npy and y.npy, or a .h5 file with X and y'),
+        _Key("dataset", "str", '"synthetic", a directory of X.npy and y.npy (memory-mapped), or a .npz or .h5 file with X and y'),
         _Key("step", "float", "gradient step size", lo=0, lo_open=True),
         _Key("models", "int", "sequential: models trained together K; auto = T_seq + 1", lo=1),
         _Key("noise", "float", "synthetic: label noise", lo=0),
