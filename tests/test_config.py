@@ -2,15 +2,23 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from mpigc.config import (CodeConfig, Config, DelaysConfig, NetworkConfig, RunConfig, WorkloadConfig,
-                          describe_keys, load_config, to_toml)
 from mpigc.codes import make_scheme
+from mpigc.config import (
+    CodeConfig,
+    Config,
+    DelaysConfig,
+    NetworkConfig,
+    RunConfig,
+    WorkloadConfig,
+    describe_keys,
+    load_config,
+    to_toml,
+)
 from mpigc.errors import InputError
 
 
@@ -298,7 +306,8 @@ def roundtrip(tmp_path: Path, c: Config) -> Config:
     return load_config(write(tmp_path, text, "rt.toml"), backend=c.backend, world_size=world)
 
 
-@pytest.mark.parametrize("backend", ["sim", "mpi"], ids=["backend-sim", "backend-mpi"])  # id "mpi" would be skipped by pytest-mpi
+# id "mpi" would be skipped by pytest-mpi
+@pytest.mark.parametrize("backend", ["sim", "mpi"], ids=["backend-sim", "backend-mpi"])
 def test_roundtrip_default(tmp_path, backend):
     c = load_config(None, backend=backend, world_size=9 if backend == "mpi" else None)
     assert roundtrip(tmp_path, c) == c

@@ -1,7 +1,6 @@
 """Round rules shared by both backends (``mpigc.core.policy``) and the decoder hook rank 0 frees memory by."""
 from __future__ import annotations
 
-
 import numpy as np
 
 from mpigc.codes import make_scheme

@@ -1,7 +1,6 @@
 """Every scheme's decoder against the true gradient, and its coefficients against their definition."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -102,7 +101,7 @@ def test_coef_error_is_the_distance_of_the_decoding_map(name, kw):
     target = np.zeros((scheme.plan.parts, scheme.plan.chunks * scheme.plan.parts))
     for k in range(scheme.plan.parts):
         target[k, k::scheme.plan.parts] = 1
-    for trial in range(20):
+    for _ in range(20):
         picked = [keys[i] for i in rng.permutation(len(keys))[: rng.integers(0, len(keys))]]
         decoder = scheme.decoder()
         for key in picked:

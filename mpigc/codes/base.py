@@ -97,7 +97,7 @@ class Decoder(ABC):
     rest of the combination stays on the critical path.
     """
 
-    def __init__(self, scheme: "Scheme") -> None:
+    def __init__(self, scheme: Scheme) -> None:
         self.scheme = scheme
         self.keys: list[MessageKey] = []
 
@@ -134,9 +134,11 @@ class GenericDecoder(Decoder):
 
     @property
     def exact(self) -> bool:
+        """True when the least-squares combination of the messages so far is exact."""
         return self.combination().exact
 
     def combination(self) -> Combination:
+        """Least-squares coefficients over the messages that count (exact when they span the target)."""
         s = self.scheme
         keys = [k for k in self.keys if s.counts(k, self.keys)]
         rows = np.array([s.message_row(*k) for k in keys]).reshape(len(keys), -1)
@@ -171,7 +173,7 @@ class Scheme(ABC):
 
     @classmethod
     def make_plan(cls, code, workers: int, seed: int) -> Plan:
-        """Assignment and orders for ``code``; schemes with their own layout override this."""
+        """Plan the assignment and orders for ``code``; schemes with their own layout override this."""
         return make_plan(code, workers, seed, cls.default_assignment)
 
     @property
@@ -235,7 +237,7 @@ class Scheme(ABC):
         """
 
     def decoder(self) -> Decoder:
-        """A fresh master-side decoder for one round."""
+        """Return a fresh master-side decoder for one round."""
         return GenericDecoder(self)
 
     def describe(self) -> dict:

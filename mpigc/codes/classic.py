@@ -13,6 +13,7 @@ class OneShot(Scheme):
     """A worker sends one message, after its last task."""
 
     def sends_after(self, worker: int) -> np.ndarray:
+        """One message, after the worker's last task."""
         return np.array([len(self.plan.orders[worker]) - 1])
 
     def finish_arrivals(self, arrival: np.ndarray) -> np.ndarray:
@@ -31,12 +32,15 @@ class Uncoded(OneShot):
     allowed_assignments = ("uncoded",)
 
     def message_row(self, worker: int, position: int) -> np.ndarray:
+        """Return the sum of the worker's own chunks (its column of the assignment)."""
         return self.plan.assignment[:, worker].astype(float)
 
     def decode_times(self, arrival: np.ndarray) -> np.ndarray:
+        """Return the last arrival of every round: uncoded waits for all m workers."""
         return self.finish_arrivals(arrival).max(axis=1)
 
     def decoder(self) -> Decoder:
+        """Sum the workers heard, rescaled by m/k when ``rescale`` is set."""
         return _UncodedDecoder(self)
 
 
@@ -84,9 +88,11 @@ class FractionalRepetition(OneShot):
         self.info["tolerance s"] = int(plan.loads.min()) - 1
 
     def message_row(self, worker: int, position: int) -> np.ndarray:
+        """Return the sum of the worker's group of chunks."""
         return self.plan.assignment[:, worker].astype(float)
 
     def decode_times(self, arrival: np.ndarray) -> np.ndarray:
+        """When every group has been heard from at least once."""
         t = self.finish_arrivals(arrival)
         per_group = np.full((t.shape[0], self.groups), np.inf)
         for q in range(self.groups):
@@ -94,6 +100,7 @@ class FractionalRepetition(OneShot):
         return per_group.max(axis=1)
 
     def decoder(self) -> Decoder:
+        """Take one message per group (the first heard)."""
         return _FrcDecoder(self)
 
 
@@ -139,13 +146,16 @@ class CyclicRepetition(OneShot):
         self.info["tolerance s"] = self.tolerance
 
     def message_row(self, worker: int, position: int) -> np.ndarray:
+        """Return the worker's row of the cyclic-repetition encoding matrix B."""
         return self.matrix[worker]
 
     def decode_times(self, arrival: np.ndarray) -> np.ndarray:
+        """Return the (m − s)-th arrival of every round."""
         t = np.sort(self.finish_arrivals(arrival), axis=1)
         return t[:, self.plan.workers - self.tolerance - 1]
 
     def decoder(self) -> Decoder:
+        """Solve a·B_F = 1 for the survivor set F (memoised per set)."""
         return _CrcDecoder(self)
 
     def worst_condition(self, samples: int = 200) -> float:

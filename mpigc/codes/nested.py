@@ -118,14 +118,16 @@ class NestedFrc(Scheme):
 
     # -- worker side -------------------------------------------------------
     def sends_after(self, worker: int) -> np.ndarray:
+        """After each stage of the ladder (cumulative loads)."""
         return self.ends.copy()
 
     def message_row(self, worker: int, position: int) -> np.ndarray:
+        """Return the stage's FRC group sum at its ladder level."""
         return self._rows[(worker, position)]
 
     # -- master side -------------------------------------------------------
     def decode_times(self, arrival: np.ndarray) -> np.ndarray:
-        """min over levels of max over groups of min over members of when stages 1..ℓ are all in."""
+        """Min over levels of max over groups of min over members of when stages 1..ℓ are all in."""
         staged = arrival[:, :, self.ends]  # (R, m, L)
         delivered = np.maximum.accumulate(staged, axis=2)  # stages 1..ℓ all in
         r, m = arrival.shape[:2]
@@ -136,6 +138,7 @@ class NestedFrc(Scheme):
         return best
 
     def decoder(self) -> Decoder:
+        """Decode at the lowest ladder level that is complete."""
         return _NestedDecoder(self)
 
 
@@ -165,7 +168,7 @@ class _NestedDecoder(Decoder):
         return []
 
     def complete_level(self) -> int:
-        """The lowest level whose every group has a complete worker, −1 if none."""
+        """Return the lowest level whose every group has a complete worker, −1 if none."""
         s: NestedFrc = self.scheme
         for level, n in enumerate(s.sizes):
             if len(self.first[level]) == s.plan.workers // n:

@@ -72,7 +72,7 @@ class PartialStragglers(Scheme):
                 return g, worst, draw
         import warnings
 
-        warnings.warn(f"partial: worst l-subset condition number {worst:.3g} after {MAX_DRAWS} draws")
+        warnings.warn(f"partial: worst l-subset condition number {worst:.3g} after {MAX_DRAWS} draws", stacklevel=2)
         return g, worst, MAX_DRAWS
 
     def _holder_subsets(self, rng: np.random.Generator) -> np.ndarray:
@@ -96,14 +96,17 @@ class PartialStragglers(Scheme):
         for i in range(self.plan.chunks):
             holders = np.flatnonzero(a[i])
             workers[i, : len(holders)] = holders
-        positions = np.where(workers >= 0, self.position[np.maximum(workers, 0), np.arange(self.plan.chunks)[:, None]], -1)
+        chunk_ids = np.arange(self.plan.chunks)[:, None]
+        positions = np.where(workers >= 0, self.position[np.maximum(workers, 0), chunk_ids], -1)
         return workers, positions
 
     # -- worker side -------------------------------------------------------
     def sends_after(self, worker: int) -> np.ndarray:
+        """After every task: partial results stream as chunks finish."""
         return np.arange(len(self.plan.orders[worker]))
 
     def message_row(self, worker: int, position: int) -> np.ndarray:
+        """G's row for this worker's chunk at this position, spread over the l parts."""
         l = self.plan.parts
         row = np.zeros(self.plan.chunks * l)
         chunk = int(self.plan.orders[worker][position])
@@ -125,6 +128,7 @@ class PartialStragglers(Scheme):
         return eff[:, np.maximum(workers, 0), np.where(positions >= 0, positions, -1)]
 
     def decode_times(self, arrival: np.ndarray) -> np.ndarray:
+        """When every chunk has l messages from distinct holders."""
         per_chunk = np.sort(self.chunk_arrivals(arrival), axis=2)[:, :, self.plan.parts - 1]
         return per_chunk.max(axis=1)
 
@@ -168,7 +172,7 @@ class PartialStragglers(Scheme):
         return np.sum(self.chunk_arrivals(arrival) <= t[:, None, None], axis=2)
 
     def coef_error_from_coverage(self, coverage: np.ndarray) -> np.ndarray:
-        """Closed form Σ_i (l − min(c_i, l)) / (N l), valid for well-conditioned G."""
+        """Return the closed form Σ_i (l − min(c_i, l)) / (N l), valid for well-conditioned G."""
         l = self.plan.parts
         return np.sum(l - np.minimum(coverage, l), axis=-1) / (self.plan.chunks * l)
 
@@ -185,6 +189,7 @@ class PartialStragglers(Scheme):
         return hit
 
     def decoder(self) -> Decoder:
+        """Solve each chunk from its first l messages."""
         return _PartialDecoder(self)
 
 

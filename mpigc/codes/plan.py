@@ -39,7 +39,7 @@ class Plan:
 
 
 def make_plan(code, workers: int, seed: int, default_assignment: str = "cyclic") -> Plan:
-    """Assignment and per-worker orders for a ``[code]`` entry."""
+    """Plan the assignment and per-worker orders of a ``[code]`` entry."""
     name = code.assignment or default_assignment
     assignment, natural = make_assignment_with_order(name, workers, code.load, seed, code.chunks)
     orders = make_orders(assignment, code.ordering, seed, natural, code.parts)

@@ -165,13 +165,16 @@ class PolynomialCode(OneShot):
 
     # -- worker side -------------------------------------------------------
     def message_row(self, worker: int, position: int) -> np.ndarray:
+        """Return the worker's evaluation of the encoding polynomial over its chunks' parts."""
         return self.matrix[worker]
 
     # -- master side -------------------------------------------------------
     def decode_times(self, arrival: np.ndarray) -> np.ndarray:
+        """Return the arrival at which enough evaluations exist to interpolate."""
         return np.sort(self.finish_arrivals(arrival), axis=1)[:, self.needed - 1]
 
     def decoder(self) -> Decoder:
+        """Interpolate from the first messages that determine the polynomial."""
         return _PolyDecoder(self)
 
 

@@ -194,7 +194,7 @@ def run_names(path: str | os.PathLike) -> list[str]:
 # ----------------------------------------------------------------------------- one run
 
 def _list_runs(f: h5py.File, key: str) -> list[str]:
-    """The names under ``/runs`` of an open file; InputError if it is not a readable result file."""
+    """Return the names under ``/runs`` of an open file; InputError if it is not a readable result file."""
     if not _is_ours(f):
         raise InputError(key, "not an mpigc result file (no /runs group)")
     try:
@@ -209,7 +209,7 @@ def _list_runs(f: h5py.File, key: str) -> list[str]:
 
 
 def _why(exc: BaseException) -> str:
-    """A one-line reason from an exception (HDF5's messages can span lines)."""
+    """Return a one-line reason from an exception (HDF5's messages can span lines)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:160] + ("..." if len(text) > 160 else "")
 
@@ -250,7 +250,7 @@ def _read_run(runs: h5py.Group, name: str, require: tuple[str, ...]) -> RunData 
 
 
 def _attrs(group: h5py.Group) -> dict | str:
-    """A run's attributes (JSON ones decoded), or the reason they cannot be read."""
+    """Return a run's attributes (JSON ones decoded), or the reason they cannot be read."""
     try:
         keys = list(group.attrs)
     except _READ_ERRORS as exc:
@@ -341,7 +341,7 @@ def _datasets(f: h5py.File) -> list[str]:
 
 
 def _dataset(f: h5py.File, name: str, key: str) -> h5py.Dataset:
-    """The dataset ``name`` of an open file, or an InputError listing the datasets there are."""
+    """Return the dataset ``name`` of an open file, or an InputError listing the datasets there are."""
     obj = f.get(name)
     if not isinstance(obj, h5py.Dataset):
         what = "is a group, not a dataset" if obj is not None else "does not exist"
