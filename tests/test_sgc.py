@@ -250,3 +250,25 @@ def test_tune_matches_engine_and_cli(tmp_path, capsys):
     assert main(["tune", str(trace), "--jobs", "30", "--workers", "12", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "m-sgc" in text and "uncoded" in text and out.exists()
+
+
+def test_srsgc_tail_rounds_without_work_cost_nothing(tmp_path):
+    """Rounds at or after job J in which no worker has a task: 0 s, no straggler, no wait-out (P3's rule)."""
+    trace = tmp_path / "t.csv"
+    values = np.full((5, 6), 1.0)
+    values[:, 5] = 1.5  # the slowest worker stays inside (1+μ)·t_min: nobody straggles, nothing to redo
+    values[2, 0] = 9.0  # one straggler in round 2 (job 2): a redo in round 4, inside the jobs
+    trace.write_text("\n".join(",".join(f"{v:.3f}" for v in row) for row in values) + "\n")
+    cfg = load_config(None, overrides(**{"code.scheme": '"sr-sgc"', "code.B": 2, "code.W": 3, "code.lambda": 2,
+                                         "delays.model": '"trace"', "delays.trace": f'"{trace}"',
+                                         "delays.slope": 0.0, "delays.wrap": "true", "run.verify": "false"}))
+    out = tmp_path / "sr.h5"
+    rows = simulate(cfg, str(out), log=io.StringIO())
+    from mpigc import results
+
+    rounds = results.read_runs(out)[0].tables["rounds"]
+    assert len(rounds) == 12 + 2
+    tail = rounds[12:]
+    assert np.all(tail["latency"] == 0) and np.all(tail["waitout"] == 0) and np.all(tail["messages"] == 0)
+    assert rows[0][2]["total_s"] == pytest.approx(rounds["latency"][:12].sum())
+    assert np.all(rounds["latency"][:12] > 0)

@@ -92,7 +92,7 @@ def replay_problems(run, code, m: int):
         mine = fresh[fresh["round"] == r]
         times[mine["worker"]] = mine["t_arrive"]
         closed = engine.close(r, times)
-        got = (int(closed.waitout), int(m - closed.strag.sum()))
+        got = (int(closed.waitout), 0 if closed.idle else int(m - closed.strag.sum()))
         if got != (int(rounds["waitout"][r]), int(rounds["messages"][r])):
             yield f"{run.name} round {r}: rank 0 chose (waitout, messages) {rounds[['waitout', 'messages']][r]}, " \
                   f"the engine on its arrival times {got} (times {np.round(times, 3).tolist()})"
@@ -128,7 +128,10 @@ def test_mpi_and_simulator_agree_on_stragglers(tmp_path_factory, model):
                 yield f"{run.name} round_done: mpi {ja['round_done'].tolist()} sim {jb['round_done'].tolist()}"
             # no round ends before the model says: the cutoff is respected (transfers of
             # 2.4 MB messages and a crowded machine only ever make MPI rounds longer)
-            ratio = a["latency"] / b["latency"]
+            free = b["latency"] == 0  # SR-SGC's tail rounds without work: 0 s in both backends
+            if np.any(a["latency"][free] != 0):
+                yield f"{run.name}: rounds without work took {a['latency'][free].tolist()} s under MPI"
+            ratio = a["latency"][~free] / b["latency"][~free]
             if np.any(ratio < 0.95):
                 yield f"{run.name}: latency mpi/sim {np.round(ratio, 2).tolist()}"
             waitouts += int(np.sum(a["waitout"] > 0))

@@ -61,6 +61,7 @@ class Closed:
     duration: float = float("nan")
     decodes: list[Decode] = field(default_factory=list)
     lost: list[int] = field(default_factory=list)
+    idle: bool = False  # no worker had a task: nothing sent, 0 s
 
 
 def plan_sequential(config, workers: int, delays: DelayModel | None = None) -> list[SeqEntry]:
@@ -116,6 +117,12 @@ class SequentialEngine:
         """Whether planned round r gives no worker any task (only past job J): it costs 0 s, records nothing."""
         return r >= self.jobs and not bool((self.state.jobs[r] >= 0).any())
 
+    def skip(self, r: int) -> Closed:
+        """Close an :meth:`idle` round: no straggler, no wait-out, 0 s (jobs due may still decode)."""
+        out = self.commit(r, np.zeros(self.scheme.m, dtype=bool), NO_WAIT)
+        out.duration, out.idle = 0.0, True
+        return out
+
     def cutoff(self, t_min: float) -> float:
         """Seconds after the round start at which unreturned workers straggle."""
         return (1.0 + self.mu) * t_min
@@ -155,9 +162,7 @@ class SequentialEngine:
     def close(self, r: int, times: np.ndarray) -> Closed:
         """Virtual time: apply the round rule to completion times ``times`` (m,) and commit."""
         if self.idle(r):
-            out = self.commit(r, np.zeros(self.scheme.m, dtype=bool), NO_WAIT)
-            out.duration = 0.0
-            return out
+            return self.skip(r)
         t_max = float(times.max())
         if self.scheme.waits_for_all:
             out = self.commit(r, np.zeros(self.scheme.m, dtype=bool), NO_WAIT)

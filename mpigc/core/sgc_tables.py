@@ -20,7 +20,8 @@ def rows_of(closed: Closed, duration: float, clock: float, engine: SequentialEng
     losses = [checks.get(d.job, (np.nan, np.nan))[1] for d in closed.decodes]
     status = UNDECODABLE if closed.lost else EXACT
     grad_error = float(np.max(errors)) if errors and not np.all(np.isnan(errors)) else np.nan
-    row = (r, duration, status, int(accepted.sum()), tasks, coef, grad_error,
+    messages = 0 if closed.idle else int(accepted.sum())  # a round without work sends nothing
+    row = (r, duration, status, messages, tasks, coef, grad_error,
            losses[-1] if losses else np.nan, closed.waitout, -1, np.nan)
     jobs = [(d.job, engine.model_of(d.job, models), r, clock, checks.get(d.job, (np.nan, np.nan))[1])
             for d in closed.decodes]

@@ -202,7 +202,8 @@ class SeqMaster:
         engine = self.engine
         jobs, kinds = engine.plan(r)
         if engine.idle(r):  # no worker has a task (SR-SGC's tail): no START, 0 s, nothing recorded
-            return engine.commit(r, np.zeros(self.m, dtype=bool), NO_WAIT), 0.0
+            self.workers += [(r, w, 0.0, 0.0, 0, False, 0.0) for w in range(self.m)]  # as the simulator's rows
+            return engine.skip(r), 0.0
         if r < engine.jobs:
             self.theta[r] = self.models[r % len(self.models)].copy()
         starts = [control(Kind.START, r, slot_payload(jobs[w], kinds[w], [self.theta.get(int(t)) for t in jobs[w]],
