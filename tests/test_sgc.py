@@ -9,12 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mpigc.codes import make_scheme
 from mpigc.bursts import bursty_ok, window
+from mpigc.codes import make_scheme
 from mpigc.codes.sgc import msgc_load, sr_sgc_tolerance
 from mpigc.config import CodeConfig, load_config
-from mpigc.delays.bursty import Bursty
 from mpigc.core.sgc_engine import SequentialEngine
+from mpigc.delays.bursty import Bursty
 from mpigc.sim.driver import simulate
 
 
