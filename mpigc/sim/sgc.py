@@ -24,7 +24,7 @@ from mpigc.core.metrics import relative_error
 from mpigc.core.provenance import run_attrs
 from mpigc.core.sgc_engine import SeqEntry, SequentialEngine, plan_sequential, round_times
 from mpigc.core.sgc_tables import rows_of, sequential_stats
-from mpigc.core.tables import summary_attrs
+from mpigc.core.tables import summary_attrs, tables_for
 from mpigc.delays import DelayModel
 
 
@@ -46,7 +46,7 @@ class JobTracker:
         return self.units[job]
 
     def result(self, job: int, worker: int, kind: int) -> np.ndarray:
-        """What worker ``worker``'s mini-task ``kind`` of job ``job`` returns (gradient and loss)."""
+        """Return what worker ``worker``'s mini-task ``kind`` of job ``job`` sends (gradient and loss)."""
         return self.scheme.row(worker, kind) @ self.unit_grads(job)
 
     def apply(self, job: int, decoded: np.ndarray) -> tuple[float, float]:
@@ -112,7 +112,7 @@ def simulate_sequential(config: Config, out: str | None, name: str | None = None
     file = results.ResultFile(out, keep_open=True) if out is not None else None
     if file is not None:
         file.acquire()  # another job writing there is refused now, before any work
-    tables = ("rounds", "jobs") + (("workers",) if config.run.detail in ("workers", "full") else ())
+    tables = tables_for(config.run.detail, sgc=True)
     try:
         rows = []
         for entry in entries:
