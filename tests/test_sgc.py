@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from mpigc.bursts import bursty_ok, window
 from mpigc.codes import make_scheme
-from mpigc.codes.sgc import msgc_load, sr_sgc_tolerance
+from mpigc.codes.msgc import msgc_load
+from mpigc.codes.sgc import sr_sgc_tolerance
 from mpigc.config import CodeConfig, load_config
 from mpigc.core.sgc_engine import SequentialEngine
 from mpigc.delays.bursty import Bursty

@@ -3,8 +3,9 @@
 Jobs t = 0..J−1; job t starts in round t and must decode by the end of round
 t + T_seq. Every round worker w runs ``slots`` mini-tasks; slot q of round r
 holds a (job, kind) pair, ``job = −1`` for an idle slot (a job outside
-0..J−1: the slot is still charged, so every round costs the scheme's fixed
-load, as in P3's simulator). ``kind`` names the linear combination of
+0..J−1: the slot is still charged, as in P3's simulator, except in a round
+in which no worker has any task, which costs nothing: :mod:`mpigc.core.sgc_engine`).
+M-SGC lives in :mod:`mpigc.codes.msgc`. ``kind`` names the linear combination of
 workload chunks ("units") the mini-task returns: :meth:`SequentialScheme.row`.
 
 This module is pure math: it plans rounds from the straggler history,
@@ -19,11 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mpigc.codes.base import Plan, Scheme
+from mpigc.bursts import bursty_ok, check_bursty, window
 from mpigc.codes.assignments import make_assignment_with_order
+from mpigc.codes.base import Plan, Scheme
 from mpigc.codes.classic import crc_coefficients, crc_residual, encoding_matrix
 from mpigc.codes.registry import make_scheme, register, scheme_class
-from mpigc.bursts import bursty_ok, check_bursty, window
 from mpigc.errors import InputError
 
 ResultKey = tuple[int, int, int]  # (round, worker, slot)
@@ -153,17 +154,21 @@ class SequentialScheme(Scheme):
         raise NotImplementedError
 
     def describe(self) -> dict:
+        """Return the plan's summary for ``mpigc plan``: T_seq, mini-tasks per round, load, units."""
         return {**self.info, "T_seq": self.T, "mini-tasks per round": self.slots,
                 "normalised load": self.load, "units (workload chunks)": self.units}
 
     # The single-round contract does not apply: the sequential engine drives these schemes.
     def sends_after(self, worker: int) -> np.ndarray:
+        """Not used: the SGC engine, not the single-round contract, drives these schemes."""
         raise NotImplementedError("sequential schemes run in the sequential engine")
 
     def message_row(self, worker: int, position: int) -> np.ndarray:
+        """Not used: the SGC engine, not the single-round contract, drives these schemes."""
         raise NotImplementedError("sequential schemes run in the sequential engine")
 
     def decode_times(self, arrival: np.ndarray) -> np.ndarray:
+        """Not used: the SGC engine, not the single-round contract, drives these schemes."""
         raise NotImplementedError("sequential schemes run in the sequential engine")
 
 
@@ -198,6 +203,7 @@ class GCSequential(_CrcJobs):
 
     @classmethod
     def make_plan(cls, code, workers: int, seed: int) -> Plan:
+        """Plan the cyclic assignment of an (m, s = load − 1) crc code."""
         if not 1 <= code.load <= workers:
             raise InputError("code.load", f"gc-seq needs 1 ≤ load ≤ {workers} workers, got {code.load}")
         return cyclic_plan(workers, code.load)
@@ -207,6 +213,7 @@ class GCSequential(_CrcJobs):
         self._setup_crc(code.load - 1)
 
     def conforms(self, st: SeqState, r: int, now: np.ndarray) -> bool:
+        """Return whether round r's stragglers number at most s."""
         return int(now.sum()) <= self.s
 
 
@@ -223,6 +230,7 @@ class SelectiveRepeat(_CrcJobs):
 
     @classmethod
     def make_plan(cls, code, workers: int, seed: int) -> Plan:
+        """Plan the cyclic assignment of the crc code with SR-SGC's tolerance s."""
         check_bursty(code.B, code.W, code.lam, workers)
         if (code.W - 1) % code.B:
             raise InputError("code.W", f"sr-sgc needs W − 1 divisible by B; W − 1 = {code.W - 1}, B = {code.B}")
@@ -235,6 +243,7 @@ class SelectiveRepeat(_CrcJobs):
         self._setup_crc(sr_sgc_tolerance(self.B, self.W, self.lam))
 
     def plan_round(self, st: SeqState, r: int) -> None:
+        """Fill round r: job r's crc task, plus the redo of job r − B where round r − B lost it."""
         super().plan_round(st, r)
         d = r - self.B
         if 0 <= d < st.total_jobs:
@@ -251,6 +260,7 @@ class SelectiveRepeat(_CrcJobs):
         return not redo.any() and int(st.strag[x].sum()) <= self.s
 
     def conforms(self, st: SeqState, r: int, now: np.ndarray) -> bool:
+        """Return whether the (B, W, λ)-bursty model holds, rounds GC covered alone exempted."""
         past = window(st.strag, r, self.W - 1).copy()
         for i, x in enumerate(range(r - self.W + 1, r)):
             if x >= 0 and self.exempt(st, x):
@@ -263,115 +273,6 @@ def scheme_load(sizes: np.ndarray, m: int) -> float:
     return float(np.sum(sizes)) / m
 
 
-def msgc_sizes(B: int, W: int, lam: int) -> np.ndarray:
-    """M-SGC's W − 1 + B equal mini-task sizes, in units of 1/m of the data."""
-    return np.full(W - 1 + B, msgc_split(B, W, lam)[1])
-
-
-def msgc_split(B: int, W: int, lam: int) -> tuple[float, float]:
-    """M-SGC: (fraction of the data in D1, one mini-task's size in units of 1/m of the data)."""
-    denom = B + (W - 1) * (lam + 1)
-    return (W - 1) * (lam + 1) / denom, (lam + 1) / denom
-
-
-def msgc_load(m: int, B: int, W: int, lam: int) -> float:
-    """M-SGC's normalised load (λ+1)(W−1+B) / (m(B + (W−1)(λ+1))), λ < m."""
-    return (lam + 1) * (W - 1 + B) / (m * (B + (W - 1) * (lam + 1)))
-
-
-@register("m-sgc")
-class Multiplexed(SequentialScheme):
-    """Multiplexed SGC (P3's main scheme): uncoded D1 chunks and crc-coded D2 groups (T_seq = W−2+B)."""
-
-    config_keys = ("code.B", "code.W", "code.lambda", "code.mu", "workload.models")
-
-    @classmethod
-    def make_plan(cls, code, workers: int, seed: int) -> Plan:
-        check_bursty(code.B, code.W, code.lam, workers)
-        m, B, W, lam = workers, code.B, code.W, code.lam
-        units = m * ((W - 1) * (lam + 1) + B)
-        a = np.zeros((units, m), dtype=bool)
-        for w in range(m):
-            a[w * (W - 1) * (lam + 1):(w + 1) * (W - 1) * (lam + 1), w] = True
-            for j in range(B):
-                a[m * (W - 1) * (lam + 1) + j * m + (w + np.arange(lam + 1)) % m, w] = True
-        return Plan(a, tuple(np.flatnonzero(a[:, w]) for w in range(m)), 1)
-
-    def __init__(self, plan: Plan, code, seed: int) -> None:
-        super().__init__(plan, code, seed)
-        self.B, self.W, self.lam = int(code.B), int(code.W), int(code.lam)
-        self.T = self.W - 2 + self.B
-        self.slots = self.W - 1 + self.B
-        self.d1 = self.m * (self.W - 1)  # D1 chunks; kinds 0..d1-1, then d1 + j for D2 group j
-        self.d1_units = self.d1 * (self.lam + 1)
-        self.units = self.d1_units + self.B * self.m
-        frac = msgc_split(self.B, self.W, self.lam)[0]
-        self.sizes = msgc_sizes(self.B, self.W, self.lam)
-        self.matrix = encoding_matrix(cyclic_plan(self.m, self.lam + 1), self.lam, seed)
-        self.info.update({"D1 fraction": frac, "D2 groups": self.B, "D2 tolerance": self.lam})
-
-    def row(self, w: int, kind: int) -> np.ndarray:
-        out = np.zeros(self.units)
-        if kind < self.d1:
-            out[kind * (self.lam + 1):(kind + 1) * (self.lam + 1)] = 1.0
-        else:
-            j = kind - self.d1
-            out[self.d1_units + j * self.m:self.d1_units + (j + 1) * self.m] = self.matrix[w]
-        return out
-
-    def _have(self, st: SeqState, t: int, r: int) -> np.ndarray:
-        """Bool (m, W−1): which own D1 chunks of job t each worker delivered in rounds t … r−1."""
-        have = np.zeros((self.m, self.W - 1), dtype=bool)
-        for q in range(r - t):
-            rr = t + q
-            k = st.kinds[rr, :, q]
-            ok = ~st.strag[rr] & (st.jobs[rr, :, q] == t) & (k >= 0) & (k < self.d1)
-            w = np.flatnonzero(ok)
-            have[w, k[w] - w * (self.W - 1)] = True
-        return have
-
-    def plan_round(self, st: SeqState, r: int) -> None:
-        own = np.arange(self.m) * (self.W - 1)
-        for q in range(self.slots):
-            t = r - q
-            if not 0 <= t < st.total_jobs:
-                continue
-            st.jobs[r, :, q] = t
-            if q < self.W - 1:
-                st.kinds[r, :, q] = own + q
-                continue
-            missing = ~self._have(st, t, r)
-            st.kinds[r, :, q] = np.where(missing.any(axis=1), own + missing.argmax(axis=1),
-                                         self.d1 + q - (self.W - 1))
-
-    def conforms(self, st: SeqState, r: int, now: np.ndarray) -> bool:
-        return bool(bursty_ok(window(st.strag, r, self.W - 1), now, self.B, self.lam))
-
-    def decode(self, st: SeqState, t: int, upto: int, solve: bool = True) -> Decode | None:
-        rr, w, q, kind = self.received(st, t, upto)
-        in_d1 = kind < self.d1
-        if len(np.unique(kind[in_d1])) < self.d1:
-            return None
-        # a D2 result counts once per (group, worker): code it as group·m + worker
-        d2 = (kind[~in_d1] - self.d1) * self.m + w[~in_d1]
-        counts = np.bincount(np.unique(d2) // self.m, minlength=self.B)
-        if np.any(counts < self.m - self.lam):
-            return None
-        if not solve:
-            return Decode(t, [], np.zeros(0), float("nan"))
-        _, keys = self.first_keys(rr[in_d1], w[in_d1], q[in_d1], kind[in_d1])  # chunk c's first result, c = 0..
-        coefs = [np.ones(self.d1)]
-        err = 0.0  # D1 chunks enter once with weight 1: only the D2 groups can err
-        for j in range(self.B):
-            sel = ~in_d1 & (kind == self.d1 + j)
-            alive, group_keys = self.first_keys(rr[sel], w[sel], q[sel], w[sel])
-            a, residual = self.crc_solve(self.matrix, alive)
-            coefs.append(a)
-            keys += group_keys
-            err += residual
-        return Decode(t, keys, np.concatenate(coefs), err / self.units)
-
-
 class SequentialUncoded(SequentialScheme):
     """``uncoded`` in the sequential regime: one chunk per worker, wait for every worker every round."""
 
@@ -379,17 +280,21 @@ class SequentialUncoded(SequentialScheme):
 
     @classmethod
     def make_plan(cls, code, workers: int, seed: int) -> Plan:
+        """Plan one chunk per worker (the uncoded assignment)."""
         return cyclic_plan(workers, 1)
 
     def row(self, w: int, kind: int) -> np.ndarray:
+        """Return the unit vector of worker ``w``'s own chunk."""
         out = np.zeros(self.units)
         out[w] = 1.0
         return out
 
     def conforms(self, st: SeqState, r: int, now: np.ndarray) -> bool:
+        """Return True only for a round without stragglers: uncoded waits for every worker."""
         return not now.any()
 
     def decode(self, st: SeqState, t: int, upto: int, solve: bool = True) -> Decode | None:
+        """Decode job t once every worker's result of it has arrived (all weights 1)."""
         rr, w, q, _ = self.received(st, t, upto)
         if len(np.unique(w)) < self.m:
             return None

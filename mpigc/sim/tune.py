@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mpigc.bursts import bursty_ok, window
-from mpigc.codes.sgc import build_sequential, msgc_sizes, scheme_load, sr_sgc_tolerance
+from mpigc.codes.msgc import msgc_sizes
+from mpigc.codes.sgc import build_sequential, scheme_load, sr_sgc_tolerance
 from mpigc.config import CodeConfig, load_config
 from mpigc.core.sgc_engine import SequentialEngine
 from mpigc.report import format_table
@@ -122,7 +123,7 @@ def _msgc_decodes(before: np.ndarray, now: np.ndarray, m: int, W: int, B: int, l
     Slots 0 … W−2 carry each worker's own D1 chunks; in each of the last B
     rounds a worker redoes one missing chunk if it has any, else sends its
     result for D2 group j. The job needs every D1 chunk and m − λ workers
-    in every D2 group (:meth:`~mpigc.codes.sgc.Multiplexed.plan_round`).
+    in every D2 group (:meth:`~mpigc.codes.msgc.Multiplexed.plan_round`).
     """
     strag = np.concatenate([before, now[:, None, :]], axis=1)
     missing = strag[:, :W - 1].sum(axis=1)
