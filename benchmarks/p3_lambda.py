@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -56,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     traces = sorted(Path(args.traces).glob("*load0.00*.csv"))
-    print(f"# P3 Lambda comparison, simulator; {datetime.now(timezone.utc).isoformat(timespec='seconds')} on "
+    print(f"# P3 Lambda comparison, simulator; {datetime.now(UTC).isoformat(timespec='seconds')} on "
           f"{platform.node()}, python {platform.python_version()}, numpy {np.__version__}")
-    print(f"# m = 256, J = {args.jobs}, mu = {args.mu:g}, slope = {args.slope} s/unit load, lambda <= {args.lambda_max}, "
-          f"{len(traces)} load-0 traces, parameters by grid search on each trace")
+    print(f"# m = 256, J = {args.jobs}, mu = {args.mu:g}, slope = {args.slope} s/unit load, "
+          f"lambda <= {args.lambda_max}, {len(traces)} load-0 traces, parameters by grid search on each trace")
     head = ("trace", "scheme", "runtime_s", "waitouts", "params", "tuned_s", "P3_s")
     print("  ".join(f"{h:<44}" if i == 0 else f"{h:<8}" if i == 1 else f"{h:>9}" if i < 4 else f"{h:<22}"
                     if i == 4 else f"{h:>8}" for i, h in enumerate(head)), flush=True)
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         choices = tune(values, args.jobs, args.mu, slope, 256, max_lam=args.lambda_max)
         sims = run_choices(str(path), choices, args.jobs, args.mu, slope, 256, args.out)
         totals = {}
-        for c, (run, scheme, stats) in zip(choices.values(), sims):
+        for c, (_, scheme, stats) in zip(choices.values(), sims):
             totals[scheme] = stats["total_s"]
             print(f"{name:<44}  {scheme:<8}  {stats['total_s']:>9.1f}  {stats['waitouts']:>9d}  {c.label():<22}  "
                   f"{c.runtime:>8.1f}  {PUBLISHED[scheme]:>8.0f}", flush=True)
@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = values.shape[0]
         worst = int(np.argmax(values.max(axis=1)))
         print(f"# {name}: {rows} trace rounds wrap {(args.jobs + 5) / rows:.0f}x; worst value {values.max():.1f} s "
-              f"(row {worst}, recurs at every wrap) vs median {np.median(values):.2f} s; m-sgc vs gc-seq {100 * (1 - totals['m-sgc'] / totals['gc-seq']):+.1f} %"
-              f" (P3: +16 %)", flush=True)
+              f"(row {worst}, recurs at every wrap) vs median {np.median(values):.2f} s; "
+              f"m-sgc vs gc-seq {100 * (1 - totals['m-sgc'] / totals['gc-seq']):+.1f} % (P3: +16 %)", flush=True)
     print(f"# runs stored in {args.out}")
     return 0 if ok else 1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from mpigc import __version__
 from mpigc.errors import InputError
@@ -45,7 +45,7 @@ def _runner(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
+    """Return the argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="mpigc", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"mpigc {__version__}")
@@ -188,7 +188,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.rounds:
         import csv
 
-        tables = [(run.name, str(run.attrs.get("scheme", "?")), str(run.attrs.get("backend", "?")), run.tables["rounds"])
+        tables = [(run.name, str(run.attrs.get("scheme", "?")), str(run.attrs.get("backend", "?")),
+                   run.tables["rounds"])
                   for run in runs if "rounds" in run.tables]
         csv.writer(sys.stdout, lineterminator="\n").writerows(report.round_rows(tables))
         return 0
@@ -208,7 +209,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def _run_stats(run) -> dict:
-    """A stored run's summary: its rounds' statistics, loop time per round, and ``interrupted``."""
+    """Return a stored run's summary: its rounds' statistics, loop time per round, and ``interrupted``."""
     from mpigc import report
 
     stats = report.summarize(run.tables["rounds"])
