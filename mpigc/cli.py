@@ -65,7 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--csv", action="store_true", help="CSV instead of the aligned table (one row per run)")
     i.add_argument("--rounds", action="store_true",
                    help="CSV with one row per round of every run (all fields of the rounds table), for pandas")
-    sub.add_parser("schemes", help="list schemes and the config keys they use")
+    s = sub.add_parser("schemes", help="list schemes (built-in and plug-ins), where they come from, their keys",
+                       description="List every scheme: built-in, registered by installed packages (entry points "
+                                   "of the group mpigc.schemes), and any package.module:Name given.")
+    s.add_argument("plugins", nargs="*", metavar="MODULE:CLASS", help="also describe these plug-ins")
+    c = sub.add_parser("check", help="conformance kit: run a scheme (a name or a plug-in) through mpigc.testing",
+                       description="Check a scheme against the Scheme/Decoder contract (docs/extending.md): "
+                                   "exact decodes, decode times, coef_error, no wall clocks, both backends. "
+                                   "One line per check; exit 0 if all pass, 1 otherwise, 2 on bad input.")
+    c.add_argument("scheme", metavar="NAME_OR_MODULE:CLASS", help="a scheme name or package.module:Class")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config key for every instance, e.g. --set code.p=0.2 (repeatable; values are TOML)")
+    c.add_argument("--mpi", type=int, metavar="N", default=None,
+                   help="also run under mpiexec with N ranks (N - 1 workers); 0 skips it "
+                        "(default: N = 4 if mpiexec is on PATH)")
+    c.add_argument("--seeds", type=int, default=3, help="random instances per (m, load) (default: %(default)s)")
     t = sub.add_parser("tune", help="P3's grid search of sequential-code parameters on a load-0 trace")
     t.add_argument("trace", help="CSV trace of per-round, per-worker load-0 seconds (e.g. a Lambda trace)")
     t.add_argument("--jobs", type=int, default=496, help="jobs J (default: %(default)s)")
@@ -220,17 +234,52 @@ def _run_stats(run) -> dict:
 
 
 def cmd_schemes(args: argparse.Namespace) -> int:
-    """Run ``mpigc schemes``."""
-    from mpigc.codes import SCHEMES, scheme_class
+    """Run ``mpigc schemes``: every scheme, where it came from, its keys; then other plug-ins installed."""
+    from mpigc.codes import SCHEMES
+    from mpigc.delays import MODELS
+    from mpigc.workloads import WORKLOADS
 
-    scheme_class("partial")  # loads every scheme module
-    width = max(map(len, SCHEMES))
-    for name in sorted(SCHEMES):
-        cls = SCHEMES[name]
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
-        keys = ", ".join(cls.config_keys)
-        print(f"{name:<{width}}  {doc}" + (f"\n{'':<{width}}  keys: {keys}" if keys else ""))
+    for name in args.plugins:  # bad plug-ins given by hand are bad input (exit 2), before any output
+        SCHEMES.lookup(name, "schemes")
+    names = [*SCHEMES.names(), *args.plugins]
+    width = max(map(len, names))
+    for name in names:
+        print(_describe_entry(SCHEMES, name, width, keys=True))
+    for registry in (MODELS, WORKLOADS):
+        extra = [n for n in registry.names() if n not in registry.entries or _origin_of(registry, n) != "built-in"]
+        if extra:
+            print(f"\n{registry.kind} plug-ins ({registry.key}):")
+            for name in extra:
+                print(_describe_entry(registry, name, max(map(len, extra)), keys=False))
     return 0
+
+
+def _origin_of(registry, name: str) -> str:
+    """``built-in``, or the plug-in's description, or why it does not load."""
+    try:
+        return registry.origin(name).describe()
+    except InputError as error:
+        return f"does not load: {error.problem}"
+
+
+def _describe_entry(registry, name: str, width: int, keys: bool) -> str:
+    """Return ``name  first doc line`` and, below it, its keys and (for a plug-in) where it came from."""
+    origin = _origin_of(registry, name)
+    cls = registry.lookup(name) if not origin.startswith("does not load") else None
+    doc = (cls.__doc__ or "").strip().splitlines()[0] if cls is not None and cls.__doc__ else ""
+    lines = [f"{name:<{width}}  {doc}"]
+    if keys and cls is not None and getattr(cls, "config_keys", ()):
+        lines.append(f"{'':<{width}}  keys: {', '.join(cls.config_keys)}")
+    if origin != "built-in":
+        lines.append(f"{'':<{width}}  from: {origin}")
+    return "\n".join(lines)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Run ``mpigc check``: the conformance kit (:mod:`mpigc.testing`) on one scheme."""
+    from mpigc.testing import run_kit
+
+    return run_kit(args.scheme, overrides=args.overrides, mpi=args.mpi, seeds=args.seeds)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -275,4 +324,4 @@ def _tune_slope(args: argparse.Namespace) -> float:
 
 
 COMMANDS = {"simulate": cmd_simulate, "validate": cmd_validate, "plan": cmd_plan, "info": cmd_info,
-            "schemes": cmd_schemes, "tune": cmd_tune}
+            "schemes": cmd_schemes, "tune": cmd_tune, "check": cmd_check}

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from mpigc.codes.base import Scheme
 
 #: every scheme by name (``code.scheme``); the modules of :mod:`mpigc.codes` register on first use
-SCHEMES: Registry[type] = Registry("scheme", "code.scheme", package="mpigc.codes")
+SCHEMES: Registry[type] = Registry("scheme", "code.scheme", package="mpigc.codes", group="mpigc.schemes")
 
 T = TypeVar("T", bound=type)
 

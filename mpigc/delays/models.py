@@ -26,7 +26,8 @@ from mpigc.registry import Registry
 from mpigc.seeding import stream
 
 #: every straggler model by name (``delays.model``); the modules of :mod:`mpigc.delays` register on first use
-MODELS: Registry[type[StragglerModel]] = Registry("straggler model", "delays.model", package="mpigc.delays")
+MODELS: Registry[type[StragglerModel]] = Registry("straggler model", "delays.model", package="mpigc.delays",
+                                                  group="mpigc.delays")
 
 
 class StragglerModel:
@@ -91,6 +92,10 @@ class Memoryless(StragglerModel):
         if self.cfg.per == "worker":
             return np.broadcast_to(draw(self.workers), (positions, self.workers)).copy()
         return draw(positions * self.workers).reshape(positions, self.workers)
+
+
+# plug-ins: a StragglerModel subclass defining slowdown or durations (a Memoryless one: draw)
+MODELS.require(StragglerModel, "slowdown|durations|draw", skeletons=(Memoryless,))
 
 
 @MODELS.register("none")

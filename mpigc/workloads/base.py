@@ -24,7 +24,8 @@ from mpigc.registry import Registry
 from mpigc.workloads.data import FileData, SyntheticData
 
 #: every workload model by name (``workload.model``); the modules of :mod:`mpigc.workloads` register on first use
-WORKLOADS: Registry[type[Objective]] = Registry("workload", "workload.model", package="mpigc.workloads")
+WORKLOADS: Registry[type[Objective]] = Registry("workload", "workload.model", package="mpigc.workloads",
+                                                group="mpigc.workloads")
 
 
 class Objective:
@@ -164,3 +165,6 @@ class Objective:
     def update(self, model: np.ndarray, gradient: np.ndarray) -> np.ndarray:
         """Return the model after one gradient step of size ``workload.step``."""
         return model - self.step * gradient
+
+
+WORKLOADS.require(Objective, "evaluate")  # plug-ins: an Objective subclass with its own evaluate
