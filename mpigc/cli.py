@@ -226,7 +226,8 @@ def _run_stats(run) -> dict:
     """Return a stored run's summary: its rounds' statistics, loop time per round, and ``interrupted``."""
     from mpigc import report
 
-    stats = report.summarize(run.tables["rounds"])
+    target = run.attrs.get("target_loss")  # time to accuracy (run.target_loss), recorded by both backends
+    stats = report.summarize(run.tables["rounds"], float(target) if target not in (None, "") else None)
     stats["loop"] = report.loop_time(run.attrs, int(stats["rounds"]))
     if run.attrs.get("interrupted"):
         stats["interrupted"] = str(run.attrs["interrupted"])

@@ -44,6 +44,8 @@ class RunConfig:
     flush_every: int | None = None
     flush_seconds: float = 1.0
     detail: str | None = None
+    eval_every: int = 0
+    target_loss: float | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,10 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
              "every flush_every); what is buffered is written at the end and on SIGTERM/SIGINT", lo=0),
         _Key("detail", "str", "what to record; auto = full (run) or rounds (simulate)",
              choices=("rounds", "workers", "full")),
+        _Key("eval_every", "int", "evaluate the model on held-out rows every this many rounds (0 = never; "
+             "needs verify = true)", lo=0),
+        _Key("target_loss", "float", "summary: time and rounds until eval_loss <= this (needs eval_every)",
+             unset="unset"),
     )),
     "code": (CodeConfig, (
         _Key("scheme", "str", "scheme name, or a list of names / inline tables of overrides"),
@@ -329,6 +335,19 @@ def _check_run(run: RunConfig) -> None:
         value = getattr(run, key)
         if value is not None and value > MAX_SECONDS:
             raise InputError(f"run.{key}", f"must be at most {MAX_SECONDS:g} s, got {value:g}")
+    if run.target_loss is not None and not run.eval_every:
+        raise InputError("run.target_loss", "needs run.eval_every > 0 (the time to target is read from the "
+                                            "evaluated rounds' eval_loss)")
+    if run.eval_every and not run.verify:
+        raise InputError("run.eval_every", "needs run.verify = true (the model trains only when the true "
+                                           "gradient is computed: the simulator computes none otherwise)")
+
+
+def _check_eval(run: RunConfig, codes: tuple[CodeConfig, ...]) -> None:
+    """Refuse eval_every with sequential schemes: they train K models at once, evaluation follows one."""
+    if run.eval_every and any(getattr(SCHEMES.lookup(c.scheme, "code.scheme"), "sequential", False) for c in codes):
+        raise InputError("run.eval_every", "not supported with sequential schemes (they train several models "
+                                           "at once; see the jobs table's loss instead)")
 
 
 def _check_delays(d: DelaysConfig, workers: int) -> None:
@@ -441,6 +460,7 @@ def load_config(path: str | None, overrides: Sequence[str] = (), backend: str = 
         # load, every worker holds every chunk (a user's own config is never changed)
         base["load"] = workers
     codes = _resolve_codes(raw_code, {**base, "workers": workers})
+    _check_eval(run, codes)
     delays = DelaysConfig(**parts["delays"])
     _check_delays(delays, workers)
     config = Config(run=run, codes=codes, workload=WorkloadConfig(**parts["workload"]), delays=delays,

@@ -41,7 +41,7 @@ from mpigc.errors import InputError
 BUDGET_ENV = "MPIGC_MEMORY_BUDGET"
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40, "P": 2**50}
 PLAN_BYTES_PER_CELL = 9          # bool assignment + one 8-byte m × N table (module docstring)
-ROUND_ROW_BYTES = 64             # mpigc.results.ROUNDS_DTYPE's itemsize, without importing h5py
+ROUND_ROW_BYTES = 80             # mpigc.results.ROUNDS_DTYPE's itemsize, without importing h5py
 
 
 def fmt_bytes(n: float) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 
 COLUMNS = ("run", "scheme", "rounds", "mean_ms", "median_ms", "p95_ms", "loop_ms", "exact_%",
            "coef_error", "grad_error", "speedup")
+TARGET_COLUMNS = ("to_target_s", "to_target_rounds")  # with run.target_loss (time to accuracy)
 _LEFT = {"run", "scheme"}          # text columns, left-aligned; numbers are right-aligned
 _LABELS = {"created": "date", "mpi_library": "mpi library", "mpigc_version": "mpigc"}
 _ORDER = ("mpigc_version", "created", "host", "hosts", "backend", "mpi_library",
@@ -26,21 +27,50 @@ def _mean(x: np.ndarray) -> float:
     return float(np.mean(x)) if x.size else math.nan
 
 
-def summarize(rounds: np.ndarray) -> dict[str, Any]:
+def time_to_target(rounds: np.ndarray, target: float) -> tuple[float, float]:
+    """Return the wall time (s) and rounds until the first evaluated round with ``eval_loss`` ≤ ``target``.
+
+    The time is the sum of the latencies of every round up to and including
+    that round (PROTOCOLS §6.4); evaluation itself is on no round's clock.
+    A run that never gets there, or whose table has no ``eval_loss`` (older
+    files), gives ``(nan, nan)``.
+    """
+    if "eval_loss" not in (rounds.dtype.names or ()):
+        return math.nan, math.nan
+    hit = np.flatnonzero(np.asarray(rounds["eval_loss"], dtype=float) <= target)  # NaN compares False
+    if not hit.size:
+        return math.nan, math.nan
+    first = int(hit[0])
+    return float(np.sum(np.asarray(rounds["latency"], dtype=float)[:first + 1])), float(first + 1)
+
+
+def summarize(rounds: np.ndarray, target_loss: float | None = None) -> dict[str, Any]:
     """Summarise a ``rounds`` table (ROUNDS dtype).
+
+    Parameters
+    ----------
+    rounds : numpy.ndarray
+        The run's rounds table.
+    target_loss : float, optional
+        ``run.target_loss``: adds ``target_s`` and ``target_rounds`` (:func:`time_to_target`).
 
     Returns
     -------
     dict
         ``rounds`` (count), ``mean``, ``median``, ``p95`` (latency, s),
         ``exact`` (share of rounds with status 0, in [0, 1]), ``coef_error``
-        (mean), ``grad_error`` (mean over verified rounds; NaN if none).
-        Statistics of an empty table are NaN.
+        (mean), ``grad_error`` (mean over verified rounds; NaN if none);
+        with a target, ``target_loss``, ``target_s`` and ``target_rounds``
+        (NaN if never reached). Statistics of an empty table are NaN.
     """
     lat = np.asarray(rounds["latency"], dtype=float)
     n = int(lat.size)
     grad = np.asarray(rounds["grad_error"], dtype=float)
     grad = grad[~np.isnan(grad)]
+    target = {}
+    if target_loss is not None:
+        seconds, count = time_to_target(rounds, float(target_loss))
+        target = {"target_loss": float(target_loss), "target_s": seconds, "target_rounds": count}
     return {
         "rounds": n,
         "mean": _mean(lat),
@@ -49,6 +79,7 @@ def summarize(rounds: np.ndarray) -> dict[str, Any]:
         "exact": _mean(np.asarray(rounds["status"]) == 0),
         "coef_error": _mean(np.asarray(rounds["coef_error"], dtype=float)),
         "grad_error": _mean(grad),
+        **target,
     }
 
 
@@ -110,6 +141,14 @@ def _cells(name: str, scheme: str, s: dict, speedup: float) -> list[str]:
     ]
 
 
+def _target_cells(s: dict) -> list[str]:
+    """Time to target (s) and rounds to target, "—" when not reached or not asked for."""
+    seconds, count = s.get("target_s", math.nan), s.get("target_rounds", math.nan)
+    if not math.isfinite(seconds):
+        return ["—", "—"]
+    return [f"{seconds:.4g}", str(int(count))]
+
+
 def summary_table(rows: list[tuple[str, str, dict]]) -> str:
     """Format runs as an aligned table with units in the column names.
 
@@ -119,7 +158,10 @@ def summary_table(rows: list[tuple[str, str, dict]]) -> str:
         The first row is the baseline of the ``speedup`` column (its mean
         latency divided by each row's mean; the first row is 1.00). Optional
         keys: ``loop`` (loop time per round, s; NaN if absent) and
-        ``interrupted`` (a signal's name: the run was stopped early).
+        ``interrupted`` (a signal's name: the run was stopped early),
+        ``target_s``/``target_rounds`` (time to accuracy: then the table
+        ends with ``to_target_s`` and ``to_target_rounds``, "—" for a run
+        that never reached the target).
 
     Returns
     -------
@@ -130,7 +172,11 @@ def summary_table(rows: list[tuple[str, str, dict]]) -> str:
         scientific notation.
     """
     body = [_cells(n, sch, s, sp) for (n, sch, s), sp in zip(rows, _speedups(rows))]
-    lines = [format_table([list(COLUMNS), *body], left={j for j, col in enumerate(COLUMNS) if col in _LEFT})]
+    columns = list(COLUMNS)
+    if any("target_s" in s for _, _, s in rows):  # time to accuracy: only runs with a target show the columns
+        columns += list(TARGET_COLUMNS)
+        body = [cells + _target_cells(s) for cells, (_, _, s) in zip(body, rows)]
+    lines = [format_table([columns, *body], left={j for j, col in enumerate(columns) if col in _LEFT})]
     lines += [f"# {name}: interrupted by {s['interrupted']} after {int(s['rounds'])} round(s)"
               for name, _, s in rows if s.get("interrupted")]
     return "\n".join(lines)
@@ -143,16 +189,23 @@ def csv_rows(rows: list[tuple[str, str, dict]]) -> list[list[str]]:
     ----------
     rows : list of (run name, scheme, summarize() dict)
         As for ``summary_table``. ``loop_s`` and ``interrupted`` come last, so
-        columns read by position before them keep their place.
+        columns read by position before them keep their place; when a run
+        has a target (time to accuracy) ``target_loss``, ``target_s`` and
+        ``target_rounds`` follow them (NaN when not reached or not asked for).
     """
     header = ["run", "scheme", "rounds", "mean_s", "median_s", "p95_s", "exact",
               "coef_error", "grad_error", "speedup", "loop_s", "interrupted"]
+    target = any("target_s" in s for _, _, s in rows)
+    if target:
+        header += ["target_loss", "target_s", "target_rounds"]
     out = [header]
     for (name, scheme, s), sp in zip(rows, _speedups(rows)):
         out.append([name, scheme, str(int(s["rounds"]))]
                    + [repr(float(s[k])) for k in ("mean", "median", "p95", "exact",
                                                   "coef_error", "grad_error")]
-                   + [repr(float(sp)), repr(float(s.get("loop", math.nan))), str(s.get("interrupted") or "")])
+                   + [repr(float(sp)), repr(float(s.get("loop", math.nan))), str(s.get("interrupted") or "")]
+                   + ([repr(float(s.get(k, math.nan))) for k in ("target_loss", "target_s", "target_rounds")]
+                      if target else []))
     return out
 
 

@@ -18,6 +18,7 @@ PURPOSES = {
     "ordering": 6,
     "code": 7,
     "init": 8,
+    "eval": 20,  # held-out rows of synthetic workloads (time to accuracy); far from the next free numbers
 }
 
 

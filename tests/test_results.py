@@ -45,7 +45,8 @@ def random_rows(table: str, n: int, seed: int = 0) -> np.ndarray:
 
 def test_dtypes_keep_published_fields() -> None:
     assert ROUNDS_DTYPE.names == ("round", "latency", "status", "messages", "chunks_done",
-                                  "coef_error", "grad_error", "loss", "waitout", "level", "cond")
+                                  "coef_error", "grad_error", "loss", "waitout", "level", "cond",
+                                  "eval_loss", "eval_accuracy")
     assert ROUNDS_DTYPE["status"] == np.int8 and ROUNDS_DTYPE["level"] == np.int16
     assert EVENTS_DTYPE["stale"] == np.bool_ and EVENTS_DTYPE["nbytes"] == np.int64
     assert WORKERS_DTYPE.names[-1] == "overrun"

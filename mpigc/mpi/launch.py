@@ -34,6 +34,7 @@ from mpigc import interrupts, report, results
 from mpigc.codes import make_scheme
 from mpigc.codes.sgc import is_sequential
 from mpigc.config import Config, load_config
+from mpigc.core.evaluation import eval_attrs, make_evaluator
 from mpigc.core.inputs import build_delays, build_workload
 from mpigc.core.policy import RoundPolicy
 from mpigc.core.preflight import check_run
@@ -209,8 +210,13 @@ def run_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, host
         return None
     master = Master(comm, scheme, RoundPolicy.for_scheme(code, config.run, delays, scheme), workload,
                     config.run.verify)
+    master.evaluator = make_evaluator(config.run, workload)
+    evaluation = eval_attrs(config.run, master.evaluator)  # builds the held-out rows before the clock starts
+    if evaluation.get("eval_set") == "training":
+        print(f"note: {config.workload.dataset} has no X_eval/y_eval: evaluating on the training set",
+              file=sys.stderr, flush=True)
     label = name or code.name or code.scheme
-    writer = file.new_run(label, run_attrs(config, code, label, comm, hosts),
+    writer = file.new_run(label, {**run_attrs(config, code, label, comm, hosts), **evaluation},
                           tables_for(config.run.detail)) if file is not None else None
     master.prepare()
     comm.Barrier()  # every rank has built its data: round 0 measures the scheme, not start-up
@@ -221,8 +227,8 @@ def drive_master(master: Master, config: Config, code, label: str, writer) -> tu
     """Rank 0: run the rounds, append and flush rows, print progress; return the summary row.
 
     The summary's ``loop`` is rank 0's wall time of the round loop per round
-    (everything between rounds included: model update, STOP, reports, the
-    write), the measure of a training loop's iteration; ``latency`` stops
+    (everything between rounds included: model update, held-out evaluation,
+    STOP, reports, the write), the measure of a training loop's iteration; ``latency`` stops
     at the decode. On SIGTERM/SIGINT the run's attributes get what is known
     so far (summary, ``master_wall_s``, ``interrupted``) before the
     exception goes on to :func:`main`.
@@ -234,7 +240,7 @@ def drive_master(master: Master, config: Config, code, label: str, writer) -> tu
         for table in tables:
             rows = getattr(batch, table)
             if rows:
-                arr = np.array(rows, dtype=results.TABLES[table])
+                arr = results.as_rows(table, rows)
                 if table == "rounds":
                     collected.append(arr)
                 if writer is not None:
@@ -243,7 +249,7 @@ def drive_master(master: Master, config: Config, code, label: str, writer) -> tu
     def totals(**extra) -> dict:
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         rounds = np.concatenate(collected) if collected else np.zeros(0, results.ROUNDS_DTYPE)
-        stats = report.summarize(rounds)
+        stats = report.summarize(rounds, config.run.target_loss)
         stats["loop"] = wall / rounds.size if rounds.size else float("nan")
         if writer is not None:
             writer.set_attrs(**summary_attrs(stats),

@@ -71,6 +71,7 @@ class Master:
         self.held: dict[MessageKey, np.ndarray] = {}  # vectors the decode may still weigh
         self.applied: set[MessageKey] = set()  # messages already in ``acc``
         self.peak_held = 0  # the most vectors ever kept between messages (tests and benchmarks read it)
+        self.evaluator = None  # mpigc.core.evaluation.Evaluator with run.eval_every (set by the launcher)
         self.rows = RoundTables()
 
     def prepare(self) -> None:
@@ -109,11 +110,13 @@ class Master:
             self.courier.stop(w, rnd)
         status = status_of(comb)
         grad_error, loss = self._check_and_update(grad, decoded_loss, status)
+        # after the latency, the STOPs and the update: the held-out evaluation is on no round's clock
+        evals = self.evaluator.fields(rnd, self.model) if self.evaluator is not None else ()
         heard: dict[int, int] = {}
         for w, p in arrivals:
             heard[w] = max(heard.get(w, 0), p + 1)
         self.rows.rounds.append((rnd, latency, status, len(arrivals) + len(answers), sum(heard.values()),
-                                 comb.coef_error, grad_error, loss, 0, comb.level, comb.cond))
+                                 comb.coef_error, grad_error, loss, 0, comb.level, comb.cond, *evals))
         used = comb.used
         nbytes = 8 * (RESULT_HEADER + self.part_len)
         for (w, p), t in sorted(arrivals.items(), key=lambda kv: kv[1]):

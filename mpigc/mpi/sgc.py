@@ -324,7 +324,7 @@ def run_sequential_entry(comm: MPI.Comm, config: Config, code, file, name: str |
     def totals(**extra) -> dict:
         """Summary so far (``loop``: rank 0's wall time per round, as single-round runs), into the attrs."""
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        stats = sequential_stats(np.array(rounds, dtype=results.ROUNDS_DTYPE), np.array(jobs, dtype=results.JOBS_DTYPE))
+        stats = sequential_stats(results.as_rows("rounds", rounds), np.array(jobs, dtype=results.JOBS_DTYPE))
         stats["loop"] = wall / len(rounds) if rounds else float("nan")
         if writer is not None:
             _append(writer, tables, pending, master)
@@ -360,7 +360,7 @@ def _append(writer, tables, pending: tuple[list, list], master: SeqMaster) -> No
     """Hand the buffered rounds, jobs, workers and events rows to the writer; flush (at most every flush_seconds)."""
     for table, rows in (("rounds", pending[0]), ("jobs", pending[1])):
         if rows:
-            writer.append(table, np.array(rows, dtype=results.TABLES[table]))
+            writer.append(table, results.as_rows(table, rows))
         rows.clear()
     for table, rows in (("workers", master.workers), ("events", master.events)):
         if table in tables and rows:

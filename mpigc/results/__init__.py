@@ -24,6 +24,7 @@ from mpigc.results.schema import (
                                   SCHEMA_VERSION,
                                   TABLES,
                                   WORKERS_DTYPE,
+                                  as_rows,
                                   provenance,
 )
 from mpigc.results.stamp import file_attr, set_file_attr
@@ -40,4 +41,4 @@ __all__ = ["CHUNK_ROWS", "DEFAULTS", "EVENTS_DTYPE", "JOBS_DTYPE", "ROUNDS_DTYPE
            "WORKERS_DTYPE", "FileBusyError", "ResultFile", "ResultWriteError", "RunData", "RunWriter",
            "check_run_name", "check_writable", "holder", "mark_interrupted", "provenance", "read_matrix",
            "read_rows", "read_runs", "run_names", "running_files"]
-__all__ += ["DamagedRun", "RunScan", "file_attr", "scan_runs", "set_file_attr"]
+__all__ += ["as_rows", "DamagedRun", "RunScan", "file_attr", "scan_runs", "set_file_attr"]

@@ -17,7 +17,7 @@ from mpigc.errors import InputError
 ROUNDS_DTYPE = np.dtype([
     ("round", "i8"), ("latency", "f8"), ("status", "i1"), ("messages", "i4"),
     ("chunks_done", "i4"), ("coef_error", "f8"), ("grad_error", "f8"), ("loss", "f8"),
-    ("waitout", "i1"), ("level", "i2"), ("cond", "f8"),
+    ("waitout", "i1"), ("level", "i2"), ("cond", "f8"), ("eval_loss", "f8"), ("eval_accuracy", "f8"),
 ])
 EVENTS_DTYPE = np.dtype([
     ("round", "i8"), ("job", "i8"), ("worker", "i4"), ("task", "i4"), ("chunk", "i4"),
@@ -35,11 +35,46 @@ TABLES: dict[str, np.dtype] = {
 }
 # Values for fields a caller may leave out (the extra fields beyond the published schema).
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "rounds": {"level": -1, "cond": np.nan},
+    "rounds": {"level": -1, "cond": np.nan, "eval_loss": np.nan, "eval_accuracy": np.nan},
     "events": {},
     "workers": {"overrun": 0.0},
     "jobs": {},
 }
+
+
+
+def as_rows(table: str, rows: Any) -> np.ndarray:
+    """Return ``rows`` (tuples in field order, or records) as a 1-D array of the table's dtype.
+
+    Tuples may stop before the table's trailing optional fields (those in
+    :data:`DEFAULTS`, e.g. ``eval_loss``): producers written before a field
+    was added keep working, and the missing fields get their defaults.
+
+    Raises
+    ------
+    ValueError
+        A tuple leaves out a field without a default, or has too many fields.
+    """
+    dtype = TABLES[table]
+    if isinstance(rows, np.ndarray) or not isinstance(rows, (list, tuple)):
+        return np.atleast_1d(np.array(rows, dtype=dtype))
+    names = dtype.names
+    pads: dict[int, tuple] = {}
+
+    def pad(row: tuple) -> tuple:
+        n = len(row)
+        if n == len(names):
+            return row
+        if n not in pads:
+            missing = [f for f in names[n:] if f not in DEFAULTS[table]]
+            if n > len(names) or missing:
+                raise ValueError(f"{table}: a row of {n} fields; expected {len(names)}"
+                                 + (f" (no default for {missing[0]!r})" if missing else ""))
+            pads[n] = tuple(DEFAULTS[table][f] for f in names[n:])
+        return tuple(row) + pads[n]
+
+    return np.array([pad(row) for row in rows], dtype=dtype).reshape(-1)
+
 
 SCHEMA_VERSION = 1
 CHUNK_ROWS = 4096

@@ -50,6 +50,7 @@ from mpigc.results.schema import (
     DEFAULTS,
     TABLES,
     _encode_attrs,
+    as_rows,
     _write_attrs,
 )
 from mpigc.results.store import ResultWriteError, running_files
@@ -64,7 +65,7 @@ def _as_rows(table: str, rows: Any) -> np.ndarray:
     if isinstance(rows, np.void):
         rows = np.array([rows])
     if not (isinstance(rows, np.ndarray) and rows.dtype.names is not None):
-        return np.atleast_1d(np.array(rows, dtype=dtype))   # e.g. a list of tuples
+        return as_rows(table, rows)   # e.g. a list of tuples, maybe without trailing optional fields
     flat = rows.reshape(-1)
     if flat.dtype == dtype:
         return flat.copy()

@@ -39,7 +39,7 @@ class Simulator:
     """Runs one scheme for ``rounds`` rounds on the realisation of ``delays``."""
 
     def __init__(self, scheme: Scheme, delays: DelayModel, policy: RoundPolicy, *, network: Network,
-                 workload=None, detail: str = "rounds", vector_bytes: int = 0) -> None:
+                 workload=None, detail: str = "rounds", vector_bytes: int = 0, evaluator=None) -> None:
         self.scheme = scheme
         self.delays = delays
         self.policy = policy
@@ -53,6 +53,7 @@ class Simulator:
         self.second_phase = (network.cost(instruction_bytes) + network.cost(vector_bytes + HEADER_BYTES)
                              if scheme.two_phase else 0.0)
         self.model = workload.initial_model() if workload is not None else None
+        self.evaluator = evaluator  # mpigc.core.evaluation: held-out metrics after the update, on no clock
         self.send_mask = scheme.send_mask()
 
     def arrivals(self, rounds: range) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -118,12 +119,13 @@ class Simulator:
         if exact != comb.exact:
             raise AssertionError(f"round {rnd}: decode_times and the decoder disagree ({exact} vs {comb.exact})")
         grad_error, loss = self._verify(decoder, comb, status)
+        evals = self.evaluator.fields(rnd, self.model) if self.evaluator is not None else ()
         done = np.where(failed, 0, np.sum(finish <= t_stop, axis=1))  # a silent worker did nothing (as on MPI)
         heard = np.zeros(scheme.plan.workers, dtype=int)
         np.maximum.at(heard, w_idx, p_idx + 1)
         answers = len(comb.keys) if scheme.two_phase else 0
         out.rounds.append((rnd, t_stop + self.second_phase, status, len(w_idx) + answers, int(heard.sum()),
-                           comb.coef_error, grad_error, loss, 0, comb.level, comb.cond))
+                           comb.coef_error, grad_error, loss, 0, comb.level, comb.cond, *evals))
         if self.detail in ("workers", "full"):
             busy = np.where(failed, 0.0, np.minimum(np.where(np.isfinite(finish), finish, 0.0).max(axis=1), t_stop))
             for w in range(scheme.plan.workers):

@@ -10,6 +10,7 @@ from mpigc import report, results
 from mpigc.codes.sgc import is_sequential
 from mpigc.config import Config
 from mpigc.core.entries import plan_entries, workers_of
+from mpigc.core.evaluation import eval_attrs, make_evaluator
 from mpigc.core.inputs import build_delays, build_workload, workload_dim
 from mpigc.core.payload import packed_part_length
 from mpigc.core.progress import progress_printer
@@ -39,34 +40,39 @@ def simulate(config: Config, out: str | None, name: str | None = None, log: Text
             workload = (build_workload(config, entry.scheme.plan.chunks)
                         if config.run.verify else None)
             part_bytes = 8 * packed_part_length(dim, entry.scheme.plan.parts)  # as the MPI workers send
+            evaluator = make_evaluator(config.run, workload)
             sim = Simulator(entry.scheme, delays, entry.policy,
                             network=Network(config.network.latency, config.network.bandwidth), workload=workload,
-                            detail=config.run.detail, vector_bytes=part_bytes)
+                            detail=config.run.detail, vector_bytes=part_bytes, evaluator=evaluator)
             label = name if (name and len(entries) == 1) else entry.label
+            if evaluator is not None and evaluator.source == "training":
+                print(f"note: {config.workload.dataset} has no X_eval/y_eval: evaluating on the training set",
+                      file=log, flush=True)
             writer = None
             if file is not None:
                 attrs = run_attrs("sim", config, entry.code, entry.label, m,
-                                  plan={k: plain(v) for k, v in entry.scheme.describe().items()})
+                                  plan={k: plain(v) for k, v in entry.scheme.describe().items()},
+                                  **eval_attrs(config.run, evaluator))
                 writer = file.new_run(label, attrs, tables_for(config.run.detail))
                 label = writer.name
             collected: list[np.ndarray] = []
 
             def emit(batch: RoundTables, writer=writer, collected=collected) -> None:
-                rounds = np.array(batch.rounds, dtype=results.ROUNDS_DTYPE)
+                rounds = results.as_rows("rounds", batch.rounds)
                 collected.append(rounds)
                 if writer is not None:
                     writer.append("rounds", rounds)
                     for table in ("workers", "events"):
                         rows_ = getattr(batch, table)
                         if rows_:
-                            writer.append(table, np.array(rows_, dtype=results.TABLES[table]))
+                            writer.append(table, results.as_rows(table, rows_))
                     writer.flush()
 
             print(f"simulating {label} ({entry.code.scheme}, m = {m}, {config.run.rounds} rounds)", file=log,
                   flush=True)
             sim.run(config.run.rounds, emit, progress_printer(label, config.run.rounds, log))
             all_rounds = np.concatenate(collected) if collected else np.zeros(0, results.ROUNDS_DTYPE)
-            stats = report.summarize(all_rounds)
+            stats = report.summarize(all_rounds, config.run.target_loss)
             if writer is not None:
                 writer.set_attrs(**summary_attrs(stats))
                 writer.flush()

@@ -90,7 +90,7 @@ def simulate_entry(entry: SeqEntry, config: Config, delays: DelayModel, writer=N
             # injected = busy, as the single-round simulator: every modelled second is injected
             workers += [(r, w, busy[w], busy[w], int(done[w]) if not closed.strag[w] else 0, False, 0.0)
                         for w in range(scheme.m)]
-    out_rounds = np.array(rounds, dtype=results.ROUNDS_DTYPE)
+    out_rounds = results.as_rows("rounds", rounds)
     out_jobs = np.array(jobs, dtype=results.JOBS_DTYPE)
     if writer is not None:
         writer.append("rounds", out_rounds)

@@ -4,6 +4,9 @@ f(θ) = Σ_i f_i(θ) with f_i(θ) = Σ_{rows r of chunk i} ℓ(θ; x_r, y_r) / n
 total sample count, so the chunk gradients g_i sum to the full gradient. A
 model subclass supplies ``dimension`` (gradient length), ``initial_model``,
 ``evaluate`` (sums over given rows) and, for synthetic data, ``targets``.
+A classifier sets ``classifier = True`` and supplies ``predict_labels``; then
+:meth:`Objective.eval_metrics` (time to accuracy, ``run.eval_every``) reports
+accuracy beside the held-out loss.
 
 A chunk's gradient may be computed in row blocks (``chunk_gradient_blocks``)
 so that a worker can check for messages between blocks; since ``evaluate``
@@ -22,6 +25,8 @@ import numpy as np
 
 from mpigc.registry import Registry
 from mpigc.workloads.data import FileData, SyntheticData
+
+EVAL_BLOCK = 65536  # rows per block of a held-out evaluation: bounded temporaries on large sets
 
 #: every workload model by name (``workload.model``); the modules of :mod:`mpigc.workloads` register on first use
 WORKLOADS: Registry[type[Objective]] = Registry("workload", "workload.model", package="mpigc.workloads",
@@ -46,6 +51,8 @@ class Objective:
     """
 
     name = ""
+    #: the model predicts labels (``predict_labels``): evaluations then report accuracy
+    classifier = False
 
     def __init__(self, workload: Any, chunks: int, seed: int, check: bool = True, reader: Any = None) -> None:
         self.chunks = int(chunks)
@@ -64,6 +71,7 @@ class Objective:
         self.features = self.data.features
         self.dim = self.dimension(self.features, self.hidden)
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._eval: tuple[np.ndarray, np.ndarray, str] | None = None
 
     @staticmethod
     def dimension(features: int, hidden: int) -> int:
@@ -161,6 +169,35 @@ class Objective:
             grad += g
             loss += f
         return grad, loss
+
+    def predict_labels(self, model: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Return the predicted label of every row of ``x`` (classifiers only)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a classifier")
+
+    def held_out(self) -> tuple[np.ndarray, np.ndarray, str]:
+        """Return the evaluation rows, their targets and their source, built on first use and cached.
+
+        The source is ``"held-out"`` (synthetic: fresh rows from the planted
+        model on ``stream(seed, "eval")``; a user dataset: its ``X_eval`` and
+        ``y_eval``) or ``"training"`` (a user dataset without them: every
+        training row).
+        """
+        if self._eval is None:
+            got = self.data.held_out()
+            if got is None:
+                self._eval = (*self.data.training_rows(), "training")
+            else:
+                self.check_targets(got[1])
+                self._eval = (*got, "held-out")
+        return self._eval
+
+    def eval_metrics(self, model: np.ndarray) -> tuple[float, float]:
+        """Return the mean loss per evaluation row and, for a classifier, the accuracy (NaN otherwise)."""
+        x, y, _ = self.held_out()
+        loss = sum(self.evaluate(model, x[lo:lo + EVAL_BLOCK], y[lo:lo + EVAL_BLOCK])[1]
+                   for lo in range(0, len(y), EVAL_BLOCK))
+        accuracy = float(np.mean(self.predict_labels(model, x) == y)) if self.classifier else float("nan")
+        return float(loss) / len(y), accuracy
 
     def update(self, model: np.ndarray, gradient: np.ndarray) -> np.ndarray:
         """Return the model after one gradient step of size ``workload.step``."""

@@ -23,6 +23,14 @@ archive, and parsing its headers by hand is what this module no longer does;
 for data larger than memory convert it to the ``.npy`` directory
 (:data:`NPZ_TO_NPY` is the one-line command).
 Every problem is an :class:`InputError` keyed ``workload.dataset``.
+
+Held-out rows (time to accuracy, ``run.eval_every``): synthetic data draws
+⌈samples/4⌉ fresh rows of the same distribution from ``stream(seed, "eval")``
+(:meth:`SyntheticData.held_out`); a user dataset holds them beside X and y
+as ``X_eval``/``y_eval`` (``X_eval.npy`` and ``y_eval.npy`` in the
+directory, members of the ``.npz``, datasets of the ``.h5``), read whole by
+:meth:`FileData.held_out`; without them it returns None and the caller
+evaluates on the training rows.
 """
 from __future__ import annotations
 
@@ -83,7 +91,15 @@ class SyntheticData:
     def rows(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
         """Generate chunk ``chunk``'s features (rows × features) and targets."""
         count = int(self.bounds[chunk + 1] - self.bounds[chunk])
-        z = stream(self.seed, "data", chunk).standard_normal((count, self.features + 1))
+        return self._draw(stream(self.seed, "data", chunk), count)
+
+    def held_out(self) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ⌈samples/4⌉ fresh rows from ``stream(seed, "eval")``: a held-out set of the same distribution."""
+        return self._draw(stream(self.seed, "eval"), -(-self.samples // 4))
+
+    def _draw(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``count`` rows: features, then one noise value per row, turned into targets."""
+        z = rng.standard_normal((count, self.features + 1))
         x = np.ascontiguousarray(z[:, :-1])
         return x, np.asarray(self.targets(x, z[:, -1]), dtype=float)
 
@@ -107,6 +123,7 @@ class FileData:
 
     def __init__(self, path: str, chunks: int, check: bool = True, reader: ArrayReader | None = None) -> None:
         self.path = os.fspath(path)
+        self._reader = reader
         self._x, shape, y = self._open(reader)
         if len(shape) != 2:
             self._fail(f"X must be 2-D (samples × features), got {len(shape)}-D")
@@ -136,6 +153,55 @@ class FileData:
         """Read chunk ``chunk``'s features and targets as float64 copies."""
         lo, hi = int(self.bounds[chunk]), int(self.bounds[chunk + 1])
         return self._read(lo, hi), self.labels[lo:hi].copy()
+
+    def held_out(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Return the held-out ``X_eval``, ``y_eval`` stored beside X and y (whole, float64), or None if absent.
+
+        Raises
+        ------
+        InputError
+            Only one of the two is present, or they do not fit X (columns, rows, finite values).
+        """
+        got = {name: self._eval_array(name) for name in ("X_eval", "y_eval")}
+        if got["X_eval"] is None and got["y_eval"] is None:
+            return None
+        absent = [name for name, a in got.items() if a is None]
+        if absent:
+            self._fail(f"has {'y_eval' if absent[0] == 'X_eval' else 'X_eval'} but no {absent[0]}")
+        x = np.array(self._numeric("X_eval", got["X_eval"]), dtype=float)
+        y = np.array(self._numeric("y_eval", got["y_eval"]), dtype=float)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if x.ndim != 2 or x.shape[1] != self.features or y.shape != (len(x),) or len(x) == 0:
+            self._fail(f"X_eval {x.shape} and y_eval {y.shape} must be rows × {self.features} "
+                       "features and one target per row (at least one row)")
+        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+            self._fail("X_eval or y_eval has non-finite values")
+        return np.ascontiguousarray(x), y
+
+    def training_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return every row of X (float64, in memory) and y: the evaluation set of a dataset without X_eval."""
+        return self._read(0, self.samples), self.labels.copy()
+
+    def _eval_array(self, name: str) -> np.ndarray | None:
+        """Read array ``name`` (X_eval or y_eval) of the dataset whole, or None if the dataset has none."""
+        if os.path.isdir(self.path):
+            file = os.path.join(self.path, name + ".npy")
+            if not os.path.isfile(file):
+                return None
+            try:
+                return np.load(file, allow_pickle=False)
+            except (OSError, ValueError, EOFError) as exc:
+                self._fail(f"{name}.npy cannot be read ({exc})")
+        if self.path.lower().endswith(".npz"):
+            with np.load(self.path, allow_pickle=False) as archive:
+                return np.asarray(archive[name]) if name in archive.files else None
+        try:
+            return np.asarray(self._reader.read_matrix(self.path, name))
+        except InputError as exc:
+            if "does not exist" in exc.problem:  # the reader's words for a dataset the file lacks
+                return None
+            self._fail(exc.problem)
 
     def _read(self, lo: int, hi: int) -> np.ndarray:
         """Read rows ``lo:hi`` of X as float64, checking they are numeric and finite."""

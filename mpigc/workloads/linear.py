@@ -41,6 +41,7 @@ class Logistic(LinearModel):
     """
 
     name = "logistic"
+    classifier = True
 
     def targets(self, x: np.ndarray, eps: np.ndarray) -> np.ndarray:
         """Return the 0/1 labels 1[x·θ* + noise·ε > 0]."""
@@ -53,6 +54,10 @@ class Logistic(LinearModel):
             row = int(np.argmax(bad))
             raise InputError("workload.dataset",
                              f"{self.data.path}: logistic needs y in {{0, 1}}, row {row} has {y[row]:g}")
+
+    def predict_labels(self, model: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Return 1[x·θ > 0] (probability above one half) as 0.0/1.0."""
+        return (x @ model > 0).astype(float)
 
     def evaluate(self, model: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
         """Return Σ_r (σ(z_r) − y_r) x_r and Σ_r log(1 + e^{z_r}) − y_r z_r, stably."""
