@@ -71,6 +71,8 @@ class CodeConfig:
     W: int = 2
     lam: int = 1
     mu: float = 1.0
+    wait_for: int | None = None
+    p: float | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,10 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("W", "int", "sequential: window", lo=1),
         _Key("lambda", "int", "sequential: stragglers per window", lo=0),
         _Key("mu", "float", "sequential: round ends at (1+mu)*t_min", lo=0),
+        _Key("wait_for", "int", "end a round once this many workers have sent their last message (1..m), "
+             "decoding what arrived; unset = wait for the exact decode", lo=1, unset="unset"),
+        _Key("p", "float", "stochastic: probability a worker misses the round's end, 0 <= p < 1 (weights "
+             "1/(load*(1-p))); auto = 1 - wait_for/m, or 0 without wait_for", lo=0, hi=1),
     )),
     "workload": (WorkloadConfig, (
         _Key("model", "str", "model trained"),
@@ -319,11 +325,26 @@ def _resolve_codes(raw: Mapping[str, Any], base: dict[str, Any]) -> tuple[CodeCo
         if code.decode == "approx" and code.deadline is None:
             key = f"{label}.deadline" if "decode" in over else "code.deadline"
             raise InputError(key, 'required when code.decode = "approx"')
+        _check_wait_for(code, label, over)
         if any(b <= a for a, b in zip(code.ladder, code.ladder[1:])):
             key = f"{label}.ladder" if "ladder" in over else "code.ladder"
             raise InputError(key, f"must be strictly increasing, got {show(list(code.ladder))}")
         codes.append(code)
     return tuple(codes)
+
+
+def _check_wait_for(code: CodeConfig, label: str, over: Mapping[str, Any]) -> None:
+    """``code.wait_for`` within 1..m and on a single-round scheme; ``code.p`` below 1 (PROTOCOLS §6)."""
+    if code.wait_for is not None:
+        key = f"{label}.wait_for" if "wait_for" in over else "code.wait_for"
+        if code.wait_for > code.workers:
+            raise InputError(key, f"must be at most code.workers = {code.workers}, got {code.wait_for}")
+        if getattr(SCHEMES.lookup(code.scheme), "sequential", False):
+            raise InputError(key, f"{code.scheme} is a sequential scheme: its rounds end by code.mu, "
+                                  "not by code.wait_for")
+    if code.p is not None and code.p >= 1:
+        key = f"{label}.p" if "p" in over else "code.p"
+        raise InputError(key, f"must be below 1 (the weights are 1/(load*(1-p))), got {code.p:g}")
 
 
 def _check_run(run: RunConfig) -> None:

@@ -248,6 +248,51 @@ def _random_regular_orders(m: int, d: int, seed: int, chunks: None) -> list[np.n
     return [np.array([w] + sorted(nbrs[w], key=lambda v, w=w: (v - w) % m)) for w in range(m)]
 
 
+@ASSIGNMENTS.register("random", ascending=True)
+def _random_placement(m: int, load: int, seed: int, chunks: int | None) -> list[np.ndarray]:
+    """Put every chunk on δ distinct workers drawn at random, ⌊Nδ/m⌋ or ⌈Nδ/m⌉ chunks per worker.
+
+    A seeded random simple bipartite graph (PROTOCOLS §6.2; N = m unless
+    code.chunks): the N·δ copies are dealt to a shuffled list of worker slots
+    with balanced counts, then copies that land twice on one worker are
+    swapped with random copies elsewhere until every chunk's holders are
+    distinct. Drawn from ``stream(seed, "assignment")``.
+    """
+    n = m if chunks is None else _positive_int(chunks, "code.chunks")
+    d = _positive_int(load, "code.load")
+    if d > m:
+        raise InputError("code.load", f"{d} exceeds code.workers = {m} for assignment random")
+    rng = stream(seed, "assignment")
+    base, extra = divmod(n * d, m)
+    counts = np.full(m, base)
+    counts[rng.permutation(m)[:extra]] += 1  # which workers take one chunk more is drawn too
+    slots = rng.permutation(np.repeat(np.arange(m), counts)).reshape(n, d)
+    _separate_holders(slots, rng)
+    return [np.flatnonzero((slots == w).any(axis=1)) for w in range(m)]
+
+
+def _separate_holders(slots: np.ndarray, rng: np.random.Generator) -> None:
+    """Swap copies in place until no row of ``slots`` (a chunk's holders) names a worker twice.
+
+    Each swap keeps every worker's count; it moves a repeated holder of chunk
+    i to a random chunk that lacks it, taking back a holder chunk i lacks.
+    """
+    n, d = slots.shape
+    bad = sorted(i for i in range(n) if len(set(slots[i].tolist())) < d)
+    for _ in range(100 * n * d + 1000):
+        if not bad:
+            return
+        i = bad[int(rng.integers(len(bad)))]
+        seen: set[int] = set()
+        j = next(j for j, w in enumerate(slots[i].tolist()) if w in seen or seen.add(w))
+        i2, j2 = int(rng.integers(n)), int(rng.integers(d))
+        a, b = slots[i, j], slots[i2, j2]
+        if a not in slots[i2] and b not in slots[i]:
+            slots[i, j], slots[i2, j2] = b, a
+            bad = [r for r in bad if len(set(slots[r].tolist())) < d]  # i, and i2 if b was its repeat, may be done
+    raise InputError("code.load", f"could not place {n} chunks on {d} distinct workers each at random")
+
+
 def _matrix(n: int, orders: list[np.ndarray]) -> np.ndarray:
     A = np.zeros((n, len(orders)), dtype=bool)
     for w, held in enumerate(orders):

@@ -3,7 +3,11 @@
 One definition of a round for both backends: its clock starts (t = 0) just
 before the first START is sent, with the data and the START payload already
 built; the master listens until the exact decode or the cutoff
-(:attr:`RoundPolicy.cutoff`), whichever is first. A message heard after the
+(:attr:`RoundPolicy.cutoff`), or, with ``code.wait_for = k``, until k distinct
+workers have sent their last message of the round (PROTOCOLS §6.1), whichever
+is first: the simulator takes the k-th smallest last arrival
+(:meth:`RoundPolicy.stop_times`), the MPI master counts them as they come
+(:class:`LastMessages`). A message heard after the
 cutoff never enters the round's decode nor its ``messages`` and
 ``chunks_done`` (the MPI runtime records it as stale; the simulator never
 sees it).
@@ -27,6 +31,28 @@ class RoundPolicy:
     approx: bool
     deadline: float
     timeout: float
+    wait_for: int | None = None  # end the round once this many workers sent their last message
+
+    def stop_times(self, scheme: Scheme, arrival: np.ndarray, exact_at: np.ndarray) -> np.ndarray:
+        """When each round stops waiting, shape (R,): the exact decode, the cutoff or the k-th finished worker.
+
+        Parameters
+        ----------
+        scheme
+            The planned scheme (its send points say which message is a worker's last).
+        arrival
+            Shape (R, m, P): arrival of the message worker w sends after position p, ``inf`` if none.
+        exact_at
+            Shape (R,): the scheme's first exact-decode times (:meth:`Scheme.decode_times`).
+        """
+        stop = np.minimum(exact_at, self.cutoff)
+        if self.wait_for is None:
+            return stop
+        last = last_sends(scheme)
+        # a worker with nothing to send has sent everything from the start
+        done = np.where(last >= 0, arrival[:, np.arange(len(last)), np.maximum(last, 0)], 0.0)
+        waited = np.partition(done, self.wait_for - 1, axis=1)[:, self.wait_for - 1]
+        return np.minimum(stop, waited)
 
     @property
     def cutoff(self) -> float:
@@ -53,7 +79,43 @@ class RoundPolicy:
         nominal = delays.nominal_seconds(scheme.plan.max_load, 1.0 / scheme.plan.chunks)
         timeout = run.round_timeout or 10.0 * nominal
         approx = code.decode == "approx"
-        return cls(approx, float(code.deadline) if approx else np.inf, float(timeout))
+        wait_for = getattr(code, "wait_for", None)
+        return cls(approx, float(code.deadline) if approx else np.inf, float(timeout),
+                   int(wait_for) if wait_for is not None else None)
+
+
+def last_sends(scheme: Scheme) -> np.ndarray:
+    """Position after which each worker sends its last message of a round, shape (m,); -1 if it sends none."""
+    mask = scheme.send_mask()
+    last = mask.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=1)
+    return np.where(mask.any(axis=1), last, -1)
+
+
+class LastMessages:
+    """Counts, during one round, the workers that have sent everything they will send (``code.wait_for``).
+
+    Parameters
+    ----------
+    wait_for
+        k, or None: never done (the round ends by the exact decode or the cutoff).
+    last
+        :func:`last_sends` of the scheme.
+    """
+
+    def __init__(self, wait_for: int | None, last: np.ndarray) -> None:
+        self.wait_for = wait_for
+        self.last = last
+        self.finished = {int(w) for w in np.flatnonzero(last < 0)}
+
+    def add(self, worker: int, position: int) -> None:
+        """Record the arrival of the message ``worker`` sent after ``position``."""
+        if position == self.last[worker]:
+            self.finished.add(int(worker))
+
+    @property
+    def done(self) -> bool:
+        """Whether k workers have sent their last message: the round ends now."""
+        return self.wait_for is not None and len(self.finished) >= self.wait_for
 
 
 def status_of(comb: Combination) -> int:

@@ -44,7 +44,7 @@ from mpigc.codes.base import Decoder, MessageKey
 from mpigc.codes.partial import answered_combination
 from mpigc.core.metrics import relative_error
 from mpigc.core.payload import RESULT_HEADER, packed_part_length, unpack
-from mpigc.core.policy import UNDECODABLE, RoundPolicy, status_of
+from mpigc.core.policy import UNDECODABLE, LastMessages, RoundPolicy, last_sends, status_of
 from mpigc.core.tables import RoundTables
 from mpigc.mpi.mailbox import Courier, Inbox
 from mpigc.mpi.protocol import POLL_SLEEP, Kind, control
@@ -73,6 +73,7 @@ class Master:
         self.peak_held = 0  # the most vectors ever kept between messages (tests and benchmarks read it)
         self.evaluator = None  # mpigc.core.evaluation.Evaluator with run.eval_every (set by the launcher)
         self.rows = RoundTables()
+        self.last_sends = last_sends(scheme)  # code.wait_for counts workers whose last message came
 
     def prepare(self) -> None:
         """Build what rank 0 needs before the clock starts: every chunk with verification, the accumulator's pages."""
@@ -127,12 +128,15 @@ class Master:
         return self.rows
 
     def _gather(self, rnd: int, start: float, decoder: Decoder) -> dict[MessageKey, float]:
-        """Listen until the exact decode or the cutoff; return the arrival time of every message heard in time."""
+        """Listen until the exact decode, the cutoff or ``wait_for``; return when each message in time arrived."""
         clock = MPI.Wtime
         cutoff = start + self.policy.cutoff
         arrivals: dict[MessageKey, float] = {}
         exact = False
-        while not exact:
+        waiting = LastMessages(self.policy.wait_for, self.last_sends)
+        # code.wait_for: stop once k workers have sent everything; a batch's messages (heard at one
+        # instant, like the simulator's ties) all enter the decode
+        while not (exact or waiting.done):
             now = clock()
             if now >= cutoff:
                 break
@@ -147,6 +151,7 @@ class Master:
                     continue
                 key = (w, int(buf[2]))
                 arrivals[key] = now - start
+                waiting.add(*key)
                 if exact or not self.scheme.carries_vectors:
                     # heard with the decoding message (surplus), or a progress note: no vector to keep
                     self.inbox.release(w, buf)

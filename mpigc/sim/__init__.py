@@ -79,7 +79,7 @@ class Simulator:
     def _batch(self, batch: range) -> RoundTables:
         finish, arrival, failed = self.arrivals(batch)
         exact_at = self.scheme.decode_times(arrival)
-        stop = np.minimum(exact_at, self.policy.cutoff)
+        stop = self.policy.stop_times(self.scheme, arrival, exact_at)  # exact decode, cutoff or wait_for
         exact = exact_at <= stop
         out = RoundTables()
         fast = self._fast_rows(batch, arrival, stop, exact)
