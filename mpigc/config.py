@@ -169,7 +169,7 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("transport", "str", "partial: send coded parts (stream) or notes then requests",
              choices=("stream", "request")),
         _Key("use_partial", "bool", "partial: count unfinished workers' chunks (false = ablation)"),
-        _Key("rescale", "bool", "uncoded: scale by m/|F| when approximate"),
+        _Key("rescale", "bool", "uncoded: scale by m/|F|, frc: by groups/groups heard, when approximate"),
         _Key("points", "str", "poly: evaluation points", choices=("chebyshev", "integers")),
         _Key("ladder", "ints", "nested: increasing straggler tolerances, e.g. [0, 1, 3]", lo=0),
         _Key("B", "int", "sequential: burst length", lo=1),

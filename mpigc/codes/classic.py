@@ -71,7 +71,7 @@ class _UncodedDecoder(Decoder):
 class FractionalRepetition(OneShot):
     """Groups of δ workers share δ chunks; one message per group suffices (§3.2)."""
 
-    config_keys = ("code.load", "code.decode", "code.deadline")
+    config_keys = ("code.load", "code.decode", "code.deadline", "code.rescale")
 
     default_assignment = "frc"
     allowed_assignments = ("frc",)
@@ -100,7 +100,7 @@ class FractionalRepetition(OneShot):
         return per_group.max(axis=1)
 
     def decoder(self) -> Decoder:
-        """Take one message per group (the first heard)."""
+        """Take one message per group (the first heard); ``rescale``: times groups / groups heard (§6.1)."""
         return _FrcDecoder(self)
 
 
@@ -109,7 +109,8 @@ class _FrcDecoder(Decoder):
         group = int(self.scheme.group[worker])
         first = all(int(self.scheme.group[w]) != group for w, _ in self.keys)
         super().add(worker, position)
-        return [Block(((worker, position),), np.ones((1, 1)))] if first else []
+        # with rescaling (ErasureHead's) the weight depends on how many groups arrive: nothing is final early
+        return [Block(((worker, position),), np.ones((1, 1)))] if first and not self.scheme.code.rescale else []
 
     def combination(self) -> Combination:
         plan = self.scheme.plan
@@ -118,8 +119,9 @@ class _FrcDecoder(Decoder):
             first.setdefault(int(self.scheme.group[key[0]]), key)
         keys = list(first.values())
         covered = plan.assignment[:, [w for w, _ in keys]].any(axis=1)
-        err = float(np.sum(~covered) / plan.chunks)
-        return Combination(keys, np.ones((1, len(keys))), bool(covered.all()), err)
+        scale = self.scheme.groups / len(keys) if self.scheme.code.rescale and keys else 1.0
+        err = float((np.sum(~covered) + np.sum(covered) * (scale - 1.0) ** 2) / plan.chunks)
+        return Combination(keys, np.full((1, len(keys)), scale), bool(covered.all()), err)
 
     @property
     def exact(self) -> bool:
