@@ -8,9 +8,10 @@ F1–F6 come from simulator sweeps (``analysis/sweeps.py``, configs under
 MPI job launched here (``mpiexec -n 9 python -m mpigc run`` on
 ``jobs/configs/f7-fidelity.toml`` with 8 workers) plus the matching
 ``simulate``, F8 from one simulation of ``jobs/configs/f8-time-to-accuracy.toml``
-on the committed digits dataset (``analysis/fig8_time_to_accuracy.py``). Result files go to ``--results`` (default ``OUT/results``). Each
-records the settings it was made with (rounds, ``--quick``, points, config
-text, mpigc version); a file that exists is reused only if its settings are
+on the committed digits dataset (``analysis/fig8_time_to_accuracy.py``).
+Result files go to ``--results`` (default ``OUT/results``). Each records
+the settings it was made with (rounds, ``--quick``, points, config text,
+mpigc version); a file that exists is reused only if its settings are
 this invocation's, and is otherwise moved aside to ``NAME.old`` and made
 again (delete a file to rerun its sweep anyway). Every figure is
 drawn from HDF5 alone by ``analysis/figN_*.py``. Exit code 0 when every
