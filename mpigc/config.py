@@ -73,6 +73,7 @@ class CodeConfig:
     mu: float = 1.0
     wait_for: int | None = None
     p: float | None = None
+    batches: int | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,8 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
              "decoding what arrived; unset = wait for the exact decode", lo=1, unset="unset"),
         _Key("p", "float", "stochastic: probability a worker misses the round's end, 0 <= p < 1 (weights "
              "1/(load*(1-p))); auto = 1 - wait_for/m, or 0 without wait_for", lo=0, hi=1),
+        _Key("batches", "int", "bcc: batches b of N/b chunks (b divides N); auto = N / the smallest divisor "
+             "of N that is >= load", lo=1),
     )),
     "workload": (WorkloadConfig, (
         _Key("model", "str", "model trained"),

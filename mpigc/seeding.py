@@ -19,6 +19,7 @@ PURPOSES = {
     "code": 7,
     "init": 8,
     "eval": 20,  # held-out rows of synthetic workloads (time to accuracy); far from the next free numbers
+    "bcc": 9,  # batched coupon's collector: each round's batch draws (mpigc.codes.bcc)
 }
 
 

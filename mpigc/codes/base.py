@@ -14,9 +14,29 @@ answers three questions that both backends ask:
 Coefficients are planned from metadata only; vectors are only combined. A
 chunk-part gradient ``g_i^(k)`` is column ``i * parts + k`` of a message's
 coefficient row, and message vectors have length ``d_pad / parts``.
+
+Plans that change per round (optional; ``bcc`` is the one built-in user).
+Every other scheme keeps the defaults below and runs exactly as before. A
+scheme whose workers compute different chunks in different rounds overrides
+
+* :meth:`Scheme.round_orders`: every worker's order in round ``r``, a
+  function of (seed, r) only, so the simulator and every MPI rank agree;
+* :meth:`Scheme.round_decode_times`: the vectorised decode times of given
+  rounds, from each round's orders (the simulator's call);
+* :meth:`Scheme.held_chunks`: the chunks whose data a worker holds (every
+  chunk it may draw), built before the clock starts.
+
+Both backends then take :meth:`Scheme.for_round` (a copy whose :attr:`Scheme.plan`
+has the round's orders) for everything a round does: workers encode with it
+and the master decodes with its :meth:`Scheme.decoder`. The scheme itself
+stays a consistent fixed-plan scheme for one representative round (its
+:attr:`~Scheme.plan`), so :meth:`Scheme.decode_times` and :meth:`Scheme.decoder`
+agree on it. A round's orders keep each worker's load (the plan's), so a
+round's durations, timeout and send points are the plan's.
 """
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -240,6 +260,44 @@ class Scheme(ABC):
     def decoder(self) -> Decoder:
         """Return a fresh master-side decoder for one round."""
         return GenericDecoder(self)
+
+    # -- plans that change per round (optional, see the module docstring) ---
+    def round_orders(self, rnd: int) -> tuple[np.ndarray, ...] | None:
+        """Return every worker's processing order in round ``rnd``; None (the default): the plan's orders.
+
+        An override returns one order per worker, each as long as the plan's
+        (``plan.loads`` is every round's load) and made of chunks in
+        :meth:`held_chunks`; it depends on (seed, ``rnd``) only.
+        """
+        return None
+
+    def for_round(self, rnd: int) -> Scheme:
+        """Return the scheme as it runs in round ``rnd``: ``self`` unless :meth:`round_orders` gives orders.
+
+        With orders, a shallow copy whose :attr:`plan` holds them (and the
+        assignment they imply), so its :meth:`sends_after`, :meth:`message_row`,
+        :meth:`encode` and :meth:`decoder` are the round's.
+        """
+        orders = self.round_orders(rnd)
+        if orders is None:
+            return self
+        assignment = np.zeros_like(self.plan.assignment)
+        for w, order in enumerate(orders):
+            assignment[order, w] = True
+        view = copy.copy(self)
+        view.plan = Plan(assignment, tuple(orders), self.plan.parts)
+        return view
+
+    def round_decode_times(self, arrival: np.ndarray, rounds: range) -> np.ndarray:
+        """Return :meth:`decode_times` of rounds ``rounds``; ``arrival[j]`` belongs to round ``rounds[j]``.
+
+        Fixed plans ignore ``rounds``; schemes with :meth:`round_orders` use each round's orders.
+        """
+        return self.decode_times(arrival)
+
+    def held_chunks(self, worker: int) -> np.ndarray:
+        """Return the chunks whose data ``worker`` holds: its planned chunks, or all it may draw per round."""
+        return self.plan.orders[worker]
 
     def describe(self) -> dict:
         """Facts for ``mpigc plan``: scheme-specific extras."""

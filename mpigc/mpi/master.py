@@ -96,7 +96,8 @@ class Master:
         start = MPI.Wtime()
         for w in range(self.m):  # one buffer, read by every send (a worker that is behind gets it later)
             self.courier.start(w, rnd, start_buf)
-        decoder = self.scheme.decoder()
+        scheme = self.scheme.for_round(rnd)  # the round's plan: the scheme itself unless it changes per round
+        decoder = scheme.decoder()
         self.acc.fill(0.0)
         self.applied = set()
         arrivals = self._gather(rnd, start, decoder)
@@ -121,7 +122,7 @@ class Master:
         used = comb.used
         nbytes = 8 * (RESULT_HEADER + self.part_len)
         for (w, p), t in sorted(arrivals.items(), key=lambda kv: kv[1]):
-            chunk = int(self.scheme.plan.orders[w][p]) if len(self.scheme.sends_after(w)) > 1 else -1
+            chunk = int(scheme.plan.orders[w][p]) if len(scheme.sends_after(w)) > 1 else -1
             self.rows.events.append((rnd, -1, w, p, chunk, t, nbytes, False, (w, p) in used))
         for w, t in sorted(answers.items(), key=lambda kv: kv[1]):
             self.rows.events.append((rnd, -1, w, -1, -1, t, nbytes, False, (w, -1) in used))

@@ -125,7 +125,7 @@ class Worker:
         """
         model = self.workload.initial_model()
         per_row = []
-        for chunk in self.order:
+        for chunk in self.scheme.held_chunks(self.w):  # a per-round plan's worker holds every chunk it may draw
             self.workload.chunk_data(int(chunk))
             tic = time.perf_counter()
             self.workload.chunk_gradient(model, int(chunk))
@@ -175,6 +175,10 @@ class Worker:
         target = start
         injected = overrun = 0.0
         done = 0
+        scheme = self.scheme.for_round(rnd)  # the round's plan: the scheme itself unless it changes per round
+        order, sends = self.order, self.sends
+        if scheme is not self.scheme:
+            order, sends = scheme.plan.orders[self.w], set(int(p) for p in scheme.sends_after(self.w))
 
         def stop() -> bool:
             return self._stopped(rnd)
@@ -182,7 +186,7 @@ class Worker:
         # Before each chunk: here for the first, at the end of sleep_until for the others.
         if stop():
             return done, clock() - start, injected, overrun
-        for position, chunk in enumerate(self.order):
+        for position, chunk in enumerate(order):
             out = self.workload.chunk_gradient_blocks(model, int(chunk), self.block_rows, stop)
             if out is None:  # stopped between blocks
                 return done, clock() - start, injected, overrun
@@ -200,7 +204,7 @@ class Worker:
             if stopped:
                 return done, clock() - start, injected, overrun
             done += 1
-            if position in self.sends:
-                vector = self.scheme.encode(self.w, position, grads) if self.scheme.carries_vectors else None
+            if position in sends:
+                vector = scheme.encode(self.w, position, grads) if scheme.carries_vectors else None
                 self._send(result(Kind.RESULT, rnd, position, int(chunk), vector=vector))
         return done, clock() - start, injected, overrun

@@ -5,6 +5,9 @@ duration at once; finish times are cumulative sums, message arrival times
 add the network model, and the scheme's vectorised ``decode_times`` gives
 when each round can decode exactly. Only rounds that need more than a time
 (an approximate decode, verification, or per-message detail) run a decoder.
+A scheme whose plan changes per round (``bcc``) is asked for the batch's
+decode times with their rounds and decodes each round with
+``scheme.for_round(rnd)`` (:mod:`mpigc.codes.base`).
 """
 from __future__ import annotations
 
@@ -78,7 +81,7 @@ class Simulator:
 
     def _batch(self, batch: range) -> RoundTables:
         finish, arrival, failed = self.arrivals(batch)
-        exact_at = self.scheme.decode_times(arrival)
+        exact_at = self.scheme.round_decode_times(arrival, batch)  # a per-round plan uses each round's own
         stop = self.policy.stop_times(self.scheme, arrival, exact_at)  # exact decode, cutoff or wait_for
         exact = exact_at <= stop
         out = RoundTables()
@@ -108,7 +111,7 @@ class Simulator:
                 for j, rnd in enumerate(batch)]
 
     def _round(self, rnd: int, t_stop: float, exact: bool, finish, arrival, failed, out: RoundTables) -> None:
-        scheme = self.scheme
+        scheme = self.scheme.for_round(rnd)  # the round's plan: the scheme itself unless it changes per round
         w_idx, p_idx = np.nonzero(arrival <= t_stop)
         order = np.argsort(arrival[w_idx, p_idx], kind="stable")
         decoder = scheme.decoder()
@@ -142,7 +145,7 @@ class Simulator:
         """With a workload: encode real messages as the MPI workers do, decode, compare, update the model."""
         if self.workload is None:
             return float("nan"), float("nan")
-        wl, scheme = self.workload, self.scheme
+        wl, scheme = self.workload, decoder.scheme  # the round's plan (Scheme.for_round)
         parts = scheme.plan.parts
         grads, truth, loss = {}, np.zeros(wl.dim), 0.0
         for chunk in range(scheme.plan.chunks):
