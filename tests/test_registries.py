@@ -23,7 +23,8 @@ from mpigc.workloads import WORKLOADS, make_workload
 def test_registries_hold_the_built_ins():
     assert {"partial", "crc", "frc", "uncoded", "poly", "nested", "m-sgc", "sr-sgc", "gc-seq"} <= set(SCHEMES)
     assert set(ORDERINGS.names()) == {"natural", "random", "optimal", "greedy"}
-    assert {"cyclic", "frc", "uncoded", "graph:circulant", "graph:random-regular", "file:PATH", "random"} == set(ASSIGNMENTS)
+    assert {"cyclic", "frc", "uncoded", "graph:circulant", "graph:random-regular", "file:PATH",
+            "random"} == set(ASSIGNMENTS)
     assert {"none", "constant", "shifted-exponential", "pareto", "bimodal", "gilbert-elliott", "bursty",
             "trace"} <= set(MODELS)
     assert set(WORKLOADS.names()) == {"least-squares", "logistic", "mlp"}
