@@ -93,10 +93,10 @@ class Master:
         """Run round ``rnd`` to its decode; return its rows (and stale traffic seen meanwhile)."""
         self.rows = RoundTables()
         start_buf = control(Kind.START, rnd, self.model)  # built off the clock, as the simulator's t = 0
+        scheme = self.scheme.for_round(rnd)  # the round's plan (off the clock): the scheme itself unless it changes
         start = MPI.Wtime()
         for w in range(self.m):  # one buffer, read by every send (a worker that is behind gets it later)
             self.courier.start(w, rnd, start_buf)
-        scheme = self.scheme.for_round(rnd)  # the round's plan: the scheme itself unless it changes per round
         decoder = scheme.decoder()
         self.acc.fill(0.0)
         self.applied = set()
