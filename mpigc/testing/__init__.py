@@ -83,8 +83,7 @@ def iter_checks(scheme: str | type, overrides: Sequence[str] = (), seeds: int = 
     """
     name = scheme_path(scheme)
     overrides = list(overrides)
-    load_config(None, [f"code.scheme={_quoted(name)}", *overrides], backend="sim")  # bad input: raised here
-    cls = SCHEMES.lookup(name)
+    cls = resolve(name, overrides)
     if getattr(cls, "sequential", False):
         yield Result("all checks", SKIP, f"{name} is a sequential code (jobs spanning rounds): its decoders are "
                                          "not single-round decoders; tests/test_sgc*.py check them")
@@ -102,6 +101,12 @@ def iter_checks(scheme: str | type, overrides: Sequence[str] = (), seeds: int = 
     yield check_backends(name, overrides, mpi)
 
 
+def resolve(name: str, overrides: Sequence[str]) -> type:
+    """Return the scheme class ``name`` names, checking it and ``overrides`` as a config would (InputError)."""
+    load_config(None, [f"code.scheme={_quoted(name)}", *overrides], backend="sim")
+    return SCHEMES.lookup(name)
+
+
 def check_scheme(scheme: str | type, overrides: Sequence[str] = (), seeds: int = 3,
                  mpi: int | None = None) -> list[Result]:
     """Return every result of :func:`iter_checks`."""
@@ -112,6 +117,7 @@ def run_kit(scheme: str | type, overrides: Sequence[str] = (), mpi: int | None =
             out: TextIO = sys.stdout) -> int:
     """Print one line per check (``python -m mpigc check``); return 0 if none failed, else 1."""
     name = scheme_path(scheme)
+    resolve(name, overrides)  # bad input: one line and exit 2 before any output
     failed = False
     print(f"# mpigc check {name} ({SCHEMES.origin(name).describe()})", file=out, flush=True)
     for result in iter_checks(scheme, overrides, seeds, mpi):

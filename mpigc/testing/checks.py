@@ -144,7 +144,7 @@ def _check_combination(replay: Replay, comb: Combination, inst: Instance, where:
     coefs.rounds += 1
     coefs.worst = max(coefs.worst, gap)
     if not gap <= COEF_ATOL + COEF_RTOL * err:
-        coefs.fail(where, f"coef_error reported {comb.coef_error:.6g}, the weights and rows give {err:.6g}")
+        coefs.fail(where, f"coef_error reported {comb.coef_error:.9g}, the weights and rows give {err:.9g}")
     est, want = decode(replay, comb, inst.grads), implied(phi, inst.grads, plan.parts)
     scale = np.linalg.norm(want) + np.linalg.norm(truth(inst.grads))
     if not np.linalg.norm(est - want) <= EXACT_RTOL * scale:
