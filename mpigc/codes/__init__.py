@@ -11,5 +11,7 @@ from mpigc.codes.base import Combination, Decoder, Scheme, combine, split_parts
 from mpigc.codes.plan import Plan, make_plan
 from mpigc.codes.registry import SCHEMES, make_scheme, register, scheme_class
 
+SCHEMES.require(Scheme)  # plug-ins (``package.module:Name``, entry points): concrete Scheme subclasses
+
 __all__ = ["Combination", "Decoder", "Plan", "Scheme", "SCHEMES", "combine", "make_plan",
            "make_scheme", "register", "scheme_class", "split_parts"]

@@ -43,7 +43,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from mpigc.codes.plan import Plan, make_plan
-from mpigc.codes.registry import SCHEMES
 
 MessageKey = tuple[int, int]  # (worker, task position)
 
@@ -302,6 +301,3 @@ class Scheme(ABC):
     def describe(self) -> dict:
         """Facts for ``mpigc plan``: scheme-specific extras."""
         return dict(self.info)
-
-
-SCHEMES.require(Scheme)  # plug-ins (``package.module:Name``, entry points): concrete Scheme subclasses
