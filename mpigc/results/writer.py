@@ -50,8 +50,8 @@ from mpigc.results.schema import (
     DEFAULTS,
     TABLES,
     _encode_attrs,
-    as_rows,
     _write_attrs,
+    as_rows,
 )
 from mpigc.results.store import ResultWriteError, running_files
 
