@@ -165,10 +165,14 @@ def test_real_compute_decodes_every_job_exactly(tmp_path_factory):
                 yield f"{run.name}: loss {run.tables['jobs']['loss']}"
             # worker 0 is slow by 20 nominal rounds: whenever its round is cut
             # short, it abandons it (no mini-task done) instead of computing and sending
+            # (a round without work, SR-SGC's tail, hears no one and proves nothing: left out)
             slow = workers[workers["worker"] == 0]
-            cut_short = rounds["round"][rounds["messages"] < m]
+            cut_short = rounds["round"][(rounds["messages"] > 0) & (rounds["messages"] < m)]
             abandoned = slow[np.isin(slow["round"], cut_short)]
             if cut_short.size == 0 or np.any(abandoned["tasks_done"] != 0):
-                yield f"{run.name}: rounds cut short {cut_short.tolist()}, slow rows {abandoned.tolist()}"
+                yield (f"{run.name}: rounds cut short {cut_short.tolist()}, slow rows {abandoned.tolist()}; "
+                       f"messages {rounds['messages'].tolist()}, waitouts {rounds['waitout'].tolist()}, "
+                       f"latency {np.round(rounds['latency'], 3).tolist()}, "
+                       f"worker 0 busy {np.round(slow['busy'], 3).tolist()}")
 
     assert_all(verdict(check))
