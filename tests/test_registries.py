@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import slow_first_worker
 
-from mpigc import config as config_module
+from mpigc.config import keys as config_module
 from mpigc.codes import SCHEMES, make_scheme
 from mpigc.codes.assignments import ASSIGNMENTS, make_assignment
 from mpigc.codes.ordering import ORDERINGS

@@ -1,0 +1,73 @@
+"""A resolved config back to TOML (:func:`to_toml`) and the key table (:func:`describe_keys`)."""
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from typing import Any
+
+from mpigc._toml import Key as _Key
+from mpigc._toml import format_key, format_value
+from mpigc.config.keys import _KEYS, _NAMED, _SPECS, _WORDS, CodeConfig, Config, _default
+from mpigc.report import format_table
+
+
+def _line(key: _Key, value: Any) -> str:
+    if value is None:
+        return f"# {key.name} = ({key.unset})"
+    return f"{format_key(key.name)} = {format_value(value)}"
+
+
+def _code_lines(codes: tuple[CodeConfig, ...]) -> list[str]:
+    keys = [k for k in _KEYS["code"][1] if k.name != "scheme"]
+    if len(codes) == 1:
+        first = codes[0]
+        lines = [_line(_SPECS["code"]["scheme"], first.scheme)]
+        return lines + [_line(k, getattr(first, k.field)) for k in keys]
+    base = {}
+    for k in keys:
+        vals = [getattr(c, k.field) for c in codes]
+        base[k.field] = None if any(v is None for v in vals) else vals[0]
+    lines = ["scheme = ["]
+    for c in codes:
+        over = {k.name: getattr(c, k.field) for k in keys
+                if getattr(c, k.field) is not None and getattr(c, k.field) != base[k.field]}
+        lines.append(f"  {format_value({'scheme': c.scheme, **over}) if over else format_value(c.scheme)},")
+    lines.append("]")
+    return lines + [_line(k, base[k.field]) for k in keys]
+
+
+def to_toml(config: Config) -> str:
+    """Write the resolved config as TOML; ``load_config`` reads it back to an equal Config.
+
+    None values (resolved later, per scheme) are written as ``# key = (auto)`` comments.
+    """
+    out = [f"# mpigc resolved config (backend {config.backend!r}); every default written out.", ""]
+    for table, (_, keys) in _KEYS.items():
+        out.append(f"[{table}]")
+        if table == "code":
+            out += _code_lines(config.codes)
+        else:
+            obj = getattr(config, table)
+            out += [_line(k, getattr(obj, k.field)) for k in keys]
+        out.append("")
+    return "\n".join(out)
+
+
+def describe_keys() -> str:
+    """Return a text table of every key: default, allowed values and meaning."""
+    rows = [("key", "default", "allowed", "meaning")]
+    for table, (_, keys) in _KEYS.items():
+        for k in keys:
+            default = _default(table, k)
+            shown = f"({k.unset})" if default is None else format_value(default)
+            name = f"{table}.{k.name}"
+            if name in _NAMED:
+                k = dataclasses.replace(k, choices=_NAMED[name].names())
+            allowed = " | ".join([k.rule(), *(f'"{w}"' for w in _WORDS.get(name, ()))])
+            rows.append((name, shown, allowed, k.doc))
+    lines = []
+    for row in rows:  # "allowed" wrapped to a 30-character column, continued on lines of its own
+        allowed = textwrap.wrap(row[2], 30, break_on_hyphens=False) or [""]
+        lines += [(*(row[:2] if i == 0 else ("", "")), part.ljust(30), row[3] if i == 0 else "")
+                  for i, part in enumerate(allowed)]
+    return format_table(lines, left=range(4))
