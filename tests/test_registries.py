@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import slow_first_worker
 
-from mpigc.config import keys as config_module
 from mpigc.codes import SCHEMES, make_scheme
 from mpigc.codes.assignments import ASSIGNMENTS, make_assignment
 from mpigc.codes.ordering import ORDERINGS
 from mpigc.config import CodeConfig, DelaysConfig, describe_keys, load_config
+from mpigc.config import keys as config_module
 from mpigc.delays import MODELS, DelayModel
 from mpigc.errors import InputError
 from mpigc.registry import Registry
