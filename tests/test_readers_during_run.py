@@ -16,7 +16,7 @@ import h5py
 import pytest
 from test_mpi_launch import IN_MPI_JOB, MPIEXEC, _env, _own_lines
 
-from mpigc.results import read_runs, running_files
+from mpigc.results import ResultFile, read_runs, running_files
 
 pytestmark = [
     pytest.mark.slow,
@@ -173,3 +173,30 @@ def test_disk_full_during_a_run_ends_the_job_with_one_line_and_keeps_earlier_run
     assert f"{out} is unchanged" in lines[0] and seconds < 60
     assert out.read_bytes() == digest and [run.name for run in read_runs(out)] == ["crc"]
     assert running_files(out) == [] and not Path(f"{out}.lock").exists()
+
+
+def test_a_side_file_is_listed_only_once_readers_can_open_it(tmp_path, monkeypatch):
+    """A reader that lists a side file opens it with swmr=True: it appears only after SWMR mode is on."""
+    from mpigc.results import writer as writer_module
+
+    out = tmp_path / "r.h5"
+    seen_before_swmr: list[list] = []
+    start = writer_module._start_swmr
+
+    def spying(f):
+        seen_before_swmr.append(running_files(out))
+        start(f)
+
+    monkeypatch.setattr(writer_module, "_start_swmr", spying)
+    file = ResultFile(out, keep_open=True)
+    try:
+        file.new_run("a", {"scheme": "x"})
+        assert seen_before_swmr == [[]]  # not listed while being built
+        (side,) = running_files(out)
+        # another process, as a reader is (one process cannot reopen a file it writes)
+        probe = "import h5py, sys; print('a' in h5py.File(sys.argv[1], 'r', swmr=True)['runs'])"
+        opened = subprocess.run([sys.executable, "-c", probe, str(side)], capture_output=True, text=True)
+        assert opened.stdout.strip() == "True", opened.stderr
+        assert not [p for p in tmp_path.iterdir() if p.name.endswith(".new")]
+    finally:
+        file.close()

@@ -216,14 +216,19 @@ class ResultFile:
             unique = store.unique_name(taken, name)
             k = 1 + max([0] + [int(p.stem.rsplit(".running", 1)[1]) for p in running_files(self.path)])
             side = store.side_path(self.path, k)
+            # Built under a name readers do not list and renamed once in SWMR mode: a reader that
+            # finds a side file can always open it with swmr=True, which a file not yet switched refuses.
+            fresh = side.with_name(f".{side.name}.new")
             with interrupts.deferred():
                 try:
-                    f = h5py.File(side, "w", libver="latest", locking=False)
+                    f = h5py.File(fresh, "w", libver="latest", locking=False)
                 except OSError as exc:
                     raise ResultWriteError(f"cannot create {side}: {store.reason(exc)}; "
                                            f"{self.path} is unchanged") from exc
-                writer = RunWriter(self, unique, tables, _side=side, _h5=f)
-                writer._guard(lambda: (create(store.init_file(f).create_group(unique)), _start_swmr(f)))
+                writer = RunWriter(self, unique, tables, _side=fresh, _h5=f)
+                writer._guard(lambda: (create(store.init_file(f).create_group(unique)), _start_swmr(f),
+                                       os.replace(fresh, side)))
+                writer._side = side
         self._writers.append(writer)
         return writer
 
