@@ -107,6 +107,15 @@ def memory_budget() -> tuple[int, str]:
     return min(found) if found else (2**63, "unknown")
 
 
+def _held_chunks(code: Any, chunks: int) -> int:
+    """Return how many chunks' data one worker of ``code`` holds: its load, or all N (``bcc`` draws per round)."""
+    from mpigc.codes.registry import scheme_class  # the scheme's own layout, not a copy of its name here
+
+    if (code.assignment or scheme_class(code.scheme).default_assignment) == "all":
+        return chunks
+    return min(int(code.load), chunks)
+
+
 def _dimension(workload: Any) -> int | None:
     """Gradient length d of a synthetic workload (None for a user dataset: not opened here)."""
     if workload.dataset != "synthetic":
@@ -157,7 +166,7 @@ def estimate(config: Any) -> dict[str, list[tuple[str, str, int]]]:
     worker = list(common)
     if synthetic:
         rows = math.ceil(wl.samples / min(chunks))
-        load = max(min(int(c.load), n) for c, n in zip(codes, chunks))
+        load = max(_held_chunks(c, n) for c, n in zip(codes, chunks))
         worker.append((data_key, f"{load} chunks of {rows} x {wl.features + 1} samples", load * rows * row_bytes))
         worker.append(("workload.features", f"model and gradients ({d} numbers)", 4 * 8 * d))
     return {"rank 0": master, "worker": worker}

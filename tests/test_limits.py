@@ -170,3 +170,15 @@ def test_the_largest_seed_runs_under_mpiexec(tmp_path):
     assert proc.returncode == 0, proc.stderr
     (run,) = read_runs(out)
     assert run.attrs["seed"] == 2**64 - 1 and run.tables["rounds"].size == 3
+
+
+def test_a_bcc_worker_is_counted_with_every_chunk():
+    """bcc workers hold all N chunks' data (they draw a batch per round), not their load's."""
+    from mpigc.limits import estimate
+
+    def worker_data(scheme: str) -> int:
+        cfg = load_config(None, [f'code.scheme="{scheme}"', "code.workers=8", "code.load=2", "run.verify=true",
+                                 "workload.samples=8000"], backend="mpi", world_size=9)
+        return sum(size for _, what, size in estimate(cfg)["worker"] if "chunks of" in what)
+
+    assert worker_data("bcc") == 4 * worker_data("crc")  # 8 chunks held vs a load of 2
