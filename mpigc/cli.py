@@ -217,6 +217,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         first = runs[0].attrs if runs else {}
         print(report.provenance_header({k: first.get(k) for k in ("mpigc_version", "created", "host", "backend")}))
         print(report.summary_table(rows))
+        for run in runs:  # where a run's scheme, model or workload came from when it was not built in
+            for plugin in run.attrs.get("plugins") or []:
+                print(f"# {run.name}: {plugin.get('key')} = {plugin.get('name')} is a plug-in "
+                      f"({plugin.get('module')} {plugin.get('version')}, {plugin.get('source')})")
         if damaged:
             print("\n".join(damaged))
     return 0

@@ -48,6 +48,9 @@ def test_a_subclass_by_module_path_gives_exactly_the_built_ins_rounds(tmp_path):
     (record,) = mine.attrs["plugins"]
     assert record == {"key": "code.scheme", "name": f"{PLUGINS}:MyCrc", "source": "module path",
                       "module": PLUGINS, "attr": "MyCrc", "version": "0.0.test", "distribution": ""}
+    info = mpigc("info", str(tmp_path / "r.h5"))
+    said = [line for line in info.stdout.splitlines() if "plug-in" in line]
+    assert said == [f"# {mine.name}: code.scheme = {PLUGINS}:MyCrc is a plug-in ({PLUGINS} 0.0.test, module path)"]
 
 
 def test_model_and_workload_plug_ins_run_and_are_recorded(tmp_path):
