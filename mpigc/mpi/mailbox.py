@@ -20,7 +20,8 @@ from collections.abc import Callable
 import numpy as np
 from mpi4py import MPI
 
-from mpigc.mpi.protocol import POLL_SLEEP, TAG_CONTROL, TAG_RESULT, Kind, control, idle_sleep
+from mpigc.core.payload import CONTROL_HEADER
+from mpigc.mpi.protocol import POLL_SLEEP, TAG_CONTROL, TAG_RESULT, Kind, control, idle_sleep, result
 
 #: rounds a worker may have been started on without acknowledging them (any message
 #: carrying round r acknowledges rounds up to r). A healthy worker acknowledges round r
@@ -312,3 +313,22 @@ class ControlInbox:
     def put_back(self, msg: np.ndarray) -> None:
         """Keep ``msg`` (a START or END read early) for the next :meth:`receive`."""
         self.stash = msg.copy()
+
+
+def serve_rounds(comm: MPI.Comm, control: ControlInbox, outbox: Outbox,
+                 start_round: Callable[[int, np.ndarray], None]) -> None:
+    """Serve rounds until END, then complete every send and answer FINAL (every worker loop).
+
+    ``start_round(rnd, payload)`` runs one round from its START; a STOP for a
+    round the worker already finished needs nothing.
+    """
+    while True:
+        msg = control.receive(block=True)
+        kind, rnd = int(msg[0]), int(msg[1])
+        if kind == Kind.END:
+            break
+        if kind == Kind.START:
+            # a copy: checks for the round's end receive into the shared buffer
+            start_round(rnd, msg[CONTROL_HEADER:].copy())
+    outbox.drain()
+    comm.Send([result(Kind.FINAL, -1), MPI.DOUBLE], dest=0, tag=TAG_RESULT)

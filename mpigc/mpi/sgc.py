@@ -43,7 +43,7 @@ from mpigc.core.sgc_engine import NO_WAIT, SequentialEngine, round_times
 from mpigc.core.sgc_tables import rows_of, sequential_stats
 from mpigc.core.tables import summary_attrs, tables_for
 from mpigc.delays import DelayModel
-from mpigc.mpi.mailbox import ControlInbox, Courier, Inbox, Outbox
+from mpigc.mpi.mailbox import ControlInbox, Courier, Inbox, Outbox, serve_rounds
 from mpigc.mpi.protocol import POLL_SLEEP, TAG_RESULT, Kind, control, result, sleep_until
 from mpigc.mpi.provenance import run_attrs
 from mpigc.mpi.worker import rows_per_block
@@ -99,17 +99,7 @@ class SeqWorker:
 
     def run(self) -> None:
         """Serve rounds until END; then complete every send and answer FINAL."""
-        while True:
-            msg = self.control.receive(block=True)
-            kind, rnd = int(msg[0]), int(msg[1])
-            if kind == Kind.END:
-                break
-            if kind == Kind.START:
-                # a copy: checks for the round's end receive into the shared buffer
-                self._round(rnd, msg[CONTROL_HEADER:].copy())
-            # a STOP for a round this worker already finished needs nothing
-        self.outbox.drain()
-        self.comm.Send([result(Kind.FINAL, -1), MPI.DOUBLE], dest=0, tag=TAG_RESULT)
+        serve_rounds(self.comm, self.control, self.outbox, self._round)
 
     def _round(self, rnd: int, payload: np.ndarray) -> None:
         clock = MPI.Wtime

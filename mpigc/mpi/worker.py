@@ -25,7 +25,7 @@ from mpi4py import MPI
 from mpigc.codes import Scheme
 from mpigc.core.payload import CONTROL_HEADER, pack
 from mpigc.delays import DelayModel
-from mpigc.mpi.mailbox import ControlInbox, Outbox
+from mpigc.mpi.mailbox import ControlInbox, Outbox, serve_rounds
 from mpigc.mpi.protocol import BLOCK_TIME, POLL_SLEEP, TAG_RESULT, Kind, result, sleep_until
 
 #: fewest rows per gradient block: each block also allocates and adds one d-vector, about
@@ -135,15 +135,7 @@ class Worker:
     # -- loop --------------------------------------------------------------
     def run(self) -> None:
         """Serve rounds until END; then complete every send and answer FINAL."""
-        while True:
-            msg = self.control.receive(block=True)
-            kind, rnd = int(msg[0]), int(msg[1])
-            if kind == Kind.END:
-                break
-            if kind == Kind.START:
-                self._round(rnd, msg[CONTROL_HEADER:].copy())
-        self.outbox.drain()
-        self.comm.Send([result(Kind.FINAL, -1), MPI.DOUBLE], dest=0, tag=TAG_RESULT)
+        serve_rounds(self.comm, self.control, self.outbox, self._round)
 
     def _round(self, rnd: int, model: np.ndarray) -> None:
         clock = MPI.Wtime
