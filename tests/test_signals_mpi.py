@@ -126,7 +126,10 @@ def test_signal_to_mpiexec_writes_every_finished_round(tmp_path, sig):
 def test_sigterm_to_every_rank(tmp_path):
     proc, seconds, seen, err = _interrupt(tmp_path, "ranks", [])
     assert proc.returncode == 128 + signal.SIGTERM and seconds < 10, (proc.returncode, seconds, err[-2000:])
-    assert "marked interrupted" in err and "Traceback" not in err, err[-2000:]
+    # the file is rank 0's account (marked, every finished round): its stderr line "... marked
+    # interrupted" is not asserted, since MPI_Abort can end the launcher before it forwards that
+    # line (seen once in a CI run and once in three local runs, with the file marked every time)
+    assert "Traceback" not in err, err[-2000:]
     _check_file(tmp_path / "r.h5", seen)
 
 
