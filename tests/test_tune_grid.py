@@ -9,7 +9,7 @@ import pytest
 from mpigc.codes import make_scheme
 from mpigc.config import CodeConfig
 from mpigc.delays import load_trace
-from mpigc.sim.tune import _msgc_decodes, bursty_grid, engine_total, gc_grid, trace_block, tune
+from mpigc.sim.tune import _msgc_decodes, bursty_grid, bursty_params, engine_total, gc_grid, trace_block, tune
 
 LAMBDA = Path(__file__).resolve().parents[2] / "shared" / "data" / "lambda-traces"
 JOBS, MU = 30, 1.0
@@ -48,16 +48,13 @@ def test_every_grid_point_matches_the_engine(make):
         assert (t, n) == pytest.approx(engine_total("gc-seq", {"load": int(s) + 1}, base, JOBS, MU, slope), rel=1e-12)
     seen_wait = {"m-sgc": 0, "sr-sgc": 0}
     for scheme in ("m-sgc", "sr-sgc"):
-        for B in (1, 2):
-            for W in range(B + 1, 6):
-                if scheme == "sr-sgc" and (W - 1) % B:
-                    continue
-                total, waits = bursty_grid(scheme, base, JOBS, slope, MU, B, W, lams)
-                for lam, t, n in zip(lams, total, waits):
-                    ref = engine_total(scheme, {"B": B, "W": W, "lambda": int(lam)}, base, JOBS, MU, slope)
-                    assert t == pytest.approx(ref[0], rel=1e-12), (scheme, B, W, lam)
-                    assert n == ref[1], (scheme, B, W, lam)
-                    seen_wait[scheme] += n
+        for B, W in bursty_params(scheme):
+            total, waits = bursty_grid(scheme, base, JOBS, slope, MU, B, W, lams)
+            for lam, t, n in zip(lams, total, waits):
+                ref = engine_total(scheme, {"B": B, "W": W, "lambda": int(lam)}, base, JOBS, MU, slope)
+                assert t == pytest.approx(ref[0], rel=1e-12), (scheme, B, W, lam)
+                assert n == ref[1], (scheme, B, W, lam)
+                seen_wait[scheme] += n
     assert all(seen_wait.values())  # the traces exercise wait-outs, not only clean rounds
 
 

@@ -154,6 +154,11 @@ def engine_total(scheme: str, params: dict, base: np.ndarray, jobs: int, mu: flo
     return total, waits
 
 
+def bursty_params(scheme: str) -> list[tuple[int, int]]:
+    """Return P3's (B, W) grid: B ∈ {1, 2}, W ∈ [B+1, 5]; SR-SGC only where B divides W − 1."""
+    return [(B, W) for B in (1, 2) for W in range(B + 1, 6) if scheme != "sr-sgc" or (W - 1) % B == 0]
+
+
 def tune(values: np.ndarray, jobs: int = 496, mu: float = 1.0, slope: float = 2.2, m: int = 256,
          max_s: int = 63, max_lam: int = 63) -> dict[str, Choice]:
     """Grid-search every scheme's parameters on a trace; return the best choice per scheme."""
@@ -168,16 +173,13 @@ def tune(values: np.ndarray, jobs: int = 496, mu: float = 1.0, slope: float = 2.
     lams = np.arange(1, max_lam + 1)
     for scheme in ("m-sgc", "sr-sgc"):
         grid, best_c = [], None
-        for B in (1, 2):
-            for W in range(B + 1, 6):
-                if scheme == "sr-sgc" and (W - 1) % B:
-                    continue
-                total, waits = bursty_grid(scheme, base, jobs, slope, mu, B, W, lams)
-                for lam, t, n in zip(lams, total, waits):
-                    params = {"B": B, "W": W, "lambda": int(lam)}
-                    grid.append((params, float(t)))
-                    if best_c is None or t < best_c.runtime:
-                        best_c = Choice(scheme, params, float(t), int(n))
+        for B, W in bursty_params(scheme):
+            total, waits = bursty_grid(scheme, base, jobs, slope, mu, B, W, lams)
+            for lam, t, n in zip(lams, total, waits):
+                params = {"B": B, "W": W, "lambda": int(lam)}
+                grid.append((params, float(t)))
+                if best_c is None or t < best_c.runtime:
+                    best_c = Choice(scheme, params, float(t), int(n))
         best_c.grid = grid
         out[scheme] = best_c
     t_max = (base[:jobs] + scheme_load(np.ones(1), m) * slope).max(axis=1)
