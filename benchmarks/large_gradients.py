@@ -115,7 +115,8 @@ def floor_master(comm, d: int, dtype: np.dtype, rounds: int, step: float) -> dic
             reqs[w].Cancel()  # the receive posted after the worker's last vector
             reqs[w].Wait()
         comm.Send(model, dest=w + 1, tag=END_TAG)
-    return {"ms_per_round": wall / rounds * 1e3, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"ms_per_round": wall / rounds * 1e3, "peak_rss_mb": peak_mb,
             "model_finite": bool(np.isfinite(model).all())}
 
 

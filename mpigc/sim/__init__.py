@@ -18,7 +18,7 @@ import numpy as np
 
 from mpigc.codes import Scheme, combine
 from mpigc.core.metrics import relative_error
-from mpigc.core.payload import HEADER_BYTES, pack, packed_part_length, unpack
+from mpigc.core.payload import RESULT_HEADER, pack, packed_part_length, unpack
 from mpigc.core.policy import EXACT, RoundPolicy, status_of
 from mpigc.core.tables import RoundTables
 from mpigc.delays import DelayModel
@@ -42,7 +42,8 @@ class Simulator:
     """Runs one scheme for ``rounds`` rounds on the realisation of ``delays``."""
 
     def __init__(self, scheme: Scheme, delays: DelayModel, policy: RoundPolicy, *, network: Network,
-                 workload=None, detail: str = "rounds", vector_bytes: int = 0, evaluator=None) -> None:
+                 workload=None, detail: str = "rounds", vector_bytes: int = 0, evaluator=None,
+                 itemsize: int = 8) -> None:
         self.scheme = scheme
         self.delays = delays
         self.policy = policy
@@ -50,10 +51,11 @@ class Simulator:
         self.workload = workload
         self.detail = detail
         self.vector_bytes = vector_bytes
-        self.message_bytes = vector_bytes + HEADER_BYTES if scheme.carries_vectors else HEADER_BYTES
+        header = itemsize * RESULT_HEADER  # the MPI runtime's header, in the run's dtype (workload.dtype)
+        self.message_bytes = vector_bytes + header if scheme.carries_vectors else header
         # request transport: instructions (chunk, l weights) down, one vector up
-        instruction_bytes = HEADER_BYTES + 8 * (1 + scheme.plan.parts) * scheme.plan.max_load
-        self.second_phase = (network.cost(instruction_bytes) + network.cost(vector_bytes + HEADER_BYTES)
+        instruction_bytes = header + itemsize * (1 + scheme.plan.parts) * scheme.plan.max_load
+        self.second_phase = (network.cost(instruction_bytes) + network.cost(vector_bytes + header)
                              if scheme.two_phase else 0.0)
         self.model = workload.initial_model() if workload is not None else None
         self.evaluator = evaluator  # mpigc.core.evaluation: held-out metrics after the update, on no clock

@@ -39,11 +39,13 @@ def simulate(config: Config, out: str | None, name: str | None = None, log: Text
         for entry in entries:
             workload = (build_workload(config, entry.scheme.plan.chunks)
                         if config.run.verify else None)
-            part_bytes = 8 * packed_part_length(dim, entry.scheme.plan.parts)  # as the MPI workers send
+            itemsize = np.dtype(config.workload.dtype).itemsize
+            part_bytes = itemsize * packed_part_length(dim, entry.scheme.plan.parts)  # as the MPI workers send
             evaluator = make_evaluator(config.run, workload)
             sim = Simulator(entry.scheme, delays, entry.policy,
                             network=Network(config.network.latency, config.network.bandwidth), workload=workload,
-                            detail=config.run.detail, vector_bytes=part_bytes, evaluator=evaluator)
+                            detail=config.run.detail, vector_bytes=part_bytes, evaluator=evaluator,
+                            itemsize=itemsize)
             label = name if (name and len(entries) == 1) else entry.label
             if evaluator is not None and evaluator.source == "training":
                 print(f"note: {config.workload.dataset} has no X_eval/y_eval: evaluating on the training set",
