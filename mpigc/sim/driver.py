@@ -54,7 +54,7 @@ def simulate(config: Config, out: str | None, name: str | None = None, log: Text
             if file is not None:
                 attrs = run_attrs("sim", config, entry.code, entry.label, m,
                                   plan={k: plain(v) for k, v in entry.scheme.describe().items()},
-                                  **eval_attrs(config.run, evaluator))
+                                  round_timeout_s=entry.policy.timeout, **eval_attrs(config.run, evaluator))
                 writer = file.new_run(label, attrs, tables_for(config.run.detail))
                 label = writer.name
             collected: list[np.ndarray] = []
