@@ -46,13 +46,25 @@ class Inbox:
         self.dtype = np.dtype(dtype)
         self.type = mpi_type(self.dtype)
         self.pools = [deque() for _ in range(workers)]
-        self.buffers = [np.empty(size, self.dtype) for _ in range(workers)]
+        self.buffers = [self._touched() for _ in range(workers)]  # before the receives are posted on them
         self.requests = [self._post(w) for w in range(workers)]
         self.statuses = [MPI.Status() for _ in range(workers)]  # reused by every poll
         self.finals = 0
         self.heard = [-1] * workers  # latest round each worker sent a message about: its acknowledgement
         self.lent = 0  # buffers handed out by poll and not yet released
         self.peak_lent = 0  # the most ever lent at once: rank 0's message memory beyond its m posted buffers
+
+    def _touched(self) -> np.ndarray:
+        """Return a new buffer whose pages exist: the first message into it pays no page faults (80 MB at d = 10^7)."""
+        buf = np.empty(self.size, self.dtype)
+        buf.fill(0)
+        return buf
+
+    def warm(self) -> None:
+        """Put one touched buffer in every worker's pool (off the clock): round 0 then allocates nothing."""
+        for pool in self.pools:
+            if len(pool) < POOL_KEEP:
+                pool.append(self._touched())
 
     def _post(self, w: int) -> MPI.Request:
         return self.comm.Irecv([self.buffers[w], self.type], source=w + 1, tag=TAG_RESULT)
@@ -138,6 +150,13 @@ class Outbox:
         self.comm = comm
         self.pending: list[tuple[MPI.Request, np.ndarray, bool]] = []
         self.free: list[np.ndarray] = []
+
+    def warm(self, size: int, dtype: np.dtype) -> None:
+        """Fill the free list with touched buffers of ``size`` elements (off the clock)."""
+        while len(self.free) < self.KEEP:
+            buf = np.empty(size, dtype)
+            buf.fill(0)
+            self.free.append(buf)
 
     def buffer(self, size: int, dtype: np.dtype) -> np.ndarray:
         """Return a message buffer of ``size`` elements to fill and :meth:`send` with ``recycle=True``."""

@@ -102,6 +102,7 @@ class Master:
         self.acc.fill(0.0)
         self.scratch.fill(0.0)
         self._free_start().fill(0.0)
+        self.inbox.warm()
 
     def _poll(self) -> list[tuple[int, np.ndarray, int]]:
         """Completed receives; a START deferred for a worker that has now caught up goes out."""

@@ -177,6 +177,8 @@ class Worker:
             per_row.append(per_chunk[-1] / self.workload.chunk_rows(int(chunk)))
         self.block_rows = rows_per_block(float(np.median(per_row))) if per_row else None
         self.chunk_seconds = float(np.median(per_chunk)) if per_chunk else 0.0
+        if self.scheme.carries_vectors:
+            self.outbox.warm(self.message_len, self.dtype)  # round 0's messages fault in no pages
 
     # -- loop --------------------------------------------------------------
     def run(self) -> None:
