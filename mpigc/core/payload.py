@@ -11,7 +11,7 @@ import numpy as np
 CONTROL_HEADER = 3
 #: float64 slots of a result message's header (kind, round, position, chunk, busy, injected, tasks, failed, overrun)
 RESULT_HEADER = 9
-#: bytes of a result header on the wire
+#: bytes of a float64 result header on the wire (float32 runs: half)
 HEADER_BYTES = 8 * RESULT_HEADER
 
 
