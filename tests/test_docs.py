@@ -185,7 +185,8 @@ def test_readme_is_a_front_door():
 @pytest.mark.parametrize("page", [README, *doc_pages()], ids=lambda p: p.name)
 def test_relative_links_resolve(page):
     targets = links(page)
-    assert targets, f"{page.name} links nothing"
+    if page == README:
+        assert len(targets) >= len(doc_pages()), "README.md links fewer targets than there are docs pages"
     broken = []
     for target in targets:
         if re.match(r"[a-z][a-z0-9+.-]*:", target):  # https:, mailto:, ...
