@@ -127,8 +127,8 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("rounds", "int", "rounds to run (jobs for sequential schemes)", lo=1),
         _Key("seed", "int", "root seed of every random stream (below 2^64)", lo=0),
         _Key("verify", "bool", "compute the true gradient each round and record grad_error"),
-        _Key("round_timeout", "float", "seconds before a round ends undecoded (at most 1e6); "
-             "auto = 10*load*chunk_time", lo=0, lo_open=True),
+        _Key("round_timeout", "float", "seconds before a round ends undecoded (at most 1e6); auto = 10 x "
+             "(load*chunk_time + load*measured compute per chunk + a round's message time)", lo=0, lo_open=True),
         _Key("flush_every", "int", "rounds buffered per HDF5 write; auto = 1 (run) or 1000 (simulate)", lo=1),
         _Key("flush_seconds", "float", "run only: write to the file at most this often (s of wall time; 0 = at "
              "every flush_every); what is buffered is written at the end and on SIGTERM/SIGINT", lo=0),
