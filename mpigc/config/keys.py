@@ -102,10 +102,11 @@ class DelaysConfig:
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """``[network]``: simulated link (simulator only)."""
+    """``[network]``: simulated links (simulator only; ``mpigc probe --network`` measures them)."""
 
     latency: float = 0.0
     bandwidth: float = 0.0
+    shared_ingest: bool = False
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,8 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
     "network": (NetworkConfig, (
         _Key("latency", "float", "seconds per message (simulator)", lo=0),
         _Key("bandwidth", "float", "bytes/s per link, 0 = infinite (simulator)", lo=0),
+        _Key("shared_ingest", "bool", "messages into rank 0 share one link: each waits until it is free, then "
+             "takes bytes/bandwidth (false = independent links)"),
     )),
 }
 _SPECS = {t: {k.name: k for k in keys} for t, (_, keys) in _KEYS.items()}

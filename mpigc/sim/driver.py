@@ -16,8 +16,15 @@ from mpigc.core.payload import packed_part_length
 from mpigc.core.progress import progress_printer
 from mpigc.core.provenance import plain, run_attrs
 from mpigc.core.tables import RoundTables, summary_attrs, tables_for
-from mpigc.sim import Network, Simulator
+from mpigc.core.network import Network
+from mpigc.sim import Simulator
 from mpigc.sim.sgc import simulate_sequential
+
+
+def network_of(config: Config) -> Network:
+    """The ``[network]`` model of ``config``."""
+    net = config.network
+    return Network(net.latency, net.bandwidth, net.shared_ingest)
 
 
 def simulate(config: Config, out: str | None, name: str | None = None, log: TextIO = sys.stderr) -> list[tuple]:
@@ -42,7 +49,7 @@ def simulate(config: Config, out: str | None, name: str | None = None, log: Text
             part_bytes = 8 * packed_part_length(dim, entry.scheme.plan.parts)  # as the MPI workers send
             evaluator = make_evaluator(config.run, workload)
             sim = Simulator(entry.scheme, delays, entry.policy,
-                            network=Network(config.network.latency, config.network.bandwidth), workload=workload,
+                            network=network_of(config), workload=workload,
                             detail=config.run.detail, vector_bytes=part_bytes, evaluator=evaluator)
             label = name if (name and len(entries) == 1) else entry.label
             if evaluator is not None and evaluator.source == "training":
