@@ -64,7 +64,31 @@ def test_fit_recovers_latency_and_bandwidth():
     fit = fit_ingest(rank, nbytes, seconds * (1 + 0.01 * rng.standard_normal(seconds.size)))
     assert fit.latency == pytest.approx(3e-4, rel=0.05)
     assert fit.bandwidth == pytest.approx(2e9, rel=0.05)
+    assert fit.gap == pytest.approx(0.0, abs=2e-6)
     assert fit.rel_residual < 0.03 and fit.points == 40
+
+
+def test_fit_separates_the_per_message_gap():
+    rank = np.tile(np.arange(1, 9), 4)
+    nbytes = np.repeat([72.0, 8e4, 8e5, 8e6], 8)
+    fit = fit_ingest(rank, nbytes, 1e-3 + rank * (1.5e-3 + nbytes / 7e8))
+    assert (fit.latency, fit.gap, fit.bandwidth) == pytest.approx((1e-3, 1.5e-3, 7e8), rel=1e-6)
+    # the rule the simulator applies reproduces what was fitted
+    net = Network(fit.latency, fit.bandwidth, shared_ingest=True, gap=fit.gap)
+    got = np.sort(net.arrivals(np.zeros((1, 8)), 8e5).ravel())
+    assert np.allclose(got, fit.seconds(np.arange(1, 9), 8e5), rtol=1e-9)
+
+
+def test_fit_with_one_sender_has_no_gap():
+    fit = fit_ingest(np.ones(3), np.array([72.0, 8e3, 8e6]), 2e-4 + np.array([72.0, 8e3, 8e6]) / 1e9)
+    assert fit.gap == 0.0 and fit.bandwidth == pytest.approx(1e9, rel=1e-6)
+
+
+def test_gap_holds_the_shared_link():
+    net = Network(latency=0.0, bandwidth=0.0, shared_ingest=True, gap=1e-3)  # infinite bandwidth, gap only
+    got = net.arrivals(np.zeros((1, 3)), 8e6).ravel()
+    assert np.allclose(got, [1e-3, 2e-3, 3e-3], rtol=0, atol=1e-15)
+    assert Network(latency=0.0, gap=1e-3).arrivals(np.zeros((1, 3)), 8e6).tolist() == [[0.0, 0.0, 0.0]]
 
 
 def test_fit_refuses_a_single_size():

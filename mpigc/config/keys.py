@@ -107,6 +107,7 @@ class NetworkConfig:
     latency: float = 0.0
     bandwidth: float = 0.0
     shared_ingest: bool = False
+    gap: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,9 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("latency", "float", "seconds per message (simulator)", lo=0),
         _Key("bandwidth", "float", "bytes/s per link, 0 = infinite (simulator)", lo=0),
         _Key("shared_ingest", "bool", "messages into rank 0 share one link: each waits until it is free, then "
-             "takes bytes/bandwidth (false = independent links)"),
+             "takes gap + bytes/bandwidth (false = independent links)"),
+        _Key("gap", "float", "shared_ingest: seconds the link is held per message beyond its bytes (LogGP's g)",
+             lo=0),
     )),
 }
 _SPECS = {t: {k.name: k for k in keys} for t, (_, keys) in _KEYS.items()}

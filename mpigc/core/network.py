@@ -8,18 +8,21 @@ arrives at rank 0
 - through one shared link (``shared_ingest = true``): messages into rank 0
   are served one at a time in the order they are ready (ties: worker, then
   position). Message k arrives at
-  ``a_k = max(r_k + latency, a_{k-1}) + B_k / bandwidth``: it waits until
-  the link is free, then takes its bytes / bandwidth. The latency overlaps
-  other messages' transfers (it is the pipeline's depth, not link time).
+  ``a_k = max(r_k + latency, a_{k-1}) + gap + B_k / bandwidth``: it waits
+  until the link is free, then holds it for ``gap`` (LogGP's per-message
+  gap: rank 0 matching and copying it, the sender waking up, on a
+  crowded node) plus its bytes / bandwidth. The latency overlaps other
+  messages' transfers (it is the pipeline's depth, not link time).
 
-``bandwidth = 0`` means infinite: then both rules give ``r + latency``
-bit for bit. Control traffic from rank 0 (START, STOP, INSTRUCT) is charged
+With ``gap = 0`` and ``bandwidth = 0`` (infinite) both rules give
+``r + latency`` bit for bit, and the independent rule ignores ``gap``
+(the model before issue 17 had none). Control traffic from rank 0 (START, STOP, INSTRUCT) is charged
 per message with :meth:`Network.cost` as before; only traffic into rank 0
 shares the link. Each round starts with the link free.
 
 :func:`fit_ingest` inverts the shared rule on measurements where every
 worker sends at once (``mpigc probe --network``): the k-th arrival of
-messages of ``B`` bytes is at ``latency + k·B / bandwidth``.
+messages of ``B`` bytes is at ``latency + k·(gap + B / bandwidth)``.
 """
 from __future__ import annotations
 
@@ -30,11 +33,15 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Network:
-    """Latency (s per message), bandwidth (bytes/s, 0 = infinite) and whether rank 0's ingest is one link."""
+    """Latency (s per message), bandwidth (bytes/s, 0 = infinite), rank 0's ingest: one link or one per worker.
+
+    ``gap`` (s) is how long the shared link is held per message beyond its bytes.
+    """
 
     latency: float = 0.0
     bandwidth: float = 0.0
     shared_ingest: bool = False
+    gap: float = 0.0
 
     def cost(self, nbytes: float) -> float:
         """Seconds one message of ``nbytes`` bytes takes on its own: latency + bytes / bandwidth."""
@@ -62,13 +69,13 @@ class Network:
         numpy.ndarray
             Arrival times, the shape of ``ready`` (``inf`` where ready is).
         """
-        if not self.shared_ingest or self.bandwidth <= 0:
+        if not self.shared_ingest or (self.bandwidth <= 0 and self.gap <= 0):
             return ready + self.cost(nbytes)
         flat = ready.reshape(ready.shape[0], -1)
         order = np.argsort(flat, axis=1, kind="stable")
         queued = np.take_along_axis(flat, order, axis=1) + self.latency
         served = np.empty_like(queued)
-        service = self.transfer(nbytes)
+        service = self.gap + self.transfer(nbytes)
         free = np.full(flat.shape[0], -np.inf)
         for k in range(flat.shape[1]):  # few messages per round; vectorised over the rounds
             free = np.maximum(queued[:, k], free) + service
@@ -84,21 +91,30 @@ class Network:
         """
         if not self.shared_ingest:
             return self.cost(nbytes)
-        return self.latency + max(count, 0) * self.transfer(nbytes)
+        return self.latency + max(count, 0) * (self.gap + self.transfer(nbytes))
 
 
 @dataclass(frozen=True)
 class IngestFit:
-    """Latency and bandwidth fitted to simultaneous sends, with the fit's quality."""
+    """Latency, per-message gap and bandwidth fitted to simultaneous sends, with the fit's quality."""
 
     latency: float
+    gap: float
     bandwidth: float
     rel_residual: float  # median |measured - fitted| / measured over the points fitted
     points: int
 
+    def seconds(self, rank: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
+        """Fitted arrival of the ``rank``-th message of ``nbytes`` bytes."""
+        per_byte = 1.0 / self.bandwidth if self.bandwidth > 0 else 0.0
+        return self.latency + np.asarray(rank) * (self.gap + np.asarray(nbytes) * per_byte)
+
 
 def fit_ingest(rank: np.ndarray, nbytes: np.ndarray, seconds: np.ndarray) -> IngestFit:
-    """Fit ``seconds = latency + rank · nbytes / bandwidth`` by non-negative least squares.
+    """Fit ``seconds = latency + rank · (gap + nbytes / bandwidth)`` by non-negative least squares.
+
+    Relative residuals are minimised, so microsecond arrivals of small
+    messages weigh as much as the seconds of large ones.
 
     Parameters
     ----------
@@ -112,23 +128,28 @@ def fit_ingest(rank: np.ndarray, nbytes: np.ndarray, seconds: np.ndarray) -> Ing
     Returns
     -------
     IngestFit
-        ``bandwidth`` is ``inf`` when the bytes explain none of the time.
+        ``bandwidth`` is 0 (infinite) when the bytes explain none of the time.
 
     Raises
     ------
     ValueError
-        With fewer than two distinct ``rank · nbytes`` values.
+        With fewer than two message sizes (nothing separates latency from bandwidth).
+
+    Notes
+    -----
+    With one sender (every ``rank`` is 1) the gap cannot be told from the
+    latency: it is fitted as 0.
     """
     from scipy.optimize import nnls
 
-    x = np.asarray(rank, dtype=float) * np.asarray(nbytes, dtype=float)
+    k = np.asarray(rank, dtype=float)
+    b = np.asarray(nbytes, dtype=float)
     y = np.asarray(seconds, dtype=float)
-    if np.unique(x).size < 2:
-        raise ValueError("fit_ingest needs at least two distinct rank * bytes values")
-    # relative least squares: small messages (microseconds) weigh as much as large ones (seconds)
+    if np.unique(b).size < 2:
+        raise ValueError("fit_ingest needs at least two message sizes")
     weight = 1.0 / np.maximum(y, 1e-9)
-    design = np.column_stack([np.ones_like(x), x]) * weight[:, None]
-    (latency, per_byte), _ = nnls(design, y * weight)
-    fitted = latency + per_byte * x
-    rel = float(np.median(np.abs(y - fitted) / np.maximum(y, 1e-12)))
-    return IngestFit(float(latency), float(1.0 / per_byte) if per_byte > 0 else float("inf"), rel, int(y.size))
+    columns = [np.ones_like(k), k, k * b] if np.unique(k).size > 1 else [np.ones_like(k), k * 0, k * b]
+    (latency, gap, per_byte), _ = nnls(np.column_stack(columns) * weight[:, None], y * weight)
+    fit = IngestFit(float(latency), float(gap), float(1.0 / per_byte) if per_byte > 0 else 0.0, 0.0, int(y.size))
+    rel = float(np.median(np.abs(y - fit.seconds(k, b)) / np.maximum(y, 1e-12)))
+    return IngestFit(fit.latency, fit.gap, fit.bandwidth, rel, fit.points)

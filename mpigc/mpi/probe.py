@@ -7,7 +7,7 @@ sends results (:func:`~mpigc.mpi.protocol.result`, :class:`Outbox`), while
 rank 0 receives through the runtime's own :class:`Inbox` and poll loop. The
 k-th message heard after the first START left is at time ``t_k``; the
 shared-ingest rule of :mod:`mpigc.core.network` says
-``t_k = latency + k · bytes / bandwidth``, which
+``t_k = latency + k · (gap + bytes / bandwidth)``, which
 :func:`~mpigc.core.network.fit_ingest` fits over every burst and size (the
 median per (size, k) first, so one descheduled burst does not move it).
 
@@ -120,7 +120,7 @@ def _send(comm: MPI.Comm, lengths: list[int], bursts: int) -> None:
 
 
 def fit_bursts(bursts: list[Burst]) -> IngestFit:
-    """Fit latency and bandwidth to the median arrival time of each (size, k)."""
+    """Fit latency, gap and bandwidth to the median arrival time of each (size, k)."""
     medians: dict[int, list[np.ndarray]] = {}
     for burst in bursts:
         medians.setdefault(burst.length, []).append(burst.seconds)
@@ -150,20 +150,21 @@ def report(bursts: list[Burst], fit: IngestFit, dim: int, world: int, log=sys.st
     for length, runs in by_length.items():
         mid = np.median(np.vstack(runs), axis=0)
         nbytes = message_bytes(length)
-        fitted = fit.latency + workers * nbytes / fit.bandwidth
+        fitted = float(fit.seconds(workers, nbytes))
         print(f"# {nbytes:>14d} {mid[0] * 1e3:>13.3f} {mid[-1] * 1e3:>12.3f} {fitted * 1e3:>19.3f}", file=log)
-    print(f"# fit: latency {fit.latency * 1e6:.1f} us, bandwidth {fit.bandwidth / 1e9:.3f} GB/s shared by "
+    bandwidth = f"{fit.bandwidth / 1e9:.3f} GB/s" if fit.bandwidth > 0 else "infinite"
+    print(f"# fit: latency {fit.latency * 1e6:.1f} us, gap {fit.gap * 1e6:.1f} us, bandwidth {bandwidth} shared by "
           f"{workers} workers; median |relative residual| {fit.rel_residual:.1%} over {fit.points} points",
           file=log)
 
 
 def network_toml(fit: IngestFit, dim: int, world: int, library: str) -> str:
     """The ``[network]`` table to use, with how it was measured as comments; loads as a config."""
-    bandwidth = fit.bandwidth if np.isfinite(fit.bandwidth) else 0.0  # 0 = infinite
     return (f"# mpigc probe --network: world size {world} ({world - 1} workers sending at once), messages up to\n"
             f"# d = {dim} values (l = 1); median |relative residual| of the fit {fit.rel_residual:.1%}; "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n# {library}\n"
-            f"[network]\nlatency = {fit.latency!r}\nbandwidth = {bandwidth!r}\nshared_ingest = true\n")
+            f"[network]\nlatency = {fit.latency!r}\nbandwidth = {fit.bandwidth!r}\ngap = {fit.gap!r}\n"
+            "shared_ingest = true\n")
 
 
 def _checked(comm: MPI.Comm, args: argparse.Namespace) -> tuple[int, int] | None:

@@ -24,7 +24,7 @@ from mpigc.sim.sgc import simulate_sequential
 def network_of(config: Config) -> Network:
     """The ``[network]`` model of ``config``."""
     net = config.network
-    return Network(net.latency, net.bandwidth, net.shared_ingest)
+    return Network(net.latency, net.bandwidth, net.shared_ingest, net.gap)
 
 
 def simulate(config: Config, out: str | None, name: str | None = None, log: TextIO = sys.stderr) -> list[tuple]:
