@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -127,3 +130,22 @@ def test_shared_ingest_slows_rounds_by_the_queue(tmp_path):
     assert np.all(gap >= -1e-12)
     # crc decodes from 7 of 8 messages: at most 6 transfers queued ahead of the decoding one
     assert np.all(gap <= 6 * transfer + 1e-12) and np.any(gap > 0.5 * transfer)
+
+
+def _mpigc(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "HYDRA_", "MPI_LOCALNRANKS"))}
+    return subprocess.run([sys.executable, "-m", "mpigc", *args], capture_output=True, text=True, timeout=120,
+                          env=env)
+
+
+def test_probe_without_network_is_refused_in_one_line():
+    proc = _mpigc("probe")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "not built yet" in proc.stderr and "--network" in proc.stderr
+
+
+def test_probe_network_on_one_rank_is_bad_input(tmp_path):
+    out = tmp_path / "net.toml"
+    proc = _mpigc("probe", "--network", "--out", str(out))
+    assert proc.returncode == 2 and "needs at least 2 ranks" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and not out.exists()
