@@ -27,9 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # analysis/ (mpibench.py is beside this file)
 
-from analysis.fig9_network import network_overrides  # noqa: E402
 from mpibench import CONFIGS, Table, header, launch, loadavg, run_mpi, store  # noqa: E402
 
+from analysis.fig9_network import network_overrides  # noqa: E402
 from mpigc import results  # noqa: E402
 
 CONFIG = "network-fidelity.toml"

@@ -28,8 +28,8 @@ from mpi4py import MPI
 from mpigc.config import load_config
 from mpigc.core.inputs import workload_dim
 from mpigc.core.network import IngestFit, fit_ingest
-from mpigc.errors import InputError
 from mpigc.core.payload import CONTROL_HEADER, HEADER_BYTES, RESULT_HEADER, packed_part_length
+from mpigc.errors import InputError
 from mpigc.mpi.launch import install_abort_handler
 from mpigc.mpi.mailbox import ControlInbox, Inbox, Outbox
 from mpigc.mpi.protocol import POLL_SLEEP, TAG_CONTROL, TAG_RESULT, Kind, control, result
@@ -159,7 +159,7 @@ def report(bursts: list[Burst], fit: IngestFit, dim: int, world: int, log=sys.st
 
 
 def network_toml(fit: IngestFit, dim: int, world: int, library: str) -> str:
-    """The ``[network]`` table to use, with how it was measured as comments; loads as a config."""
+    """Return the ``[network]`` table to use, how it was measured in comments (it loads as a config)."""
     return (f"# mpigc probe --network: world size {world} ({world - 1} workers sending at once), messages up to\n"
             f"# d = {dim} values (l = 1); median |relative residual| of the fit {fit.rel_residual:.1%}; "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n# {library}\n"

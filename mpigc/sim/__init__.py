@@ -12,6 +12,7 @@ decode times with their rounds and decodes each round with
 from __future__ import annotations
 
 from collections.abc import Callable
+
 import numpy as np
 
 from mpigc.codes import Scheme, combine

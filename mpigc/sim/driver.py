@@ -12,17 +12,17 @@ from mpigc.config import Config
 from mpigc.core.entries import plan_entries, workers_of
 from mpigc.core.evaluation import eval_attrs, make_evaluator
 from mpigc.core.inputs import build_delays, build_workload, workload_dim
+from mpigc.core.network import Network
 from mpigc.core.payload import packed_part_length
 from mpigc.core.progress import progress_printer
 from mpigc.core.provenance import plain, run_attrs
 from mpigc.core.tables import RoundTables, summary_attrs, tables_for
-from mpigc.core.network import Network
 from mpigc.sim import Simulator
 from mpigc.sim.sgc import simulate_sequential
 
 
 def network_of(config: Config) -> Network:
-    """The ``[network]`` model of ``config``."""
+    """Return the ``[network]`` model of ``config``."""
     net = config.network
     return Network(net.latency, net.bandwidth, net.shared_ingest, net.gap)
 
