@@ -68,7 +68,8 @@ class WorkloadConfig:
     features: int = 100
     hidden: int = 16
     dataset: str = "synthetic"
-    step: float = 0.1
+    step: float | None = None
+    dtype: str = "float64"
     models: int | None = None
     noise: float = 0.1
 
@@ -176,7 +177,10 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("hidden", "int", "mlp: hidden units", lo=1),
         _Key("dataset", "str",
              '"synthetic", a directory of X.npy and y.npy (memory-mapped), or a .npz or .h5 file with X and y'),
-        _Key("step", "float", "gradient step size", lo=0, lo_open=True),
+        _Key("step", "float", "gradient step size; auto = min(0.1, 1/L), L a bound on the curvature from the "
+             "data's shape (least-squares, logistic on synthetic data; 0.1 otherwise)", lo=0, lo_open=True),
+        _Key("dtype", "str", "floating type of data, model, gradients, messages and decode",
+             choices=("float64", "float32")),
         _Key("models", "int", "sequential: models trained together K; auto = T_seq + 1", lo=1),
         _Key("noise", "float", "synthetic: label noise", lo=0),
     )),

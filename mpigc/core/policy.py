@@ -23,6 +23,27 @@ from mpigc.delays import DelayModel
 
 EXACT, APPROXIMATE, UNDECODABLE = 0, 1, 2
 
+#: bytes/s assumed for a round's messages by ``mpigc run`` when ``[network]`` sets no bandwidth:
+#: 100 MB/s, below one 1 GbE link and 10-50x below shared memory on a loaded node, so the
+#: automatic timeout errs long (it only ends rounds whose workers have failed)
+ASSUMED_BANDWIDTH = 1e8
+#: the automatic timeout is this many nominal rounds (work and messages)
+TIMEOUT_ROUNDS = 10.0
+
+
+def round_message_seconds(scheme: Scheme, message_bytes: int, start_bytes: int, latency: float,
+                          bandwidth: float) -> float:
+    """Seconds a round's traffic takes through rank 0, all of it one message after another.
+
+    Every worker gets one START of ``start_bytes`` and every send point of
+    the plan sends one ``message_bytes`` result; each message costs
+    ``latency`` plus its bytes over ``bandwidth`` (0: free).
+    """
+    results = int(scheme.send_mask().sum())
+    count = scheme.plan.workers + results
+    nbytes = scheme.plan.workers * start_bytes + results * message_bytes
+    return count * latency + (nbytes / bandwidth if bandwidth > 0 else 0.0)
+
 
 @dataclass(frozen=True)
 class RoundPolicy:
@@ -70,18 +91,35 @@ class RoundPolicy:
         return max(self.timeout, decided + 0.1 * self.timeout)
 
     @classmethod
-    def for_scheme(cls, code, run, delays: DelayModel, scheme: Scheme) -> RoundPolicy:
+    def for_scheme(cls, code, run, delays: DelayModel, scheme: Scheme, *, chunk_seconds: float = 0.0,
+                   message_seconds: float = 0.0) -> RoundPolicy:
         """Policy of a ``[code]`` entry.
 
-        The timeout defaults to 10× a nominal worker's round (10·δ·chunk_time
-        for every model but a trace with a slope).
+        The timeout defaults to :func:`auto_timeout`: 10× a nominal worker's
+        round (δ·chunk_time for every model but a trace with a slope), plus
+        δ × ``chunk_seconds`` (real compute per chunk, measured by the MPI
+        workers under ``compute = "real"``) plus ``message_seconds`` (a
+        round's traffic, :func:`round_message_seconds`).
         """
-        nominal = delays.nominal_seconds(scheme.plan.max_load, 1.0 / scheme.plan.chunks)
-        timeout = run.round_timeout or 10.0 * nominal
+        timeout = run.round_timeout or auto_timeout(delays, scheme, chunk_seconds, message_seconds)
         approx = code.decode == "approx"
         wait_for = getattr(code, "wait_for", None)
         return cls(approx, float(code.deadline) if approx else np.inf, float(timeout),
                    int(wait_for) if wait_for is not None else None)
+
+
+def auto_timeout(delays: DelayModel, scheme: Scheme, chunk_seconds: float = 0.0,
+                 message_seconds: float = 0.0) -> float:
+    """Return the automatic ``run.round_timeout``: ``10 × (nominal + δ × chunk_seconds + message_seconds)``.
+
+    ``nominal`` is a nominal worker's modelled round on its longest task
+    list δ (``delays.nominal_seconds``). With the two extra terms 0 this is
+    the rule of every earlier version, so simulations without a
+    ``[network]`` keep their timeouts.
+    """
+    load = scheme.plan.max_load
+    nominal = delays.nominal_seconds(load, 1.0 / scheme.plan.chunks)
+    return TIMEOUT_ROUNDS * (nominal + load * max(0.0, chunk_seconds) + max(0.0, message_seconds))
 
 
 def last_sends(scheme: Scheme) -> np.ndarray:

@@ -34,9 +34,10 @@ from mpigc import interrupts, report, results
 from mpigc.codes import make_scheme
 from mpigc.codes.sgc import is_sequential
 from mpigc.config import Config, load_config
+from mpigc.core.entries import message_seconds
 from mpigc.core.evaluation import eval_attrs, make_evaluator
 from mpigc.core.inputs import build_delays, build_workload
-from mpigc.core.policy import RoundPolicy
+from mpigc.core.policy import ASSUMED_BANDWIDTH, RoundPolicy
 from mpigc.core.preflight import check_run
 from mpigc.core.progress import progress_printer
 from mpigc.core.tables import RoundTables, summary_attrs, tables_for
@@ -202,25 +203,47 @@ def run_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, host
     scheme = make_scheme(code, m, config.run.seed)
     delays = build_delays(config, m)
     workload = build_workload(config, scheme.plan.chunks, check=False)
+    real = config.delays.compute == "real"
     if comm.rank != 0:
         worker = Worker(comm, scheme, delays, workload, config.delays.compute)
         worker.prepare()
+        comm.allreduce(worker.chunk_seconds if real else 0.0, op=MPI.MAX)  # rank 0's automatic timeout
         comm.Barrier()
         worker.run()
         return None
-    master = Master(comm, scheme, RoundPolicy.for_scheme(code, config.run, delays, scheme), workload,
-                    config.run.verify)
+    # one number for the job: the slowest worker's median chunk, timed while all prepared at once
+    chunk_seconds = comm.allreduce(0.0, op=MPI.MAX)
+    policy, timeout_info = round_policy(config, code, delays, scheme, workload.dim, chunk_seconds)
+    master = Master(comm, scheme, policy, workload, config.run.verify)
     master.evaluator = make_evaluator(config.run, workload)
     evaluation = eval_attrs(config.run, master.evaluator)  # builds the held-out rows before the clock starts
     if evaluation.get("eval_set") == "training":
         print(f"note: {config.workload.dataset} has no X_eval/y_eval: evaluating on the training set",
               file=sys.stderr, flush=True)
     label = name or code.name or code.scheme
-    writer = file.new_run(label, {**run_attrs(config, code, label, comm, hosts), **evaluation},
-                          tables_for(config.run.detail)) if file is not None else None
+    attrs = {**run_attrs(config, code, label, comm, hosts), **evaluation, **timeout_info, "step": workload.step}
+    writer = file.new_run(label, attrs, tables_for(config.run.detail)) if file is not None else None
     master.prepare()
     comm.Barrier()  # every rank has built its data: round 0 measures the scheme, not start-up
     return drive_master(master, config, code, writer.name if writer else label, writer)
+
+
+def round_policy(config: Config, code, delays, scheme, dim: int, chunk_seconds: float) -> tuple[RoundPolicy, dict]:
+    """Return the entry's round policy on MPI and the attributes that say how its timeout was set.
+
+    An automatic timeout (:func:`~mpigc.core.policy.auto_timeout`) counts
+    the measured compute per chunk (``chunk_seconds``, 0 unless
+    ``compute = "real"``) and the round's messages over ``[network]``'s
+    bandwidth, or :data:`~mpigc.core.policy.ASSUMED_BANDWIDTH` when none is set.
+    """
+    messages = message_seconds(config, scheme, dim, ASSUMED_BANDWIDTH)
+    policy = RoundPolicy.for_scheme(code, config.run, delays, scheme, chunk_seconds=chunk_seconds,
+                                    message_seconds=messages)
+    auto = config.run.round_timeout is None
+    info = {"round_timeout_s": policy.timeout, "round_timeout_auto": auto,
+            "chunk_compute_s": chunk_seconds, "round_message_s": messages if auto else float("nan"),
+            "message_bandwidth": config.network.bandwidth or ASSUMED_BANDWIDTH}
+    return policy, info
 
 
 def drive_master(master: Master, config: Config, code, label: str, writer) -> tuple:

@@ -41,13 +41,15 @@ from mpi4py import MPI
 
 from mpigc.codes import Combination, Scheme
 from mpigc.codes.base import Decoder, MessageKey
+from mpigc.codes.inplace import add_scaled, scratch_for, step_into
 from mpigc.codes.partial import answered_combination
 from mpigc.core.metrics import relative_error
-from mpigc.core.payload import RESULT_HEADER, packed_part_length, unpack
+from mpigc.core.payload import CONTROL_HEADER, RESULT_HEADER, packed_part_length, unpack
 from mpigc.core.policy import UNDECODABLE, LastMessages, RoundPolicy, last_sends, status_of
 from mpigc.core.tables import RoundTables
 from mpigc.mpi.mailbox import Courier, Inbox
 from mpigc.mpi.protocol import POLL_SLEEP, Kind, control
+from mpigc.workloads import Objective
 
 
 class Master:
@@ -63,11 +65,16 @@ class Master:
         self.parts = scheme.plan.parts
         self.dim = workload.dim
         self.part_len = packed_part_length(self.dim, self.parts)  # the loss travels with the gradient
-        self.model = workload.initial_model()
-        self.inbox = Inbox(comm, self.m, RESULT_HEADER + self.part_len)
-        self.courier = Courier(comm, self.inbox.heard)  # control sends, a few in flight per worker
-        self.acc = np.zeros((self.parts, self.part_len))  # the decoded gradient, built in place every round
-        self.scratch = np.empty(self.part_len)  # one weighted vector, for decoding without temporaries
+        self.dtype = np.dtype(workload.dtype)
+        self.inbox = Inbox(comm, self.m, RESULT_HEADER + self.part_len, self.dtype)
+        self.courier = Courier(comm, self.inbox.heard, dtype=self.dtype)  # control sends, a few in flight per worker
+        # The model lives in the payload of a START buffer: the update writes the next model into
+        # another one (no copy into a fresh START), and a buffer is reused once no send reads it.
+        self.starts = [np.empty(CONTROL_HEADER + self.dim, self.dtype)]
+        self.start_buf = self.starts[0]
+        self.start_buf[CONTROL_HEADER:] = workload.initial_model()
+        self.acc = np.zeros((self.parts, self.part_len), self.dtype)  # the decoded gradient, built in place
+        self.scratch = scratch_for(self.acc)  # one block of a weighted vector: decoding without d-sized temporaries
         self.held: dict[MessageKey, np.ndarray] = {}  # vectors the decode may still weigh
         self.applied: set[MessageKey] = set()  # messages already in ``acc``
         self.peak_held = 0  # the most vectors ever kept between messages (tests and benchmarks read it)
@@ -75,12 +82,27 @@ class Master:
         self.rows = RoundTables()
         self.last_sends = last_sends(scheme)  # code.wait_for counts workers whose last message came
 
+    @property
+    def model(self) -> np.ndarray:
+        """The current model θ: the payload of the next START."""
+        return self.start_buf[CONTROL_HEADER:]
+
+    def _free_start(self) -> np.ndarray:
+        """Return a START buffer no send reads, other than the current model's (allocated if none)."""
+        for buf in self.starts:
+            if buf is not self.start_buf and not self.courier.holds(buf):
+                return buf
+        self.starts.append(np.empty_like(self.start_buf))  # a worker far behind still reads the others
+        return self.starts[-1]
+
     def prepare(self) -> None:
-        """Build what rank 0 needs before the clock starts: every chunk with verification, the accumulator's pages."""
+        """Build what rank 0 needs before the clock starts: every chunk with verification, the buffers' pages."""
         if self.verify:
             self.workload.full_gradient(self.model)
         self.acc.fill(0.0)
         self.scratch.fill(0.0)
+        self._free_start().fill(0.0)
+        self.inbox.warm()
 
     def _poll(self) -> list[tuple[int, np.ndarray, int]]:
         """Completed receives; a START deferred for a worker that has now caught up goes out."""
@@ -92,7 +114,12 @@ class Master:
     def round(self, rnd: int) -> RoundTables:
         """Run round ``rnd`` to its decode; return its rows (and stale traffic seen meanwhile)."""
         self.rows = RoundTables()
-        start_buf = control(Kind.START, rnd, self.model)  # built off the clock, as the simulator's t = 0
+        if self.courier.holds(self.start_buf):  # an undecodable round kept the model while a START is in flight
+            spare = self._free_start()
+            spare[:] = self.start_buf
+            self.start_buf = spare
+        start_buf = self.start_buf  # header written off the clock, as the simulator's t = 0
+        start_buf[:CONTROL_HEADER] = (Kind.START, rnd, 0)
         scheme = self.scheme.for_round(rnd)  # the round's plan (off the clock): the scheme itself unless it changes
         start = MPI.Wtime()
         for w in range(self.m):  # one buffer, read by every send (a worker that is behind gets it later)
@@ -120,7 +147,7 @@ class Master:
         self.rows.rounds.append((rnd, latency, status, len(arrivals) + len(answers), sum(heard.values()),
                                  comb.coef_error, grad_error, loss, 0, comb.level, comb.cond, *evals))
         used = comb.used
-        nbytes = 8 * (RESULT_HEADER + self.part_len)
+        nbytes = self.dtype.itemsize * (RESULT_HEADER + self.part_len)
         for (w, p), t in sorted(arrivals.items(), key=lambda kv: kv[1]):
             chunk = int(scheme.plan.orders[w][p]) if len(scheme.sends_after(w)) > 1 else -1
             self.rows.events.append((rnd, -1, w, p, chunk, t, nbytes, False, (w, p) in used))
@@ -178,7 +205,7 @@ class Master:
         instructions = decoder.instructions()
         for w, rows in instructions.items():
             payload = np.concatenate([np.concatenate([[chunk], weights]) for chunk, weights in rows])
-            self.courier.send(w, control(Kind.INSTRUCT, rnd, payload))  # w was heard this round
+            self.courier.send(w, control(Kind.INSTRUCT, rnd, payload, self.dtype))  # w was heard this round
         clock = MPI.Wtime
         due = start + self.policy.answers_due(clock() - start)
         waiting = set(instructions)
@@ -217,15 +244,15 @@ class Master:
         """``acc += weights @ [vectors of keys]`` in place, one vector at a time; each vector is then released.
 
         With d = 270 000 the stacked form allocated and copied 2 MB several
-        times per message on rank 0's critical path.
+        times per message on rank 0's critical path; a d-sized product per
+        term still cost an extra pass, so each term goes through one
+        cache-sized block (:func:`~mpigc.codes.inplace.add_scaled`).
         """
-        tmp = self.scratch
         for j, key in enumerate(keys):
             vec = self.held.pop(key)
             for r in range(self.parts):
                 if weights[r, j] != 0.0:
-                    np.multiply(vec, weights[r, j], out=tmp)
-                    self.acc[r] += tmp
+                    add_scaled(self.acc[r], weights[r, j], vec, self.scratch)
             self.applied.add(key)
             self.inbox.release(key[0], vec)
 
@@ -234,7 +261,7 @@ class Master:
         kind, rnd = int(buf[0]), int(buf[1])
         if kind in (Kind.RESULT, Kind.ANSWER):
             p, chunk = int(buf[2]), int(buf[3])
-            self.rows.events.append((rnd, -1, w, p, chunk, now, 8 * count, True, False))
+            self.rows.events.append((rnd, -1, w, p, chunk, now, self.dtype.itemsize * count, True, False))
         elif kind == Kind.REPORT:
             busy, injected, done, failed, overrun = buf[4:RESULT_HEADER]
             self.rows.workers.append((rnd, w, busy, injected, int(done), bool(failed), overrun))
@@ -247,8 +274,17 @@ class Master:
             truth, loss = self.workload.full_gradient(self.model)
             grad_error = relative_error(grad, truth)
         if status != UNDECODABLE:
-            self.model = self.workload.update(self.model, grad)
+            self._update(grad)
         return grad_error, loss
+
+    def _update(self, grad: np.ndarray) -> None:
+        """Write the next model into a free START buffer (``workload.update``; in place for the plain step)."""
+        nxt = self._free_start()
+        if type(self.workload).update is Objective.update:
+            step_into(nxt[CONTROL_HEADER:], self.model, self.workload.step, grad, self.scratch)
+        else:  # a workload with its own update rule
+            nxt[CONTROL_HEADER:] = self.workload.update(self.model, grad)
+        self.start_buf = nxt
 
     def finish(self, drain: Callable[[RoundTables], None]) -> None:
         """End the run: tell workers, drain every late result and report until each worker's FINAL.
@@ -260,7 +296,7 @@ class Master:
         0 names it on stderr after a while (:meth:`Inbox.drain`).
         """
         self.courier.deferred.clear()
-        end = control(Kind.END, -1)
+        end = control(Kind.END, -1, dtype=self.dtype)
         for w in range(self.m):
             self.courier.send(w, end)
         self.rows = RoundTables()

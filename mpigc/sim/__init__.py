@@ -18,7 +18,7 @@ import numpy as np
 from mpigc.codes import Scheme, combine
 from mpigc.core.metrics import relative_error
 from mpigc.core.network import Network
-from mpigc.core.payload import HEADER_BYTES, pack, packed_part_length, unpack
+from mpigc.core.payload import RESULT_HEADER, pack, packed_part_length, unpack
 from mpigc.core.policy import EXACT, RoundPolicy, status_of
 from mpigc.core.tables import RoundTables
 from mpigc.delays import DelayModel
@@ -30,7 +30,8 @@ class Simulator:
     """Runs one scheme for ``rounds`` rounds on the realisation of ``delays``."""
 
     def __init__(self, scheme: Scheme, delays: DelayModel, policy: RoundPolicy, *, network: Network,
-                 workload=None, detail: str = "rounds", vector_bytes: int = 0, evaluator=None) -> None:
+                 workload=None, detail: str = "rounds", vector_bytes: int = 0, evaluator=None,
+                 itemsize: int = 8) -> None:
         self.scheme = scheme
         self.delays = delays
         self.policy = policy
@@ -38,9 +39,11 @@ class Simulator:
         self.workload = workload
         self.detail = detail
         self.vector_bytes = vector_bytes
-        self.message_bytes = vector_bytes + HEADER_BYTES if scheme.carries_vectors else HEADER_BYTES
+        self.header_bytes = itemsize * RESULT_HEADER  # the MPI runtime's header, in the run's dtype (workload.dtype)
+        self.message_bytes = vector_bytes + self.header_bytes if scheme.carries_vectors else self.header_bytes
         # request transport: instructions (chunk, l weights) down, then one vector up per instructed worker
-        self.instruction_cost = network.cost(HEADER_BYTES + 8 * (1 + scheme.plan.parts) * scheme.plan.max_load)
+        self.instruction_cost = network.cost(self.header_bytes
+                                             + itemsize * (1 + scheme.plan.parts) * scheme.plan.max_load)
         self.model = workload.initial_model() if workload is not None else None
         self.evaluator = evaluator  # mpigc.core.evaluation: held-out metrics after the update, on no clock
         self.send_mask = scheme.send_mask()
@@ -60,7 +63,7 @@ class Simulator:
         """Request transport: seconds from the decision to the last of ``answers`` answers (0 otherwise)."""
         if not self.scheme.two_phase:
             return 0.0
-        return self.instruction_cost + self.network.burst(answers, self.vector_bytes + HEADER_BYTES)
+        return self.instruction_cost + self.network.burst(answers, self.vector_bytes + self.header_bytes)
 
     def run(self, rounds: int, emit: Callable[[RoundTables], None],
             progress: Callable[[int], None] | None = None) -> None:

@@ -46,11 +46,13 @@ def simulate(config: Config, out: str | None, name: str | None = None, log: Text
         for entry in entries:
             workload = (build_workload(config, entry.scheme.plan.chunks)
                         if config.run.verify else None)
-            part_bytes = 8 * packed_part_length(dim, entry.scheme.plan.parts)  # as the MPI workers send
+            itemsize = np.dtype(config.workload.dtype).itemsize
+            part_bytes = itemsize * packed_part_length(dim, entry.scheme.plan.parts)  # as the MPI workers send
             evaluator = make_evaluator(config.run, workload)
             sim = Simulator(entry.scheme, delays, entry.policy,
                             network=network_of(config), workload=workload,
-                            detail=config.run.detail, vector_bytes=part_bytes, evaluator=evaluator)
+                            detail=config.run.detail, vector_bytes=part_bytes, evaluator=evaluator,
+                            itemsize=itemsize)
             label = name if (name and len(entries) == 1) else entry.label
             if evaluator is not None and evaluator.source == "training":
                 print(f"note: {config.workload.dataset} has no X_eval/y_eval: evaluating on the training set",
@@ -59,7 +61,7 @@ def simulate(config: Config, out: str | None, name: str | None = None, log: Text
             if file is not None:
                 attrs = run_attrs("sim", config, entry.code, entry.label, m,
                                   plan={k: plain(v) for k, v in entry.scheme.describe().items()},
-                                  **eval_attrs(config.run, evaluator))
+                                  round_timeout_s=entry.policy.timeout, **eval_attrs(config.run, evaluator))
                 writer = file.new_run(label, attrs, tables_for(config.run.detail))
                 label = writer.name
             collected: list[np.ndarray] = []
