@@ -20,12 +20,13 @@ from mpigc.mpi import probe
 pytestmark = pytest.mark.mpi(min_size=2)
 
 DIM = 3000
+DTYPE = "float32"  # half the bytes of float64: the bursts must say so
 
 
 def test_bursts_hear_every_worker_in_order():
     comm = MPI.COMM_WORLD.Dup()
     try:
-        measured = probe.probe_ingest(comm, DIM, bursts=2)
+        measured = probe.probe_ingest(comm, DIM, bursts=2, dtype=DTYPE)
     finally:
         comm.Free()
 
@@ -37,6 +38,8 @@ def test_bursts_hear_every_worker_in_order():
         for burst in measured:
             if burst.seconds.size != MPI.COMM_WORLD.size - 1:
                 yield f"burst of {burst.length} heard {burst.seconds.size} workers"
+            if burst.nbytes != 4 * (burst.length + 9):
+                yield f"burst of {burst.length} float32 values counted {burst.nbytes} bytes"
             if not (np.all(burst.seconds > 0) and np.all(np.diff(burst.seconds) >= 0)):
                 yield f"burst of {burst.length}: arrivals {burst.seconds} not positive and sorted"
 

@@ -12,7 +12,8 @@ shared-ingest rule of :mod:`mpigc.core.network` says
 median per (size, k) first, so one descheduled burst does not move it).
 
 Sizes: the header alone, then payloads up to one message of the configured
-d at l = 1 (``packed_part_length(d, 1)`` values), geometrically spaced.
+d at l = 1 (``packed_part_length(d, 1)`` values), geometrically spaced, in
+the config's ``workload.dtype`` (float32 messages carry half the bytes).
 """
 from __future__ import annotations
 
@@ -28,11 +29,11 @@ from mpi4py import MPI
 from mpigc.config import load_config
 from mpigc.core.inputs import workload_dim
 from mpigc.core.network import IngestFit, fit_ingest
-from mpigc.core.payload import CONTROL_HEADER, HEADER_BYTES, RESULT_HEADER, packed_part_length
+from mpigc.core.payload import CONTROL_HEADER, RESULT_HEADER, packed_part_length
 from mpigc.errors import InputError
 from mpigc.mpi.launch import install_abort_handler
 from mpigc.mpi.mailbox import ControlInbox, Inbox, Outbox
-from mpigc.mpi.protocol import POLL_SLEEP, TAG_CONTROL, TAG_RESULT, Kind, control, result
+from mpigc.mpi.protocol import POLL_SLEEP, TAG_CONTROL, TAG_RESULT, Kind, control, mpi_type, result
 
 #: distinct message sizes probed (the header alone is one of them)
 SIZES = 6
@@ -42,9 +43,10 @@ BURST_TIMEOUT = 120.0
 
 @dataclass(frozen=True)
 class Burst:
-    """One burst's arrivals: payload length (values), and each message's time after the first START (s)."""
+    """One burst: payload length (values), bytes per message, each arrival's time after the first START (s)."""
 
     length: int
+    nbytes: int
     seconds: np.ndarray
 
 
@@ -55,7 +57,7 @@ def payload_lengths(dim: int, count: int = SIZES) -> list[int]:
     return [0, *(int(n) for n in grid)]
 
 
-def probe_ingest(comm: MPI.Comm, dim: int, bursts: int) -> list[Burst] | None:
+def probe_ingest(comm: MPI.Comm, dim: int, bursts: int, dtype: str = "float64") -> list[Burst] | None:
     """Run the bursts on every rank of ``comm``; rank 0 returns them, the workers None.
 
     Parameters
@@ -66,23 +68,25 @@ def probe_ingest(comm: MPI.Comm, dim: int, bursts: int) -> list[Burst] | None:
         Gradient length d of the config: the largest message is one l = 1 result of d values.
     bursts
         Bursts per size (the median over them is fitted).
+    dtype
+        ``workload.dtype`` of the runs modelled: the type of every value sent.
     """
     lengths = payload_lengths(dim)
     if comm.rank == 0:
-        return _receive(comm, lengths, bursts)
-    _send(comm, lengths, bursts)
+        return _receive(comm, lengths, bursts, np.dtype(dtype))
+    _send(comm, lengths, bursts, np.dtype(dtype))
     return None
 
 
-def _receive(comm: MPI.Comm, lengths: list[int], bursts: int) -> list[Burst]:
+def _receive(comm: MPI.Comm, lengths: list[int], bursts: int, dtype: np.dtype) -> list[Burst]:
     workers = comm.size - 1
-    inbox = Inbox(comm, workers, RESULT_HEADER + max(lengths))
+    inbox = Inbox(comm, workers, RESULT_HEADER + max(lengths), dtype=dtype)
     out = []
-    go = control(Kind.START, 0)
+    go = control(Kind.START, 0, dtype=dtype)
     for trial, length in enumerate(np.repeat(lengths, bursts)):
         comm.Barrier()  # the previous burst's receives are all done on every rank
         start = MPI.Wtime()
-        sends = [comm.Isend([go, MPI.DOUBLE], dest=w + 1, tag=TAG_CONTROL) for w in range(workers)]
+        sends = [comm.Isend([go, mpi_type(dtype)], dest=w + 1, tag=TAG_CONTROL) for w in range(workers)]
         seconds: list[float] = []
         while len(seconds) < workers:
             got = inbox.poll()
@@ -99,57 +103,52 @@ def _receive(comm: MPI.Comm, lengths: list[int], bursts: int) -> list[Burst]:
                 seconds.append(now - start)
                 inbox.release(w, buf)
         MPI.Request.Waitall(sends)
-        out.append(Burst(int(length), np.sort(np.array(seconds))))
+        out.append(Burst(int(length), dtype.itemsize * (RESULT_HEADER + int(length)), np.sort(np.array(seconds))))
     comm.Barrier()
     inbox.drain(lambda w, buf, count: inbox.release(w, buf))  # every worker's FINAL
     return out
 
 
-def _send(comm: MPI.Comm, lengths: list[int], bursts: int) -> None:
+def _send(comm: MPI.Comm, lengths: list[int], bursts: int, dtype: np.dtype) -> None:
     outbox = Outbox(comm)
-    control_inbox = ControlInbox(comm, CONTROL_HEADER, outbox)
+    control_inbox = ControlInbox(comm, CONTROL_HEADER, outbox, dtype=dtype)
     for trial, length in enumerate(np.repeat(lengths, bursts)):
-        vector = np.full(int(length), float(comm.rank))
-        buf = result(Kind.RESULT, trial, 0, 0, vector=vector)  # built before the burst: no compute on its clock
+        vector = np.full(int(length), float(comm.rank), dtype=dtype)
+        # built before the burst: no compute on its clock
+        buf = result(Kind.RESULT, trial, 0, 0, vector=vector, dtype=dtype)
         comm.Barrier()
         control_inbox.receive(block=True)
         outbox.send(buf, 0, TAG_RESULT)
         outbox.drain()
     comm.Barrier()
-    comm.Send([result(Kind.FINAL, -1), MPI.DOUBLE], dest=0, tag=TAG_RESULT)
+    comm.Send([result(Kind.FINAL, -1, dtype=dtype), mpi_type(dtype)], dest=0, tag=TAG_RESULT)
 
 
 def fit_bursts(bursts: list[Burst]) -> IngestFit:
     """Fit latency, gap and bandwidth to the median arrival time of each (size, k)."""
-    medians: dict[int, list[np.ndarray]] = {}
-    for burst in bursts:
-        medians.setdefault(burst.length, []).append(burst.seconds)
     rank, nbytes, seconds = [], [], []
-    for length, runs in medians.items():
-        mid = np.median(np.vstack(runs), axis=0)
+    for size, mid in medians(bursts).items():
         rank.extend(range(1, mid.size + 1))
-        nbytes.extend([message_bytes(length)] * mid.size)
+        nbytes.extend([size] * mid.size)
         seconds.extend(mid)
     return fit_ingest(np.array(rank), np.array(nbytes), np.array(seconds))
 
 
-def message_bytes(length: int) -> int:
-    """Bytes on the wire of a result carrying ``length`` values."""
-    return HEADER_BYTES + 8 * length
+def medians(bursts: list[Burst]) -> dict[int, np.ndarray]:
+    """Bytes per message -> the median over its bursts of the k-th arrival, k = 1..workers."""
+    runs: dict[int, list[np.ndarray]] = {}
+    for burst in bursts:
+        runs.setdefault(burst.nbytes, []).append(burst.seconds)
+    return {size: np.median(np.vstack(times), axis=0) for size, times in runs.items()}
 
 
-def report(bursts: list[Burst], fit: IngestFit, dim: int, world: int, log=sys.stderr) -> None:
+def report(bursts: list[Burst], fit: IngestFit, dim: int, world: int, dtype: str, log=sys.stderr) -> None:
     """Print the measured medians and the fit's quality to ``log`` (the TOML goes to stdout)."""
     workers = world - 1
-    print(f"# probe --network: world size {world} ({workers} workers sending at once), d = {dim}, "
+    print(f"# probe --network: world size {world} ({workers} workers sending at once), d = {dim} {dtype}, "
           f"{len(bursts)} bursts", file=log)
     print("# bytes/message    first (ms)    last (ms)   last, fitted (ms)", file=log)
-    by_length: dict[int, list[np.ndarray]] = {}
-    for burst in bursts:
-        by_length.setdefault(burst.length, []).append(burst.seconds)
-    for length, runs in by_length.items():
-        mid = np.median(np.vstack(runs), axis=0)
-        nbytes = message_bytes(length)
+    for nbytes, mid in medians(bursts).items():
         fitted = float(fit.seconds(workers, nbytes))
         print(f"# {nbytes:>14d} {mid[0] * 1e3:>13.3f} {mid[-1] * 1e3:>12.3f} {fitted * 1e3:>19.3f}", file=log)
     bandwidth = f"{fit.bandwidth / 1e9:.3f} GB/s" if fit.bandwidth > 0 else "infinite"
@@ -158,17 +157,17 @@ def report(bursts: list[Burst], fit: IngestFit, dim: int, world: int, log=sys.st
           file=log)
 
 
-def network_toml(fit: IngestFit, dim: int, world: int, library: str) -> str:
+def network_toml(fit: IngestFit, dim: int, world: int, dtype: str, library: str) -> str:
     """Return the ``[network]`` table to use, how it was measured in comments (it loads as a config)."""
     return (f"# mpigc probe --network: world size {world} ({world - 1} workers sending at once), messages up to\n"
-            f"# d = {dim} values (l = 1); median |relative residual| of the fit {fit.rel_residual:.1%}; "
+            f"# d = {dim} {dtype} values (l = 1); median |relative residual| of the fit {fit.rel_residual:.1%}; "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n# {library}\n"
             f"[network]\nlatency = {fit.latency!r}\nbandwidth = {fit.bandwidth!r}\ngap = {fit.gap!r}\n"
             "shared_ingest = true\n")
 
 
-def _checked(comm: MPI.Comm, args: argparse.Namespace) -> tuple[int, int] | None:
-    """Rank 0 checks the world, config and output; every rank learns (d, bursts), or None (exit 2)."""
+def _checked(comm: MPI.Comm, args: argparse.Namespace) -> tuple[int, int, str] | None:
+    """Rank 0 checks the world, config and output; every rank learns (d, bursts, dtype), or None (exit 2)."""
     verdict = None
     if comm.rank == 0:
         try:
@@ -182,7 +181,7 @@ def _checked(comm: MPI.Comm, args: argparse.Namespace) -> tuple[int, int] | None
                 folder = os.path.dirname(os.path.abspath(args.out))
                 if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
                     raise InputError("--out", f"cannot write {args.out}: {folder} is not a writable directory")
-            verdict = (workload_dim(config), args.rounds)
+            verdict = (workload_dim(config), args.rounds, config.workload.dtype)
         except InputError as error:
             print(f"mpigc: error: {error}", file=sys.stderr, flush=True)
     return comm.bcast(verdict, root=0)
@@ -195,15 +194,15 @@ def main(args: argparse.Namespace, comm: MPI.Comm | None = None) -> int:
     checked = _checked(world, args)
     if checked is None:
         return 2
-    dim, bursts = checked
-    measured = probe_ingest(world, dim, bursts)
+    dim, bursts, dtype = checked
+    measured = probe_ingest(world, dim, bursts, dtype)
     if world.rank != 0:
         return 0
     fit = fit_bursts(measured)
-    report(measured, fit, dim, world.size)
+    report(measured, fit, dim, world.size, dtype)
     library = next((line.strip() for line in MPI.Get_library_version().replace("\0", "").splitlines()
                     if line.strip()), "unknown")
-    text = network_toml(fit, dim, world.size, library)
+    text = network_toml(fit, dim, world.size, dtype, library)
     print(text, end="", flush=True)
     if args.out:
         tmp = f"{args.out}.tmp{os.getpid()}"
