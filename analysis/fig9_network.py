@@ -157,9 +157,10 @@ def main(files: Sequence[str], out_dir: str) -> dict:
                 numbers[f"{backend} {entry} d={d:.0e} mean ms"] = y * 1e3
     for backend in ("mpi", "sim"):
         numbers[f"{backend} crossover d (partial l=2 < l=1 from here on)"] = crossover(table[backend])
+    dtype = "/".join(sorted({str(r.key("workload.dtype", "float64")) for r in runs}))
     for ax in (ax1, ax2):
         ax.set_xscale("log")
-        ax.set_xlabel("gradient length d (values; a message carries d/l + 1 + 9 float64)")
+        ax.set_xlabel(f"gradient length d (a message carries d/l + 1 + 9 values of {dtype})")
     ax1.set_yscale("log")
     ax1.set_ylabel("mean round latency (ms)")
     ax1.set_title("mean latency, rounds all schemes decode (solid: MPI, dashed: simulator)")
@@ -176,7 +177,7 @@ def main(files: Sequence[str], out_dir: str) -> dict:
     fig.suptitle(f"F9 · round latency vs gradient length, 8 workers (mpiexec -n {RANKS}"
                  f"{', host ' + hosts if hosts else ''}) · simulator: probed [network] {probed}", fontsize=8.5)
     fig.tight_layout()
-    c.add_caption(fig, c.caption(runs, "float64 messages; s = 1 for every coded scheme (uncoded: s = 0)"))
+    c.add_caption(fig, c.caption(runs, f"{dtype} messages; s = 1 for every coded scheme (uncoded: s = 0)"))
     paths = c.save(fig, out_dir, STEM)
     return {"files": [str(x) for x in paths], "numbers": numbers, "claims": []}
 

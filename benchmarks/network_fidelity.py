@@ -59,7 +59,8 @@ def decode_tail(run: results.RunData) -> np.ndarray:
     """Per round: latency − arrival of the last message the decode used (rank 0's own work at the end)."""
     rounds, events = run.tables["rounds"], run.tables["events"]
     used = events[events["used"] & ~events["stale"]]
-    last = np.array([used["t_arrive"][used["round"] == r].max(initial=np.nan) for r in rounds["round"]])
+    last = np.array([np.max(t) if (t := used["t_arrive"][used["round"] == r]).size else np.nan
+                     for r in rounds["round"]])
     return rounds["latency"] - last
 
 
