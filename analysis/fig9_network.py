@@ -6,9 +6,9 @@ matter? ``uncoded``, ``crc``, ``poly`` l = 2 and ``partial`` l = 1 and 2
 on 8 workers, for d = 10^3 … 10^7. Left: mean latency over the rounds every
 scheme of a d decodes exactly, MPI (solid) and the simulator with the probed
 ``[network]`` table (dashed). Right: each scheme's mean over ``partial``
-l = 1's, per backend: below 1, l = 2 wins. The crossover d (first d where
-partial l = 2 is faster than l = 1) is reported per backend; no claim is
-checked: which way it goes is the result.
+l = 1's, per backend: below 1, faster. The crossover d (the first d from
+which an l = 2 code stays faster than an l = 1 code, :data:`PAIRS`) is
+reported per backend; no claim is checked: which way it goes is the result.
 
     python analysis/fig9_network.py results/f9-mpi.h5 results/f9-sim.h5 --out figures
 
@@ -119,10 +119,14 @@ def means(runs: Sequence[c.Run]) -> dict[str, dict[str, dict[int, float]]]:
     return out
 
 
-def crossover(curve: dict[str, dict[int, float]]) -> float:
-    """The first d from which partial l = 2 stays faster than l = 1 (NaN if it never is)."""
-    dims = sorted(set(curve.get("partial-l2", {})) & set(curve.get(BASE, {})))
-    wins = [curve["partial-l2"][d] < curve[BASE][d] for d in dims]
+#: (l = 2 code, l = 1 code) pairs whose crossover is reported
+PAIRS = (("partial-l2", "partial-l1"), ("poly-l2", "partial-l1"), ("poly-l2", "crc"), ("partial-l2", "crc"))
+
+
+def crossover(curve: dict[str, dict[int, float]], fast: str = "partial-l2", slow: str = BASE) -> float:
+    """The first d from which ``fast`` stays faster than ``slow`` (NaN if it never is)."""
+    dims = sorted(set(curve.get(fast, {})) & set(curve.get(slow, {})))
+    wins = [curve[fast][d] < curve[slow][d] for d in dims]
     for i, d in enumerate(dims):
         if all(wins[i:]):
             return float(d)
@@ -156,7 +160,8 @@ def main(files: Sequence[str], out_dir: str) -> dict:
             for d, y in zip(dims, ys):
                 numbers[f"{backend} {entry} d={d:.0e} mean ms"] = y * 1e3
     for backend in ("mpi", "sim"):
-        numbers[f"{backend} crossover d (partial l=2 < l=1 from here on)"] = crossover(table[backend])
+        for fast, slow in PAIRS:
+            numbers[f"{backend} crossover d ({fast} < {slow} from here on)"] = crossover(table[backend], fast, slow)
     dtype = "/".join(sorted({str(r.key("workload.dtype", "float64")) for r in runs}))
     for ax in (ax1, ax2):
         ax.set_xscale("log")

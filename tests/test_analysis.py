@@ -206,6 +206,8 @@ def test_f9_crossover_is_where_l2_stays_faster():
     assert f9.crossover(curve) == 100.0
     curve["partial-l2"][1000] = 1.1
     assert np.isnan(f9.crossover(curve))
+    curve["crc"] = {1: 0.5, 10: 0.5, 100: 2.0, 1000: 2.0}
+    assert f9.crossover(curve, "partial-l2", "crc") == 100.0
 
 
 def test_f9_draws_mpi_and_simulator_from_the_sweep_files(tmp_path):
@@ -234,4 +236,5 @@ def test_f9_draws_mpi_and_simulator_from_the_sweep_files(tmp_path):
         assert large > small + 30, entry
         assert numbers[f"sim {entry} d=1e+03 mean ms"] == pytest.approx(numbers[f"mpi {entry} d=1e+03 mean ms"],
                                                                          rel=0.05), entry
+    assert len([k for k in numbers if "crossover" in k]) == 2 * len(f9.PAIRS)
     assert (tmp_path / "figs" / "f9_network.png").stat().st_size > 1000
