@@ -34,7 +34,7 @@ def plan_entries(config: Config, workers: int, delays: DelayModel | None = None,
     the simulator without a network) and δ × ``chunk_seconds`` of real compute.
     """
     delays = delays or build_delays(config, workers)
-    if is_sequential(config):  # PROTOCOLS §4.2: any sequential entry makes the whole config sequential
+    if is_sequential(config):  # one sequential entry makes the whole config sequential (docs/protocols.md)
         return [Entry(e.label, e.code, e.scheme, RoundPolicy(False, np.inf, np.inf))
                 for e in plan_sequential(config, workers, delays)]
     entries = []
