@@ -49,7 +49,7 @@ PROBE_DESCRIPTION = """\
 With --network: every worker sends one result message to rank 0 at once, as
 the runtime sends them, for message sizes from the header alone up to one
 message of the config's gradient length d (l = 1); the k-th arrival is
-fitted to latency + k * bytes / bandwidth (the shared-ingest rule of the
+fitted to latency + k * (gap + bytes / bandwidth) (the shared-ingest rule of the
 simulator), and the [network] table to use is printed (and written with
 --out). Run it at the world size of the job it models.
 """
