@@ -25,6 +25,7 @@ examples:
   mpiexec -n 9 python -m mpigc run --set code.scheme=crc
   mpigc plan --set code.ordering=optimal --set code.load=4
   mpigc info results.h5
+  mpiexec -n 9 python -m mpigc probe --network --set workload.features=1000000 --out network.toml
 
 exit codes: 0 success, 2 bad input (config, arguments, world size), 1 failure during a run,
   128 + N stopped by signal N (143 SIGTERM, 130 SIGINT; the running run is marked interrupted)
@@ -42,6 +43,16 @@ def _runner(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="FILE.h5", default="mpigc-results.h5",
                    help="HDF5 result file; runs are added if it exists (default: %(default)s)")
     p.add_argument("--name", help="run name (default: the entry's name or scheme; -2, -3... if taken)")
+
+
+PROBE_DESCRIPTION = """\
+With --network: every worker sends one result message to rank 0 at once, as
+the runtime sends them, for message sizes from the header alone up to one
+message of the config's gradient length d (l = 1); the k-th arrival is
+fitted to latency + k * (gap + bytes / bandwidth) (the shared-ingest rule of the
+simulator), and the [network] table to use is printed (and written with
+--out). Run it at the world size of the job it models.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run under mpiexec with N ranks (N - 1 workers); 0 skips it "
                         "(default: N = 4 if mpiexec is on PATH)")
     c.add_argument("--seeds", type=int, default=3, help="random instances per (m, load) (default: %(default)s)")
+    n = sub.add_parser("probe", help="mpiexec -n N python -m mpigc probe --network: measure rank 0's ingest, "
+                       "print the [network] table", description=PROBE_DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(n)
+    n.add_argument("--network", action="store_true",
+                   help="measure latency and ingest bandwidth into rank 0 (required: the compute probe is not built)")
+    n.add_argument("--rounds", type=int, default=5, help="bursts per message size (default: %(default)s)")
+    n.add_argument("--out", metavar="FILE.toml", help="also write the [network] table to this file")
     t = sub.add_parser("tune", help="P3's grid search of sequential-code parameters on a load-0 trace")
     t.add_argument("trace", help="CSV trace of per-round, per-worker load-0 seconds (e.g. a Lambda trace)")
     t.add_argument("--jobs", type=int, default=496, help="jobs J (default: %(default)s)")
@@ -110,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mpigc.mpi.launch import main as run_main
 
         return run_main(args)
+    if args.command == "probe":
+        return _probe(args)
     try:
         return COMMANDS[args.command](args)
     except InputError as error:
@@ -118,6 +139,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mpigc: interrupted", file=sys.stderr)
         return 130
+
+
+def _probe(args: argparse.Namespace) -> int:
+    """``mpigc probe``: ``--network`` runs on MPI; without it (issue 18's compute probe) refuse with exit 2."""
+    if not args.network:
+        import os
+
+        rank = os.environ.get("PMI_RANK") or os.environ.get("OMPI_COMM_WORLD_RANK") or "0"
+        if rank == "0":  # one line per job, not one per rank
+            print("mpigc: error: probe: only `probe --network` is built; the compute probe (probe without "
+                  "--network, issue 18) is not built yet", file=sys.stderr, flush=True)
+        return 2
+    from mpigc.mpi.probe import main as probe_main
+
+    return probe_main(args)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

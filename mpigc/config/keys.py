@@ -103,10 +103,12 @@ class DelaysConfig:
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """``[network]``: simulated link (simulator only)."""
+    """``[network]``: simulated links (simulator only; ``mpigc probe --network`` measures them)."""
 
     latency: float = 0.0
     bandwidth: float = 0.0
+    shared_ingest: bool = False
+    gap: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,10 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
     "network": (NetworkConfig, (
         _Key("latency", "float", "seconds per message (simulator)", lo=0),
         _Key("bandwidth", "float", "bytes/s per link, 0 = infinite (simulator)", lo=0),
+        _Key("shared_ingest", "bool", "messages into rank 0 share one link: each waits until it is free, then "
+             "takes gap + bytes/bandwidth (false = independent links)"),
+        _Key("gap", "float", "shared_ingest: seconds the link is held per message beyond its bytes (LogGP's g)",
+             lo=0),
     )),
 }
 _SPECS = {t: {k.name: k for k in keys} for t, (_, keys) in _KEYS.items()}

@@ -12,30 +12,18 @@ decode times with their rounds and decodes each round with
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from mpigc.codes import Scheme, combine
 from mpigc.core.metrics import relative_error
+from mpigc.core.network import Network
 from mpigc.core.payload import RESULT_HEADER, pack, packed_part_length, unpack
 from mpigc.core.policy import EXACT, RoundPolicy, status_of
 from mpigc.core.tables import RoundTables
 from mpigc.delays import DelayModel
 
 BATCH = 1000
-
-
-@dataclass
-class Network:
-    """Per-message cost: latency + bytes / bandwidth (0 bandwidth = infinite)."""
-
-    latency: float = 0.0
-    bandwidth: float = 0.0
-
-    def cost(self, nbytes: float) -> float:
-        """Seconds one message of ``nbytes`` bytes takes."""
-        return self.latency + (nbytes / self.bandwidth if self.bandwidth > 0 else 0.0)
 
 
 class Simulator:
@@ -51,12 +39,11 @@ class Simulator:
         self.workload = workload
         self.detail = detail
         self.vector_bytes = vector_bytes
-        header = itemsize * RESULT_HEADER  # the MPI runtime's header, in the run's dtype (workload.dtype)
-        self.message_bytes = vector_bytes + header if scheme.carries_vectors else header
-        # request transport: instructions (chunk, l weights) down, one vector up
-        instruction_bytes = header + itemsize * (1 + scheme.plan.parts) * scheme.plan.max_load
-        self.second_phase = (network.cost(instruction_bytes) + network.cost(vector_bytes + header)
-                             if scheme.two_phase else 0.0)
+        self.header_bytes = itemsize * RESULT_HEADER  # the MPI runtime's header, in the run's dtype (workload.dtype)
+        self.message_bytes = vector_bytes + self.header_bytes if scheme.carries_vectors else self.header_bytes
+        # request transport: instructions (chunk, l weights) down, then one vector up per instructed worker
+        self.instruction_cost = network.cost(self.header_bytes
+                                             + itemsize * (1 + scheme.plan.parts) * scheme.plan.max_load)
         self.model = workload.initial_model() if workload is not None else None
         self.evaluator = evaluator  # mpigc.core.evaluation: held-out metrics after the update, on no clock
         self.send_mask = scheme.send_mask()
@@ -69,8 +56,14 @@ class Simulator:
         beyond = np.arange(plan.max_load)[None, :] >= plan.loads[:, None]
         finish[:, beyond] = np.inf
         silent = np.where(failed[:, :, None] | ~self.send_mask[None], np.inf, 0.0)
-        arrival = finish + self.network.cost(self.message_bytes) + silent
+        arrival = self.network.arrivals(finish + silent, self.message_bytes)
         return finish, arrival, failed
+
+    def second_phase(self, answers: int | np.ndarray) -> float | np.ndarray:
+        """Request transport: seconds from the decision to the last of ``answers`` answers (0 otherwise)."""
+        if not self.scheme.two_phase:
+            return 0.0
+        return self.instruction_cost + self.network.burst(answers, self.vector_bytes + self.header_bytes)
 
     def run(self, rounds: int, emit: Callable[[RoundTables], None],
             progress: Callable[[int], None] | None = None) -> None:
@@ -108,7 +101,7 @@ class Simulator:
         messages = heard.sum(axis=(1, 2))
         positions = np.arange(1, arrival.shape[2] + 1)
         chunks_done = (heard * positions).max(axis=2).sum(axis=1)
-        latency = stop + self.second_phase
+        latency = stop + self.second_phase(0)  # never two-phase here
         return [(rnd, latency[j], EXACT, messages[j], chunks_done[j], err[j], np.nan, np.nan, 0, -1, cond[j])
                 for j, rnd in enumerate(batch)]
 
@@ -129,7 +122,7 @@ class Simulator:
         heard = np.zeros(scheme.plan.workers, dtype=int)
         np.maximum.at(heard, w_idx, p_idx + 1)
         answers = len(comb.keys) if scheme.two_phase else 0
-        out.rounds.append((rnd, t_stop + self.second_phase, status, len(w_idx) + answers, int(heard.sum()),
+        out.rounds.append((rnd, t_stop + self.second_phase(answers), status, len(w_idx) + answers, int(heard.sum()),
                            comb.coef_error, grad_error, loss, 0, comb.level, comb.cond, *evals))
         if self.detail in ("workers", "full"):
             busy = np.where(failed, 0.0, np.minimum(np.where(np.isfinite(finish), finish, 0.0).max(axis=1), t_stop))

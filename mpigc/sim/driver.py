@@ -12,12 +12,19 @@ from mpigc.config import Config
 from mpigc.core.entries import plan_entries, workers_of
 from mpigc.core.evaluation import eval_attrs, make_evaluator
 from mpigc.core.inputs import build_delays, build_workload, workload_dim
+from mpigc.core.network import Network
 from mpigc.core.payload import packed_part_length
 from mpigc.core.progress import progress_printer
 from mpigc.core.provenance import plain, run_attrs
 from mpigc.core.tables import RoundTables, summary_attrs, tables_for
-from mpigc.sim import Network, Simulator
+from mpigc.sim import Simulator
 from mpigc.sim.sgc import simulate_sequential
+
+
+def network_of(config: Config) -> Network:
+    """Return the ``[network]`` model of ``config``."""
+    net = config.network
+    return Network(net.latency, net.bandwidth, net.shared_ingest, net.gap)
 
 
 def simulate(config: Config, out: str | None, name: str | None = None, log: TextIO = sys.stderr) -> list[tuple]:
@@ -43,7 +50,7 @@ def simulate(config: Config, out: str | None, name: str | None = None, log: Text
             part_bytes = itemsize * packed_part_length(dim, entry.scheme.plan.parts)  # as the MPI workers send
             evaluator = make_evaluator(config.run, workload)
             sim = Simulator(entry.scheme, delays, entry.policy,
-                            network=Network(config.network.latency, config.network.bandwidth), workload=workload,
+                            network=network_of(config), workload=workload,
                             detail=config.run.detail, vector_bytes=part_bytes, evaluator=evaluator,
                             itemsize=itemsize)
             label = name if (name and len(entries) == 1) else entry.label
