@@ -15,11 +15,12 @@ def tables_for(detail: str, sgc: bool = False) -> tuple[str, ...]:
 
 @dataclass
 class RoundTables:
-    """Rows of one or more rounds, as tuples in the results module's dtypes."""
+    """Rows of one or more rounds, as tuples in the results module's dtypes (``jobs``: sequential runs only)."""
 
     rounds: list[tuple] = field(default_factory=list)
     events: list[tuple] = field(default_factory=list)
     workers: list[tuple] = field(default_factory=list)
+    jobs: list[tuple] = field(default_factory=list)
 
 
 def summary_attrs(stats: dict) -> dict:

@@ -11,7 +11,7 @@ decode times with their rounds and decodes each round with
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,14 +70,20 @@ class Simulator:
         arrival = finish + self.network.cost(self.message_bytes) + silent
         return finish, arrival, failed
 
+    def batches(self, rounds: int) -> Iterator[RoundTables]:
+        """Simulate ``rounds`` rounds; yield their rows, :data:`BATCH` rounds at a time."""
+        for start in range(0, rounds, BATCH):
+            yield self._batch(range(start, min(rounds, start + BATCH)))
+
     def run(self, rounds: int, emit: Callable[[RoundTables], None],
             progress: Callable[[int], None] | None = None) -> None:
         """Simulate ``rounds`` rounds, passing each batch's rows to ``emit``."""
-        for start in range(0, rounds, BATCH):
-            batch = range(start, min(rounds, start + BATCH))
-            emit(self._batch(batch))
+        done = 0
+        for batch in self.batches(rounds):
+            emit(batch)
+            done += len(batch.rounds)
             if progress is not None:
-                progress(batch.stop)
+                progress(done)
 
     def _batch(self, batch: range) -> RoundTables:
         finish, arrival, failed = self.arrivals(batch)
