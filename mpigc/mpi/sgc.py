@@ -44,8 +44,9 @@ from mpigc.core.sgc_tables import rows_of
 from mpigc.core.tables import RoundTables
 from mpigc.delays import DelayModel
 from mpigc.mpi.mailbox import ControlInbox, Courier, Inbox, Outbox, serve_rounds
-from mpigc.mpi.protocol import POLL_SLEEP, TAG_RESULT, Kind, control, result, sleep_until
+from mpigc.mpi.protocol import POLL_SLEEP, TAG_RESULT, Kind, control, header, result, sleep_until, vector, worker_row
 from mpigc.mpi.worker import rows_per_block
+from mpigc.results import EventRow, WorkerRow
 
 
 def slot_payload(jobs: np.ndarray, kinds: np.ndarray, thetas: list[np.ndarray], dim: int) -> np.ndarray:
@@ -164,8 +165,8 @@ class SeqMaster:
         self.store: dict[tuple[int, int], np.ndarray] = {}  # (round, worker) -> (P, d+1) accepted results
         self.inbox = Inbox(comm, self.m, self.size)
         self.courier = Courier(comm, self.inbox.heard)  # control sends, a few in flight per worker
-        self.events: list[tuple] = []
-        self.workers: list[tuple] = []
+        self.events: list[EventRow] = []
+        self.workers: list[WorkerRow] = []
 
     def take(self, table: str) -> list[tuple]:
         """Return the ``workers`` or ``events`` rows recorded since the last call."""
@@ -178,18 +179,14 @@ class SeqMaster:
         if self.verify:
             self.workload.full_gradient(self.models[0])
 
-    def _worker_row(self, w: int, buf: np.ndarray) -> None:
-        """Return the ``workers`` row a RESULT or REPORT carries: one per (round, worker)."""
-        busy, injected, done, failed, overrun = buf[4:RESULT_HEADER]
-        self.workers.append((int(buf[1]), w, busy, injected, int(done), bool(failed), overrun))
-
     def _other(self, w: int, buf: np.ndarray, count: int, now: float) -> None:
         """Return a stale result or a straggler's REPORT: record it, never decode it."""
-        kind = int(buf[0])
-        if kind == Kind.RESULT:
-            self.events.append((int(buf[1]), -1, w, -1, -1, now, 8 * count, True, False))
-        if kind in (Kind.RESULT, Kind.REPORT):
-            self._worker_row(w, buf)
+        head = header(buf)
+        if head.kind == Kind.RESULT:
+            self.events.append(EventRow(round=head.round, job=-1, worker=w, task=-1, chunk=-1, t_arrive=now,
+                                        nbytes=8 * count, stale=True, used=False))
+        if head.kind in (Kind.RESULT, Kind.REPORT):
+            self.workers.append(worker_row(w, head))  # one per (round, worker)
         self.inbox.release(w, buf)
 
     def round(self, r: int) -> tuple:
@@ -197,7 +194,8 @@ class SeqMaster:
         engine = self.engine
         jobs, kinds = engine.plan(r)
         if engine.idle(r):  # no worker has a task (SR-SGC's tail): no START, 0 s, nothing recorded
-            self.workers += [(r, w, 0.0, 0.0, 0, False, 0.0) for w in range(self.m)]  # as the simulator's rows
+            self.workers += [WorkerRow(round=r, worker=w, busy=0.0, injected=0.0, tasks_done=0, failed=False)
+                             for w in range(self.m)]  # as the simulator's rows
             return engine.skip(r), 0.0
         if r < engine.jobs:
             self.theta[r] = self.models[r % len(self.models)].copy()
@@ -216,11 +214,13 @@ class SeqMaster:
             self.courier.retry()  # a deferred START goes out once its worker catches up
             now = clock() - start
             for w, buf, count in got:
-                if int(buf[0]) != Kind.RESULT or int(buf[1]) != r:
+                head = header(buf)
+                if head.kind != Kind.RESULT or head.round != r:
                     self._other(w, buf, count, now)
                     continue
-                arrived[w] = (now, buf[RESULT_HEADER:count].reshape(self.p, self.dim + 1).copy())
-                self._worker_row(w, buf)
+                # kept across rounds (a job decodes T_seq rounds later) while the buffer goes back to the pool
+                arrived[w] = (now, vector(buf, count).reshape(self.p, self.dim + 1).copy())
+                self.workers.append(worker_row(w, head))
                 self.inbox.release(w, buf)
                 if len(arrived) == 1:
                     cut = engine.cutoff(now)
@@ -245,7 +245,8 @@ class SeqMaster:
         for w, (t, vec) in arrived.items():
             used = not closed.strag[w]
             first = jobs[w][jobs[w] >= 0]
-            self.events.append((r, int(first[0]) if first.size else -1, w, -1, -1, t, 8 * self.size, False, used))
+            self.events.append(EventRow(round=r, job=int(first[0]) if first.size else -1, worker=w, task=-1,
+                                        chunk=-1, t_arrive=t, nbytes=8 * self.size, stale=False, used=used))
             if used:
                 self.store[(r, w)] = vec
         return closed, duration

@@ -47,7 +47,6 @@ from mpigc.results.checks import _check_file, check_run_name, check_writable
 from mpigc.results.lock import FileBusyError, WriterLock
 from mpigc.results.schema import (
     CHUNK_ROWS,
-    DEFAULTS,
     TABLES,
     _encode_attrs,
     _write_attrs,
@@ -57,30 +56,6 @@ from mpigc.results.store import ResultWriteError, running_files
 
 __all__ = ["FileBusyError", "ResultFile", "ResultWriteError", "RunWriter", "check_run_name", "check_writable",
            "running_files"]
-
-
-def _as_rows(table: str, rows: Any) -> np.ndarray:
-    """Convert ``rows`` to a 1-D array of the table's dtype, filling optional fields."""
-    dtype = TABLES[table]
-    if isinstance(rows, np.void):
-        rows = np.array([rows])
-    if not (isinstance(rows, np.ndarray) and rows.dtype.names is not None):
-        return as_rows(table, rows)   # e.g. a list of tuples, maybe without trailing optional fields
-    flat = rows.reshape(-1)
-    if flat.dtype == dtype:
-        return flat.copy()
-    extra = set(flat.dtype.names) - set(dtype.names)
-    if extra:
-        raise ValueError(f"{table}: unknown fields {sorted(extra)}")
-    out = np.empty(flat.size, dtype=dtype)
-    for fname in dtype.names:
-        if fname in flat.dtype.names:
-            out[fname] = flat[fname]
-        elif fname in DEFAULTS[table]:
-            out[fname] = DEFAULTS[table][fname]
-        else:
-            raise ValueError(f"{table}: missing field {fname!r}")
-    return out
 
 
 def _create_table(group: h5py.Group, table: str) -> h5py.Dataset:
@@ -353,7 +328,7 @@ class RunWriter:
         """Buffer ``rows`` (a structured array of ``TABLES[table]`` dtype, or convertible)."""
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}; known: {sorted(TABLES)}")
-        arr = _as_rows(table, rows)
+        arr = as_rows(table, rows, copy=True)  # the caller may reuse its buffers
         if arr.size:
             self._rows.setdefault(table, []).append(arr)
 

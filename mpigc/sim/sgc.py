@@ -22,6 +22,7 @@ from mpigc.core.metrics import relative_error
 from mpigc.core.sgc_engine import SequentialEngine, round_times
 from mpigc.core.sgc_tables import rows_of
 from mpigc.core.tables import RoundTables
+from mpigc.results import new_rows
 
 
 class JobTracker:
@@ -85,6 +86,8 @@ class SimSequential(Sequential):
                 busy = np.minimum(times, closed.duration)
                 done = (engine.state.jobs[r] >= 0).sum(axis=1)
                 # injected = busy, as the single-round simulator: every modelled second is injected
-                batch.workers = [(r, w, busy[w], busy[w], int(done[w]) if not closed.strag[w] else 0, False, 0.0)
-                                 for w in range(scheme.m)]
+                rows = new_rows("workers", scheme.m)  # column by column: one row per worker
+                rows["round"], rows["worker"], rows["busy"], rows["injected"] = r, np.arange(scheme.m), busy, busy
+                rows["tasks_done"] = np.where(closed.strag, 0, done)
+                batch.workers = [rows]
             yield batch
