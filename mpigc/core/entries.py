@@ -13,7 +13,7 @@ from mpigc.core.policy import RoundPolicy
 from mpigc.core.sgc_engine import plan_sequential
 from mpigc.delays import DelayModel
 
-#: the regimes a run can be in (PROTOCOLS §4.2: any sequential entry makes the whole config sequential)
+#: the regimes a run can be in (one sequential entry makes the whole config sequential: docs/protocols.md)
 SINGLE_ROUND, SEQUENTIAL = "single-round", "sequential"
 
 
