@@ -105,7 +105,7 @@ class SingleRound(Rounds):
 
 
 class Sequential(Rounds):
-    """The sequential regime (docs/protocols.md#sequential-schemes): J jobs over J + T_seq rounds, decoded T_seq rounds late."""
+    """The sequential regime (docs/protocols.md#sequential-schemes): J jobs over J + T_seq rounds."""
 
     def tables(self) -> tuple[str, ...]:
         """Return the ``run.detail`` level's tables and ``jobs``."""
