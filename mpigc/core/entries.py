@@ -69,15 +69,20 @@ def plan_run(config: Config, name: str | None = None) -> RunPlan:
     m = workers_of(config)
     delays = build_delays(config, m)
     delays.check_rounds(config.run.rounds)
-    regime = SEQUENTIAL if is_sequential(config) else SINGLE_ROUND
+    regime = regime_of(config)
     return RunPlan(config, m, delays, regime, plan_entries(config, m, delays, regime), name)
+
+
+def regime_of(config: Config) -> str:
+    """Return the config's regime, :data:`SEQUENTIAL` or :data:`SINGLE_ROUND`: the one place it is decided."""
+    return SEQUENTIAL if is_sequential(config) else SINGLE_ROUND
 
 
 def plan_entries(config: Config, workers: int, delays: DelayModel | None = None,
                  regime: str | None = None) -> list[Entry]:
     """Build every entry's scheme (raising InputError on bad combinations) before any output exists."""
     delays = delays or build_delays(config, workers)
-    if (regime or (SEQUENTIAL if is_sequential(config) else SINGLE_ROUND)) == SEQUENTIAL:
+    if (regime or regime_of(config)) == SEQUENTIAL:
         return [Entry(e.label, e.code, e.scheme, RoundPolicy(False, np.inf, np.inf), e.models)
                 for e in plan_sequential(config, workers, delays)]
     entries = []
