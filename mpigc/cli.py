@@ -28,7 +28,7 @@ examples:
   mpiexec -n 9 python -m mpigc probe --network --set workload.features=1000000 --out network.toml
 
 exit codes: 0 success, 2 bad input (config, arguments, world size), 1 failure during a run,
-  128 + N stopped by signal N (143 SIGTERM, 130 SIGINT; the running run is marked interrupted)
+  128 + N stopped by signal N (143 SIGTERM, 130 SIGINT, 129 SIGHUP; the running run is marked interrupted)
 """
 
 
@@ -160,9 +160,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """Run ``mpigc simulate``.
 
     Everything :func:`mpigc.core.preflight.check_run` can find is bad input
-    before the first entry runs. SIGTERM/SIGINT end it with 128 + signal
-    number, the runs written so far kept and the running one marked
-    ``interrupted``.
+    before the first entry runs, and its plan is the one that runs.
+    SIGTERM/SIGINT/SIGHUP end it with 128 + signal number, the runs written
+    so far kept and the running one marked ``interrupted``.
     """
     from mpigc import interrupts, report, results
     from mpigc.config import load_config
@@ -170,16 +170,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from mpigc.sim.driver import simulate
 
     config = load_config(args.config, args.overrides, backend="sim")
-    check_run(config, backend="sim", name=args.name, out=args.out or None)
-    before = results.run_names(args.out) if args.out else []
+    plan = check_run(config, backend="sim", name=args.name, out=args.out or None)
     previous = interrupts.install()
     try:
-        rows = simulate(config, args.out, args.name)
+        rows = simulate(config, args.out, args.name, plan=plan)
     except interrupts.Interrupted as stop:
-        marked = results.mark_interrupted(args.out, stop.name, before) if args.out else None
-        note = f"; runs written so far are in {args.out}" + (f" ({marked} marked interrupted)" if marked else "") \
-            if args.out else ""
-        print(f"mpigc: {stop}{note}", file=sys.stderr)
+        print(f"mpigc: {stop}{stop.note}", file=sys.stderr)
         return stop.exit_code
     except results.ResultWriteError as error:  # full disk, quota: the file is as it was before
         print(f"mpigc: error: {error}", file=sys.stderr)

@@ -157,16 +157,14 @@ def test_run_summary_and_info_show_loop_time_and_interruption(tmp_path):
 SIGNALLED = """
 import os, signal, sys, threading
 from mpigc.sim import driver
-original = driver.Simulator.run
-def run(self, rounds, emit, progress):
-    # the second entry is interrupted after its first batch reached the file
-    def later(batch):
-        emit(batch)
-        if driver.Simulator.calls == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
+original = driver.Simulator.batches
+def batches(self, rounds):
     driver.Simulator.calls = getattr(driver.Simulator, "calls", 0) + 1
-    return original(self, rounds, later, progress)
-driver.Simulator.run = run
+    for k, batch in enumerate(original(self, rounds)):
+        yield batch
+        if driver.Simulator.calls == 2 and k == 0:  # the second entry, once its first batch is stored
+            os.kill(os.getpid(), signal.SIGTERM)
+driver.Simulator.batches = batches
 from mpigc.cli import main
 sys.exit(main(sys.argv[1:]))
 """

@@ -12,7 +12,7 @@ import pytest
 
 import mpigc
 from mpigc import interrupts
-from mpigc.results import ROUNDS_DTYPE, ResultFile, mark_interrupted, read_runs, run_names
+from mpigc.results import ROUNDS_DTYPE, ResultFile, read_runs, run_names
 
 
 def rounds(n: int, start: int = 0) -> np.ndarray:
@@ -91,18 +91,21 @@ def test_killed_while_open_leaves_the_written_rows_and_an_appendable_file(tmp_pa
     assert run_names(path) == ["a", "b"]
 
 
-def test_mark_interrupted_marks_the_newest_new_run(tmp_path) -> None:
+def test_mark_interrupted_marks_the_run_once_open_or_committed(tmp_path) -> None:
     path = tmp_path / "r.h5"
-    assert mark_interrupted(path, "SIGTERM", []) is None          # no file
     file = ResultFile(path)
     file.new_run("old", {})
-    before = run_names(path)
-    assert mark_interrupted(path, "SIGTERM", before) is None      # nothing new yet
-    file.new_run("new", {})
-    file.new_run("newer", {})
-    assert mark_interrupted(path, "SIGINT", before) == "newer"
+    new = file.new_run("new", {})
+    file.mark_interrupted(new, "SIGINT")                  # a file without side files: committed at once
     attrs = {run.name: run.attrs for run in read_runs(path)}
-    assert attrs["newer"]["interrupted"] == "SIGINT" and "interrupted" not in attrs["new"]
+    assert attrs["new"]["interrupted"] == "SIGINT" and "interrupted" not in attrs["old"]
+    kept = ResultFile(path, keep_open=True)
+    running = kept.new_run("running", {})
+    kept.mark_interrupted(running, "SIGTERM")              # open: goes with the merge
+    kept.close()
+    kept.mark_interrupted(running, "SIGTERM")              # merged and marked: no second commit
+    assert {run.name: run.attrs.get("interrupted") for run in read_runs(path)} == {
+        "old": None, "new": "SIGINT", "running": "SIGTERM"}
 
 
 def test_signal_inside_deferred_is_raised_after_it_and_only_once() -> None:

@@ -24,7 +24,7 @@ from mpigc import results
 from mpigc.codes.sgc import build_sequential
 from mpigc.config import load_config
 from mpigc.core.sgc_engine import SequentialEngine
-from mpigc.sim.sgc import simulate_sequential
+from mpigc.sim.driver import simulate
 
 pytestmark = pytest.mark.mpi(min_size=3)
 
@@ -111,7 +111,7 @@ def test_mpi_and_simulator_agree_on_stragglers(tmp_path_factory, model):
     def check():
         sim_path = path.replace(".h5", "-sim.h5")
         config = load_config(None, overrides(m, model), backend="sim")
-        simulate_sequential(config, sim_path, log=io.StringIO())
+        simulate(config, sim_path, log=io.StringIO())
         mpi_runs, sim_runs = results.read_runs(path), results.read_runs(sim_path)
         if [r.name for r in mpi_runs] != ["sr-sgc", "m-sgc"]:
             yield f"runs {[r.name for r in mpi_runs]}"

@@ -1,4 +1,4 @@
-"""Scheme entries of a config, each planned and checked before anything runs."""
+"""Scheme entries of a config, each planned and checked before anything runs, and the run's plan."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,19 +14,74 @@ from mpigc.core.policy import RoundPolicy, round_message_seconds
 from mpigc.core.sgc_engine import plan_sequential
 from mpigc.delays import DelayModel
 
+#: the regimes a run can be in (one sequential entry makes the whole config sequential: docs/protocols.md)
+SINGLE_ROUND, SEQUENTIAL = "single-round", "sequential"
+
 
 @dataclass
 class Entry:
-    """One scheme entry, planned and checked before anything runs."""
+    """One scheme entry, planned and checked before anything runs.
+
+    ``models`` is the number of models a sequential entry trains together
+    (0 in the single-round regime).
+    """
 
     label: str
     code: object
     scheme: Scheme
     policy: RoundPolicy
+    models: int = 0
 
 
-def plan_entries(config: Config, workers: int, delays: DelayModel | None = None, *,
-                 assumed_bandwidth: float = 0.0, chunk_seconds: float = 0.0) -> list[Entry]:
+@dataclass
+class RunPlan:
+    """Everything a run decides before its first round: built once (by the preflight) and handed on.
+
+    Attributes
+    ----------
+    config : Config
+        The resolved config.
+    workers : int
+        m, the number of workers.
+    delays : DelayModel
+        The straggler model, checked to cover the rounds.
+    regime : str
+        :data:`SINGLE_ROUND` or :data:`SEQUENTIAL` (the only place a config's regime is decided).
+    entries : list of Entry
+        Every scheme entry, planned, in config order.
+    name : str or None
+        ``--name``: the run name of a config with a single entry.
+    """
+
+    config: Config
+    workers: int
+    delays: DelayModel
+    regime: str
+    entries: list[Entry]
+    name: str | None = None
+
+    def label(self, entry: Entry) -> str:
+        """Return the run name ``entry`` is stored under (before ``-2``, ``-3``... for taken names)."""
+        return self.name if (self.name and len(self.entries) == 1) else entry.label
+
+
+def plan_run(config: Config, name: str | None = None) -> RunPlan:
+    """Plan every entry of ``config`` (raising InputError on bad combinations); no output, no MPI."""
+    m = workers_of(config)
+    delays = build_delays(config, m)
+    delays.check_rounds(config.run.rounds)
+    regime = regime_of(config)
+    return RunPlan(config, m, delays, regime, plan_entries(config, m, delays, regime), name)
+
+
+def regime_of(config: Config) -> str:
+    """Return the config's regime, :data:`SEQUENTIAL` or :data:`SINGLE_ROUND`: the one place it is decided."""
+    return SEQUENTIAL if is_sequential(config) else SINGLE_ROUND
+
+
+def plan_entries(config: Config, workers: int, delays: DelayModel | None = None,
+                 regime: str | None = None, *, assumed_bandwidth: float = 0.0,
+                 chunk_seconds: float = 0.0) -> list[Entry]:
     """Build every entry's scheme (raising InputError on bad combinations) before any output exists.
 
     The automatic round timeout counts a round's messages over ``[network]``
@@ -34,8 +89,8 @@ def plan_entries(config: Config, workers: int, delays: DelayModel | None = None,
     the simulator without a network) and δ × ``chunk_seconds`` of real compute.
     """
     delays = delays or build_delays(config, workers)
-    if is_sequential(config):  # one sequential entry makes the whole config sequential (docs/protocols.md)
-        return [Entry(e.label, e.code, e.scheme, RoundPolicy(False, np.inf, np.inf))
+    if (regime or regime_of(config)) == SEQUENTIAL:
+        return [Entry(e.label, e.code, e.scheme, RoundPolicy(False, np.inf, np.inf), e.models)
                 for e in plan_sequential(config, workers, delays)]
     entries = []
     dim = workload_dim(config) if config.run.round_timeout is None else 0

@@ -43,12 +43,14 @@ from mpigc.codes import Combination, Scheme
 from mpigc.codes.base import Decoder, MessageKey
 from mpigc.codes.inplace import add_scaled, scratch_for, step_into
 from mpigc.codes.partial import answered_combination
+from mpigc.core.evaluation import NO_EVAL
 from mpigc.core.metrics import relative_error
 from mpigc.core.payload import CONTROL_HEADER, RESULT_HEADER, packed_part_length, unpack
 from mpigc.core.policy import UNDECODABLE, LastMessages, RoundPolicy, last_sends, status_of
 from mpigc.core.tables import RoundTables
 from mpigc.mpi.mailbox import Courier, Inbox
-from mpigc.mpi.protocol import POLL_SLEEP, Kind, control
+from mpigc.mpi.protocol import POLL_SLEEP, Kind, control, header, worker_row
+from mpigc.results import EventRow, RoundRow
 from mpigc.workloads import Objective
 
 
@@ -140,19 +142,23 @@ class Master:
         status = status_of(comb)
         grad_error, loss = self._check_and_update(grad, decoded_loss, status)
         # after the latency, the STOPs and the update: the held-out evaluation is on no round's clock
-        evals = self.evaluator.fields(rnd, self.model) if self.evaluator is not None else ()
+        eval_loss, eval_accuracy = self.evaluator.fields(rnd, self.model) if self.evaluator is not None else NO_EVAL
         heard: dict[int, int] = {}
         for w, p in arrivals:
             heard[w] = max(heard.get(w, 0), p + 1)
-        self.rows.rounds.append((rnd, latency, status, len(arrivals) + len(answers), sum(heard.values()),
-                                 comb.coef_error, grad_error, loss, 0, comb.level, comb.cond, *evals))
+        self.rows.rounds.append(RoundRow(
+            round=rnd, latency=latency, status=status, messages=len(arrivals) + len(answers),
+            chunks_done=sum(heard.values()), coef_error=comb.coef_error, grad_error=grad_error, loss=loss,
+            waitout=0, level=comb.level, cond=comb.cond, eval_loss=eval_loss, eval_accuracy=eval_accuracy))
         used = comb.used
         nbytes = self.dtype.itemsize * (RESULT_HEADER + self.part_len)
         for (w, p), t in sorted(arrivals.items(), key=lambda kv: kv[1]):
             chunk = int(scheme.plan.orders[w][p]) if len(scheme.sends_after(w)) > 1 else -1
-            self.rows.events.append((rnd, -1, w, p, chunk, t, nbytes, False, (w, p) in used))
+            self.rows.events.append(EventRow(round=rnd, job=-1, worker=w, task=p, chunk=chunk, t_arrive=t,
+                                             nbytes=nbytes, stale=False, used=(w, p) in used))
         for w, t in sorted(answers.items(), key=lambda kv: kv[1]):
-            self.rows.events.append((rnd, -1, w, -1, -1, t, nbytes, False, (w, -1) in used))
+            self.rows.events.append(EventRow(round=rnd, job=-1, worker=w, task=-1, chunk=-1, t_arrive=t,
+                                             nbytes=nbytes, stale=False, used=(w, -1) in used))
         return self.rows
 
     def _gather(self, rnd: int, start: float, decoder: Decoder) -> dict[MessageKey, float]:
@@ -258,13 +264,13 @@ class Master:
 
     def _other(self, w: int, buf: np.ndarray, count: int, now: float) -> None:
         """Return a stale result or answer, or a worker's round report: record it, never decode it."""
-        kind, rnd = int(buf[0]), int(buf[1])
-        if kind in (Kind.RESULT, Kind.ANSWER):
-            p, chunk = int(buf[2]), int(buf[3])
-            self.rows.events.append((rnd, -1, w, p, chunk, now, self.dtype.itemsize * count, True, False))
-        elif kind == Kind.REPORT:
-            busy, injected, done, failed, overrun = buf[4:RESULT_HEADER]
-            self.rows.workers.append((rnd, w, busy, injected, int(done), bool(failed), overrun))
+        head = header(buf)
+        if head.kind in (Kind.RESULT, Kind.ANSWER):
+            self.rows.events.append(EventRow(round=head.round, job=-1, worker=w, task=head.position,
+                                             chunk=head.chunk, t_arrive=now, nbytes=self.dtype.itemsize * count,
+                                             stale=True, used=False))
+        elif head.kind == Kind.REPORT:
+            self.rows.workers.append(worker_row(w, head))
         self.inbox.release(w, buf)
 
     def _check_and_update(self, grad: np.ndarray, decoded_loss: float, status: int) -> tuple[float, float]:

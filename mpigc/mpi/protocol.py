@@ -24,12 +24,14 @@ from __future__ import annotations
 import os
 import time
 from enum import IntEnum
+from typing import NamedTuple
 
 import numpy as np
 from mpi4py import MPI
 from mpi4py.util.dtlib import from_numpy_dtype
 
 from mpigc.core.payload import RESULT_HEADER
+from mpigc.results import WorkerRow
 
 TAG_CONTROL = 11
 TAG_RESULT = 12
@@ -90,6 +92,38 @@ def write_header(buf: np.ndarray, kind: Kind, rnd: int, position: int = -1, chun
 def mpi_type(dtype: np.dtype) -> MPI.Datatype:
     """Return the MPI datatype of a numpy float dtype (float64: DOUBLE, float32: FLOAT)."""
     return from_numpy_dtype(np.dtype(dtype))
+
+
+class ResultHeader(NamedTuple):
+    """The header of a result message (worker → rank 0), decoded: the one reading of its slots."""
+
+    kind: int
+    round: int
+    position: int
+    chunk: int
+    busy: float
+    injected: float
+    tasks_done: int
+    failed: bool
+    overrun: float
+
+
+def header(buf: np.ndarray) -> ResultHeader:
+    """Decode a result message's header (reads its slots; the vector is never touched)."""
+    kind, rnd, position, chunk, busy, injected, done, failed, overrun = buf[:RESULT_HEADER].tolist()
+    return ResultHeader(int(kind), int(rnd), int(position), int(chunk), busy, injected, int(done), bool(failed),
+                        overrun)
+
+
+def worker_row(w: int, head: ResultHeader) -> WorkerRow:
+    """Return the ``workers`` row (round, worker ``w``'s statistics) a RESULT or REPORT header carries."""
+    return WorkerRow(round=head.round, worker=w, busy=head.busy, injected=head.injected,
+                     tasks_done=head.tasks_done, failed=head.failed, overrun=head.overrun)
+
+
+def vector(buf: np.ndarray, count: int) -> np.ndarray:
+    """Return the vector of a result message of ``count`` slots: a view into ``buf``, not a copy."""
+    return buf[RESULT_HEADER:count]
 
 
 def idle_sleep(world_size: int, cores: int | None = None) -> float:

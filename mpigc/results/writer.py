@@ -47,7 +47,6 @@ from mpigc.results.checks import _check_file, check_run_name, check_writable
 from mpigc.results.lock import FileBusyError, WriterLock
 from mpigc.results.schema import (
     CHUNK_ROWS,
-    DEFAULTS,
     TABLES,
     _encode_attrs,
     _write_attrs,
@@ -56,31 +55,7 @@ from mpigc.results.schema import (
 from mpigc.results.store import ResultWriteError, running_files
 
 __all__ = ["FileBusyError", "ResultFile", "ResultWriteError", "RunWriter", "check_run_name", "check_writable",
-           "mark_interrupted", "running_files"]
-
-
-def _as_rows(table: str, rows: Any) -> np.ndarray:
-    """Convert ``rows`` to a 1-D array of the table's dtype, filling optional fields."""
-    dtype = TABLES[table]
-    if isinstance(rows, np.void):
-        rows = np.array([rows])
-    if not (isinstance(rows, np.ndarray) and rows.dtype.names is not None):
-        return as_rows(table, rows)   # e.g. a list of tuples, maybe without trailing optional fields
-    flat = rows.reshape(-1)
-    if flat.dtype == dtype:
-        return flat.copy()
-    extra = set(flat.dtype.names) - set(dtype.names)
-    if extra:
-        raise ValueError(f"{table}: unknown fields {sorted(extra)}")
-    out = np.empty(flat.size, dtype=dtype)
-    for fname in dtype.names:
-        if fname in flat.dtype.names:
-            out[fname] = flat[fname]
-        elif fname in DEFAULTS[table]:
-            out[fname] = DEFAULTS[table][fname]
-        else:
-            raise ValueError(f"{table}: missing field {fname!r}")
-    return out
+           "running_files"]
 
 
 def _create_table(group: h5py.Group, table: str) -> h5py.Dataset:
@@ -176,10 +151,10 @@ class ResultFile:
                 for side in orphans:
                     store.merge_side(runs, side, recovered=True)
                 return apply(f)
-            with interrupts.deferred():
+            with interrupts.deferred():  # the orphans go with the commit that took them in: never merged twice
                 result = store.commit(self.path, change)
-            for side in orphans:
-                store._unlink(side)
+                for side in orphans:
+                    store._unlink(side)
             return result
         finally:
             if not held:
@@ -237,37 +212,52 @@ class ResultFile:
         for writer in self._writers:
             writer.flush(force=True)
 
-    def close(self) -> None:
+    def close(self, mark_on_signal: RunWriter | None = None) -> None:
         """Write everything buffered, commit the side files and release the file (safe to call twice).
+
+        The whole close runs under :func:`mpigc.interrupts.deferred`: a signal
+        arriving during the final merge lets that merge finish, and its side
+        files go with it, before :class:`~mpigc.interrupts.Interrupted` is
+        raised, so a second ``close()`` (the interrupt path's) has nothing
+        left to commit and the run is written exactly once. If the signal
+        came before the commit wrote its runs, ``mark_on_signal``'s run is
+        marked ``interrupted`` in that same commit.
 
         After a failed write nothing more is written: the side files of runs
         that had ended stay next to the file (readers list them; the next
         writer commits them).
         """
-        try:
-            if not self._failed:
-                self.flush()
-        finally:
-            sides = []
-            for writer in self._writers:
-                if writer._h5 is not None:
-                    f, writer._h5 = writer._h5, None
-                    try:
-                        f.close()
-                    except Exception:  # noqa: BLE001 - a failed close leaves the side file as it was
-                        store.discard(f)
-                if writer._side is not None and writer._side.exists():
-                    sides.append(writer)
+        with interrupts.deferred():
             try:
-                if sides and not self._failed:
-                    self._commit_sides(sides)
+                if not self._failed:
+                    self.flush()
             finally:
-                self._lock.release()
+                sides = []
+                for writer in self._writers:
+                    if writer._h5 is not None:
+                        f, writer._h5 = writer._h5, None
+                        try:
+                            f.close()
+                        except Exception:  # noqa: BLE001 - a failed close leaves the side file as it was
+                            store.discard(f)
+                    if writer._side is not None and writer._side.exists():
+                        sides.append(writer)
+                try:
+                    if sides and not self._failed:
+                        self._commit_sides(sides, mark_on_signal)
+                finally:
+                    self._lock.release()
 
-    def _commit_sides(self, sides: list[RunWriter]) -> None:
+    def _commit_sides(self, sides: list[RunWriter], mark_on_signal: RunWriter | None) -> None:
         def merge(f: h5py.File) -> None:
+            runs = f["runs"]
             for writer in sides:
-                store.merge_side(f["runs"], writer._side, recovered=False)
+                before = set(runs)
+                store.merge_side(runs, writer._side, recovered=False)
+                writer._merged = next(iter(set(runs) - before), writer.name)
+            stop = interrupts.received()   # a signal held back since the commit began
+            if stop is not None and mark_on_signal is not None and mark_on_signal in sides:
+                _mark(runs[mark_on_signal._merged], stop.name)
         try:
             self._commit(merge)
         except ResultWriteError as exc:
@@ -276,6 +266,30 @@ class ResultFile:
         for writer in sides:
             store._unlink(writer._side)
             writer._side = None
+
+    def mark_interrupted(self, writer: RunWriter, signal_name: str) -> None:
+        """Record that ``writer``'s run was stopped by ``signal_name`` (attribute ``interrupted``).
+
+        The only way a run is marked interrupted. While the run is open the
+        mark goes with its next write; once its side file was committed (a
+        signal during the final merge) the merged run is checked and, only
+        if that commit did not already carry the mark, marked by a commit of
+        its own. Nothing happens after a failed write (the file writes no
+        more).
+        """
+        if self._failed:
+            return
+        if writer._merged is None:
+            writer.set_attrs(interrupted=signal_name)
+            if writer._h5 is None and writer._side is None:
+                writer.flush(force=True)   # a file without side files: the mark is a commit of its own
+            return
+        name = writer._merged
+        with h5py.File(self.path, "r", locking=False) as f:
+            group = f.get(f"runs/{name}")
+            done = group is None or group.attrs.get("interrupted") in (signal_name, signal_name.encode())
+        if not done:
+            self._commit(lambda f: _mark(f["runs"][name], signal_name))
 
     def __enter__(self) -> ResultFile:
         return self
@@ -308,12 +322,13 @@ class RunWriter:
     _last: float = field(default_factory=time.monotonic, repr=False)
     _side: Path | None = field(default=None, repr=False)      # keep_open: this run's side file
     _h5: h5py.File | None = field(default=None, repr=False)   # ... open in SWMR mode until close
+    _merged: str | None = field(default=None, repr=False)     # its name in the result file, once committed
 
     def append(self, table: str, rows: np.ndarray) -> None:
         """Buffer ``rows`` (a structured array of ``TABLES[table]`` dtype, or convertible)."""
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}; known: {sorted(TABLES)}")
-        arr = _as_rows(table, rows)
+        arr = as_rows(table, rows, copy=True)  # the caller may reuse its buffers
         if arr.size:
             self._rows.setdefault(table, []).append(arr)
 
@@ -379,26 +394,8 @@ class RunWriter:
                                    f"{self.file.path} is unchanged, this run is lost{kept}") from exc
 
 
-def mark_interrupted(path: str | os.PathLike, signal_name: str, before: Iterable[str]) -> str | None:
-    """Mark the newest run of ``path`` not named in ``before`` as interrupted by ``signal_name``.
-
-    For commands whose writer is out of reach when a signal stops them
-    (``mpigc simulate``): ``before`` lists the runs the file had when the
-    command started. Returns the marked run's name, or None if there is
-    none (no file, or the signal came before the first run was created).
-    The file is committed only if the mark is not there yet.
-    """
-    p = Path(path)
-    if not p.exists():
-        return None
-    known = set(before)
-    new = [name for name in store.run_names_with_sides(p) if name not in known]
-    if not new:
-        return None
-    with h5py.File(p, "r", locking=False) as f:
-        group = f.get(f"runs/{new[-1]}")
-        done = group is not None and group.attrs.get("interrupted") in (signal_name, signal_name.encode())
-    if not done:
+def _mark(group: h5py.Group, signal_name: str) -> None:
+    """Set a run group's ``interrupted`` attribute (unless it already names a signal)."""
+    if not group.attrs.get("interrupted"):
         encoded, json_keys = _encode_attrs({"interrupted": signal_name})
-        ResultFile(p)._commit(lambda f: _write_attrs(f["runs"][new[-1]], encoded, json_keys))
-    return new[-1]
+        _write_attrs(group, encoded, json_keys)

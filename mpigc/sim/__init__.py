@@ -11,17 +11,19 @@ decode times with their rounds and decodes each round with
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from mpigc.codes import Scheme, combine
+from mpigc.core.evaluation import NO_EVAL
 from mpigc.core.metrics import relative_error
 from mpigc.core.network import Network
 from mpigc.core.payload import RESULT_HEADER, pack, packed_part_length, unpack
 from mpigc.core.policy import EXACT, RoundPolicy, status_of
 from mpigc.core.tables import RoundTables
 from mpigc.delays import DelayModel
+from mpigc.results import EventRow, RoundRow, new_rows
 
 BATCH = 1000
 
@@ -65,14 +67,20 @@ class Simulator:
             return 0.0
         return self.instruction_cost + self.network.burst(answers, self.vector_bytes + self.header_bytes)
 
+    def batches(self, rounds: int) -> Iterator[RoundTables]:
+        """Simulate ``rounds`` rounds; yield their rows, :data:`BATCH` rounds at a time."""
+        for start in range(0, rounds, BATCH):
+            yield self._batch(range(start, min(rounds, start + BATCH)))
+
     def run(self, rounds: int, emit: Callable[[RoundTables], None],
             progress: Callable[[int], None] | None = None) -> None:
         """Simulate ``rounds`` rounds, passing each batch's rows to ``emit``."""
-        for start in range(0, rounds, BATCH):
-            batch = range(start, min(rounds, start + BATCH))
-            emit(self._batch(batch))
+        done = 0
+        for batch in self.batches(rounds):
+            emit(batch)
+            done += len(batch.rounds)
             if progress is not None:
-                progress(batch.stop)
+                progress(done)
 
     def _batch(self, batch: range) -> RoundTables:
         finish, arrival, failed = self.arrivals(batch)
@@ -102,7 +110,9 @@ class Simulator:
         positions = np.arange(1, arrival.shape[2] + 1)
         chunks_done = (heard * positions).max(axis=2).sum(axis=1)
         latency = stop + self.second_phase(0)  # never two-phase here
-        return [(rnd, latency[j], EXACT, messages[j], chunks_done[j], err[j], np.nan, np.nan, 0, -1, cond[j])
+        return [RoundRow(round=rnd, latency=latency[j], status=EXACT, messages=messages[j],
+                         chunks_done=chunks_done[j], coef_error=err[j], grad_error=np.nan, loss=np.nan, waitout=0,
+                         level=-1, cond=cond[j])
                 for j, rnd in enumerate(batch)]
 
     def _round(self, rnd: int, t_stop: float, exact: bool, finish, arrival, failed, out: RoundTables) -> None:
@@ -117,24 +127,29 @@ class Simulator:
         if exact != comb.exact:
             raise AssertionError(f"round {rnd}: decode_times and the decoder disagree ({exact} vs {comb.exact})")
         grad_error, loss = self._verify(decoder, comb, status)
-        evals = self.evaluator.fields(rnd, self.model) if self.evaluator is not None else ()
+        eval_loss, eval_accuracy = self.evaluator.fields(rnd, self.model) if self.evaluator is not None else NO_EVAL
         done = np.where(failed, 0, np.sum(finish <= t_stop, axis=1))  # a silent worker did nothing (as on MPI)
         heard = np.zeros(scheme.plan.workers, dtype=int)
         np.maximum.at(heard, w_idx, p_idx + 1)
         answers = len(comb.keys) if scheme.two_phase else 0
-        out.rounds.append((rnd, t_stop + self.second_phase(answers), status, len(w_idx) + answers, int(heard.sum()),
-                           comb.coef_error, grad_error, loss, 0, comb.level, comb.cond, *evals))
+        out.rounds.append(RoundRow(
+            round=rnd, latency=t_stop + self.second_phase(answers), status=status, messages=len(w_idx) + answers,
+            chunks_done=int(heard.sum()), coef_error=comb.coef_error, grad_error=grad_error, loss=loss, waitout=0,
+            level=comb.level, cond=comb.cond, eval_loss=eval_loss, eval_accuracy=eval_accuracy))
         if self.detail in ("workers", "full"):
             busy = np.where(failed, 0.0, np.minimum(np.where(np.isfinite(finish), finish, 0.0).max(axis=1), t_stop))
-            for w in range(scheme.plan.workers):
-                out.workers.append((rnd, w, busy[w], busy[w], int(done[w]), bool(failed[w]), 0.0))
+            rows = new_rows("workers", scheme.plan.workers)  # column by column: one row per worker
+            rows["round"], rows["worker"], rows["busy"], rows["injected"] = rnd, np.arange(rows.size), busy, busy
+            rows["tasks_done"], rows["failed"], rows["overrun"] = done, failed, 0.0
+            out.workers.append(rows)
         if self.detail == "full":
             used = comb.used
             for k in order:
                 w, p = int(w_idx[k]), int(p_idx[k])
                 chunk = int(scheme.plan.orders[w][p]) if len(scheme.sends_after(w)) > 1 else -1
-                out.events.append((rnd, -1, w, p, chunk, float(arrival[w, p]), self.message_bytes,
-                                   False, (w, p) in used))
+                out.events.append(EventRow(round=rnd, job=-1, worker=w, task=p, chunk=chunk,
+                                           t_arrive=float(arrival[w, p]), nbytes=self.message_bytes, stale=False,
+                                           used=(w, p) in used))
 
     def _verify(self, decoder, comb, status: int) -> tuple[float, float]:
         """With a workload: encode real messages as the MPI workers do, decode, compare, update the model."""
