@@ -35,7 +35,8 @@ from mpigc.results.schema import (
     _open_read,
     _plain,
 )
-from mpigc.results.store import running_files
+from mpigc.results import sides
+from mpigc.results.store import damaged_files, running_files
 
 #: what ``on_damage`` of :func:`read_runs` accepts
 ON_DAMAGE = ("raise", "skip")
@@ -69,6 +70,8 @@ class RunScan:
 
     runs: list[RunData] = field(default_factory=list)
     damaged: list[DamagedRun] = field(default_factory=list)
+    #: files named like side files that mpigc did not make or made with another schema: left alone
+    ignored: list[DamagedRun] = field(default_factory=list)
 
 
 def scan_runs(path: str | os.PathLike, names: Sequence[str] | None = None,
@@ -106,6 +109,8 @@ def scan_runs(path: str | os.PathLike, names: Sequence[str] | None = None,
         with _open_read(path) as f:
             groups += [(n, Path(key), False) for n in _list_runs(f, key)]
     for side in sides:
+        if not _side_ok(side, scan):
+            continue
         try:
             with h5py.File(side, "r", swmr=True, locking=False) as f:
                 groups += [(n, side, True) for n in (_list_runs(f, str(side)) if "runs" in f else [])]
@@ -142,7 +147,21 @@ def scan_runs(path: str | os.PathLike, names: Sequence[str] | None = None,
             scan.runs.append(item)
         elif item is not None:
             scan.damaged.append(item)
+    for aside in damaged_files(path):
+        scan.damaged.append(DamagedRun(aside.name, f"side file set aside, not merged: {sides.verify(aside).reason}"))
     return scan
+
+
+def _side_ok(side: Path, scan: RunScan) -> bool:
+    """Whether a side file's run may be read: its writer lives, or it verifies whole (else it is named)."""
+    if sides.is_live(side):
+        return True
+    verdict = sides.verify(side)
+    if verdict.kind == sides.DAMAGED:
+        scan.damaged.append(DamagedRun(side.name, f"side file left by a job that ended: {verdict.reason}"))
+    elif not verdict.healthy:
+        scan.ignored.append(DamagedRun(side.name, f"named like a side file but {verdict.reason}; left alone"))
+    return verdict.healthy
 
 
 def read_runs(path: str | os.PathLike, names: Sequence[str] | None = None, *,
