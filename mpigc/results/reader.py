@@ -27,6 +27,7 @@ import h5py
 import numpy as np
 
 from mpigc.errors import InputError
+from mpigc.results import sides
 from mpigc.results.schema import (
     _JSON_KEYS,
     DEFAULTS,
@@ -35,7 +36,6 @@ from mpigc.results.schema import (
     _open_read,
     _plain,
 )
-from mpigc.results import sides
 from mpigc.results.store import damaged_files, running_files
 
 #: what ``on_damage`` of :func:`read_runs` accepts

@@ -17,7 +17,8 @@ Its writer also holds a shared ``flock`` on the side file for its whole
 life (the kernel drops it when the process ends, however it ends). Another
 process merges a side file only if it can take an exclusive lock on it (or,
 on a file system without ``flock``, if the identity names a dead process on
-this host); a locking HDF5 reader holding it open also defers the merge. :func:`verify` says what a side file is: ours and whole, damaged
+this host); a locking HDF5 reader holding it open also defers the merge.
+:func:`verify` says what a side file is: ours and whole, damaged
 (why), from another schema version, or not mpigc's at all.
 """
 from __future__ import annotations
