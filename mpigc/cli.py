@@ -195,7 +195,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     runs = scan.runs
     damaged = report.damaged_lines(scan.damaged) + [f"# no rounds table: {run.name}" for run in runs
                                                     if "rounds" not in run.tables]
-    damaged += [f"# ignored: {item}" for item in scan.ignored]
+    damaged += report.damaged_lines(scan.set_aside) + [f"# ignored: {item}" for item in scan.ignored]
     if scan.damaged and not runs:
         raise InputError(args.file, "no readable run; damaged: " + "; ".join(map(str, scan.damaged)))
     if damaged and (args.rounds or args.csv):

@@ -72,6 +72,8 @@ class RunScan:
     damaged: list[DamagedRun] = field(default_factory=list)
     #: files named like side files that mpigc did not make or made with another schema: left alone
     ignored: list[DamagedRun] = field(default_factory=list)
+    #: damaged side files a writer set aside (``<stem>.damaged<k><suffix>``): not runs of the file
+    set_aside: list[DamagedRun] = field(default_factory=list)
 
 
 def scan_runs(path: str | os.PathLike, names: Sequence[str] | None = None,
@@ -102,13 +104,13 @@ def scan_runs(path: str | os.PathLike, names: Sequence[str] | None = None,
         mpigc result file, or lacks one of ``names``.
     """
     key = os.fspath(path)
-    sides = running_files(path)
+    side_paths = running_files(path)
     groups: list[tuple[str, Path, bool]] = []      # (run name, file, side file?)
     scan = RunScan()
-    if os.path.exists(key) or not sides:
+    if os.path.exists(key) or not side_paths:
         with _open_read(path) as f:
             groups += [(n, Path(key), False) for n in _list_runs(f, key)]
-    for side in sides:
+    for side in side_paths:
         if not _side_ok(side, scan):
             continue
         try:
@@ -148,7 +150,7 @@ def scan_runs(path: str | os.PathLike, names: Sequence[str] | None = None,
         elif item is not None:
             scan.damaged.append(item)
     for aside in damaged_files(path):
-        scan.damaged.append(DamagedRun(aside.name, f"side file set aside, not merged: {sides.verify(aside).reason}"))
+        scan.set_aside.append(DamagedRun(aside.name, f"side file set aside, not merged: {sides.verify(aside).reason}"))
     return scan
 
 
