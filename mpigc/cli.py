@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from mpigc import __version__
-from mpigc.errors import InputError
+from mpigc.errors import InputError, PluginFailure
 
 DESCRIPTION = """\
 MPI benchmark suite for gradient coding under stragglers.
@@ -115,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as error:
         print(f"mpigc: error: {error}", file=sys.stderr)
         return 2
+    except PluginFailure as error:  # a plug-in failed during the run: named, one line
+        print(f"mpigc: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("mpigc: interrupted", file=sys.stderr)
         return 130
@@ -147,6 +150,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return stop.exit_code
     except results.ResultWriteError as error:  # full disk, quota: the file is as it was before
         print(f"mpigc: error: {error}", file=sys.stderr)
+        return 1
+    except PluginFailure as error:  # the run so far is kept, marked as failed (not left for "killed")
+        marked = results.mark_interrupted(args.out, "failed", before) if args.out else None
+        print(f"mpigc: error: {error}" + (f" ({marked} marked interrupted = failed)" if marked else ""),
+              file=sys.stderr)
         return 1
     finally:
         interrupts.restore(previous)

@@ -24,6 +24,10 @@ from mpigc.seeding import stream
 
 POINT_SETS = ("chebyshev", "integers")
 COND_SAMPLES = 200
+#: the most workers poly plans for. Planning costs O(m^3) per sampled condition number (at m = 200 about
+#: two minutes), and past m ~ 40 the decode's condition number exceeds what float64 can decode exactly
+#: (mpigc.core.policy.cond_limit): every round would be reported unsound (status 3) anyway.
+MAX_WORKERS = 100
 CACHE_SIZE = 10_000
 
 
@@ -89,6 +93,9 @@ class PolynomialCode(OneShot):
         super().__init__(plan, code, seed)
         m, n, l = plan.workers, plan.chunks, plan.parts
         load = int(plan.loads.max())
+        if m > MAX_WORKERS:
+            raise InputError("code.workers", f"poly plans for at most {MAX_WORKERS} workers, got {m}: planning "
+                             "takes minutes there and its decode is not numerically sound past m ~ 40 in float64")
         if load > m:
             raise InputError("code.load", f"{load} exceeds code.workers = {m}")
         if l > load:

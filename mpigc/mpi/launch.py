@@ -40,7 +40,7 @@ from mpigc.core.policy import RoundPolicy
 from mpigc.core.preflight import check_run
 from mpigc.core.progress import progress_printer
 from mpigc.core.tables import RoundTables, summary_attrs, tables_for
-from mpigc.errors import InputError
+from mpigc.errors import InputError, PluginFailure
 from mpigc.mpi.master import Master
 from mpigc.mpi.provenance import run_attrs
 from mpigc.mpi.sgc import run_sequential_entry
@@ -66,7 +66,7 @@ def install_abort_handler(comm: MPI.Comm) -> None:
             sys.stderr.write(f"mpigc: rank {rank} {value}\n")
             sys.stderr.flush()
             _abort(value.exit_code)
-        if issubclass(kind, results.ResultWriteError):  # full disk, quota: one line, exit 1
+        if issubclass(kind, (results.ResultWriteError, PluginFailure)):  # full disk, a plug-in: one line, exit 1
             sys.stdout.flush()
             sys.stderr.write(f"mpigc: error: {value}\n")
             sys.stderr.flush()

@@ -44,7 +44,16 @@ from mpigc.codes.base import Decoder, MessageKey
 from mpigc.codes.partial import answered_combination
 from mpigc.core.metrics import relative_error
 from mpigc.core.payload import RESULT_HEADER, packed_part_length, unpack
-from mpigc.core.policy import UNDECODABLE, LastMessages, RoundPolicy, last_sends, status_of
+from mpigc.core.policy import (
+    NONFINITE,
+    UNDECODABLE,
+    LastMessages,
+    RoundPolicy,
+    Soundness,
+    finite,
+    last_sends,
+    status_of,
+)
 from mpigc.core.tables import RoundTables
 from mpigc.mpi.mailbox import Courier, Inbox
 from mpigc.mpi.protocol import POLL_SLEEP, Kind, control
@@ -59,6 +68,7 @@ class Master:
         self.policy = policy
         self.workload = workload
         self.verify = verify
+        self.soundness = Soundness(getattr(workload, "dtype", np.float64))  # what "exact" may mean numerically
         self.m = scheme.plan.workers
         self.parts = scheme.plan.parts
         self.dim = workload.dim
@@ -110,8 +120,7 @@ class Master:
         latency = MPI.Wtime() - start
         for w in range(self.m):
             self.courier.stop(w, rnd)
-        status = status_of(comb)
-        grad_error, loss = self._check_and_update(grad, decoded_loss, status)
+        status, grad_error, loss = self._check_and_update(rnd, grad, decoded_loss, comb)
         # after the latency, the STOPs and the update: the held-out evaluation is on no round's clock
         evals = self.evaluator.fields(rnd, self.model) if self.evaluator is not None else ()
         heard: dict[int, int] = {}
@@ -240,15 +249,20 @@ class Master:
             self.rows.workers.append((rnd, w, busy, injected, int(done), bool(failed), overrun))
         self.inbox.release(w, buf)
 
-    def _check_and_update(self, grad: np.ndarray, decoded_loss: float, status: int) -> tuple[float, float]:
+    def _check_and_update(self, rnd: int, grad: np.ndarray, decoded_loss: float,
+                          comb: Combination) -> tuple[int, float, float]:
+        """Return the round's status (exact only if sound), gradient error and loss; update the model."""
+        status = status_of(comb)
         loss = decoded_loss if status == 0 else float("nan")
         grad_error = float("nan")
         if self.verify:
             truth, loss = self.workload.full_gradient(self.model)
             grad_error = relative_error(grad, truth)
-        if status != UNDECODABLE:
+        sound = finite(grad, decoded_loss if status == 0 else None)
+        status = self.soundness.judge(status, comb.cond, grad_error, sound, rnd)
+        if status not in (UNDECODABLE, NONFINITE):
             self.model = self.workload.update(self.model, grad)
-        return grad_error, loss
+        return status, grad_error, loss
 
     def finish(self, drain: Callable[[RoundTables], None]) -> None:
         """End the run: tell workers, drain every late result and report until each worker's FINAL.

@@ -23,6 +23,7 @@ import numpy as np
 from mpi4py import MPI
 
 from mpigc.codes import Scheme
+from mpigc.core.gradients import chunk_gradient
 from mpigc.core.payload import CONTROL_HEADER, pack
 from mpigc.delays import DelayModel
 from mpigc.mpi.mailbox import ControlInbox, Outbox, serve_rounds
@@ -179,7 +180,7 @@ class Worker:
         if stop():
             return done, clock() - start, injected, overrun
         for position, chunk in enumerate(order):
-            out = self.workload.chunk_gradient_blocks(model, int(chunk), self.block_rows, stop)
+            out = chunk_gradient(self.workload, model, int(chunk), self.block_rows, stop)  # a plug-in's failure named
             if out is None:  # stopped between blocks
                 return done, clock() - start, injected, overrun
             grads[int(chunk)] = pack(*out, self.scheme.plan.parts)  # the loss decodes with the gradient

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from mpigc.codes import Scheme, combine
+from mpigc.core.gradients import chunk_gradient
 from mpigc.core.metrics import relative_error
 from mpigc.core.payload import HEADER_BYTES, pack, packed_part_length, unpack
-from mpigc.core.policy import EXACT, RoundPolicy, status_of
+from mpigc.core.policy import NONFINITE, UNDECODABLE, RoundPolicy, Soundness, finite, status_of
 from mpigc.core.tables import RoundTables
 from mpigc.delays import DelayModel
 
@@ -57,6 +58,7 @@ class Simulator:
                              if scheme.two_phase else 0.0)
         self.model = workload.initial_model() if workload is not None else None
         self.evaluator = evaluator  # mpigc.core.evaluation: held-out metrics after the update, on no clock
+        self.soundness = Soundness(getattr(workload, "dtype", np.float64))  # what "exact" may mean numerically
         self.send_mask = scheme.send_mask()
 
     def arrivals(self, rounds: range) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -107,7 +109,8 @@ class Simulator:
         positions = np.arange(1, arrival.shape[2] + 1)
         chunks_done = (heard * positions).max(axis=2).sum(axis=1)
         latency = stop + self.second_phase
-        return [(rnd, latency[j], EXACT, messages[j], chunks_done[j], err[j], np.nan, np.nan, 0, -1, cond[j])
+        status = self.soundness.judge_exact(cond)   # exact on paper; unsound if ill-conditioned
+        return [(rnd, latency[j], status[j], messages[j], chunks_done[j], err[j], np.nan, np.nan, 0, -1, cond[j])
                 for j, rnd in enumerate(batch)]
 
     def _round(self, rnd: int, t_stop: float, exact: bool, finish, arrival, failed, out: RoundTables) -> None:
@@ -118,10 +121,14 @@ class Simulator:
         for k in order:
             decoder.add(int(w_idx[k]), int(p_idx[k]))
         comb = decoder.combination()
-        status = status_of(comb)
         if exact != comb.exact:
             raise AssertionError(f"round {rnd}: decode_times and the decoder disagree ({exact} vs {comb.exact})")
-        grad_error, loss = self._verify(decoder, comb, status)
+        status = status_of(comb)
+        grad_error, loss, estimate = self._verify(decoder, comb)
+        computed = estimate is not None  # without a workload nothing is computed (loss is NaN by definition)
+        status = self.soundness.judge(status, comb.cond, grad_error, not computed or finite(estimate, loss), rnd)
+        if estimate is not None and status not in (UNDECODABLE, NONFINITE):
+            self.model = self.workload.update(self.model, estimate)
         evals = self.evaluator.fields(rnd, self.model) if self.evaluator is not None else ()
         done = np.where(failed, 0, np.sum(finish <= t_stop, axis=1))  # a silent worker did nothing (as on MPI)
         heard = np.zeros(scheme.plan.workers, dtype=int)
@@ -141,15 +148,15 @@ class Simulator:
                 out.events.append((rnd, -1, w, p, chunk, float(arrival[w, p]), self.message_bytes,
                                    False, (w, p) in used))
 
-    def _verify(self, decoder, comb, status: int) -> tuple[float, float]:
-        """With a workload: encode real messages as the MPI workers do, decode, compare, update the model."""
+    def _verify(self, decoder, comb) -> tuple[float, float, np.ndarray | None]:
+        """With a workload: encode real messages as the MPI workers do, decode, compare; return the estimate too."""
         if self.workload is None:
-            return float("nan"), float("nan")
+            return float("nan"), float("nan"), None
         wl, scheme = self.workload, decoder.scheme  # the round's plan (Scheme.for_round)
         parts = scheme.plan.parts
         grads, truth, loss = {}, np.zeros(wl.dim), 0.0
         for chunk in range(scheme.plan.chunks):
-            g, f = wl.chunk_gradient(self.model, chunk)
+            g, f = chunk_gradient(wl, self.model, chunk)  # a plug-in's failure named
             grads[chunk] = pack(g, f, parts)
             truth += g
             loss += f
@@ -159,6 +166,4 @@ class Simulator:
         else:
             vectors = {k: scheme.encode(k[0], k[1], grads) for k in comb.keys}
         estimate, _ = unpack(combine(comb, vectors, parts * packed_part_length(wl.dim, parts)), wl.dim, parts)
-        if status != 2:
-            self.model = wl.update(self.model, estimate)
-        return relative_error(estimate, truth), loss
+        return relative_error(estimate, truth), loss, estimate
