@@ -27,6 +27,30 @@ def is_plugin(obj: object) -> bool:
     return not (module == "mpigc" or module.startswith("mpigc."))
 
 
+def _failed(workload, what: str, exc: Exception) -> PluginFailure:
+    text = " ".join(str(exc).split())[:200]
+    return PluginFailure(f"workload plug-in {label(workload)} failed computing {what}: {type(exc).__name__}: {text}")
+
+
+def _check_shape(workload, grad, what: str) -> None:
+    shape = np.shape(grad)
+    if shape != (workload.dim,):
+        raise PluginFailure(f"workload plug-in {label(workload)} returned a gradient of shape {shape} for {what}; "
+                            f"expected ({workload.dim},) (its dimension)")
+
+
+def full_gradient(workload, model: np.ndarray) -> tuple[np.ndarray, float]:
+    """Return ``workload.full_gradient(model)``, checked as :func:`chunk_gradient` checks a chunk's."""
+    if not is_plugin(workload):
+        return workload.full_gradient(model)
+    try:
+        grad, loss = workload.full_gradient(model)
+    except Exception as exc:   # noqa: BLE001 - whatever a plug-in raises is reported by name
+        raise _failed(workload, "the full gradient", exc) from exc
+    _check_shape(workload, grad, "the full gradient")
+    return grad, loss
+
+
 def chunk_gradient(workload, model: np.ndarray, chunk: int, block_rows: int | None = None,
                    should_stop: Callable[[], bool] | None = None) -> tuple[np.ndarray, float] | None:
     """Return ``workload.chunk_gradient_blocks(...)``, checked: a plug-in's failure becomes a PluginFailure.
@@ -38,16 +62,10 @@ def chunk_gradient(workload, model: np.ndarray, chunk: int, block_rows: int | No
     """
     if not is_plugin(workload):
         return workload.chunk_gradient_blocks(model, chunk, block_rows, should_stop)
-    name = label(workload)
     try:
         out = workload.chunk_gradient_blocks(model, chunk, block_rows, should_stop)
     except Exception as exc:   # noqa: BLE001 - whatever a plug-in raises is reported by name
-        text = " ".join(str(exc).split())[:200]
-        raise PluginFailure(f"workload plug-in {name} failed computing chunk {chunk}: "
-                            f"{type(exc).__name__}: {text}") from exc
+        raise _failed(workload, f"chunk {chunk}", exc) from exc
     if out is not None:
-        shape = np.shape(out[0])
-        if shape != (workload.dim,):
-            raise PluginFailure(f"workload plug-in {name} returned a gradient of shape {shape} for chunk {chunk}; "
-                                f"expected ({workload.dim},) (its dimension)")
+        _check_shape(workload, out[0], f"chunk {chunk}")
     return out

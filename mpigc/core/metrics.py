@@ -5,6 +5,8 @@ import numpy as np
 
 
 def relative_error(estimate: np.ndarray, truth: np.ndarray) -> float:
-    """||ĝ − g|| / ||g|| (PROTOCOLS §5)."""
+    """||ĝ − g|| / ||g|| (PROTOCOLS §5); NaN if the true gradient is not finite (nothing to compare with)."""
     norm = float(np.linalg.norm(truth))
+    if not np.isfinite(norm):
+        return float("nan")
     return float(np.linalg.norm(estimate - truth)) / norm if norm > 0 else float(np.linalg.norm(estimate))

@@ -42,6 +42,7 @@ from mpi4py import MPI
 from mpigc.codes import Combination, Scheme
 from mpigc.codes.base import Decoder, MessageKey
 from mpigc.codes.partial import answered_combination
+from mpigc.core.gradients import full_gradient
 from mpigc.core.metrics import relative_error
 from mpigc.core.payload import RESULT_HEADER, packed_part_length, unpack
 from mpigc.core.policy import (
@@ -88,7 +89,7 @@ class Master:
     def prepare(self) -> None:
         """Build what rank 0 needs before the clock starts: every chunk with verification, the accumulator's pages."""
         if self.verify:
-            self.workload.full_gradient(self.model)
+            full_gradient(self.workload, self.model)  # a plug-in's failure named
         self.acc.fill(0.0)
         self.scratch.fill(0.0)
 
@@ -254,11 +255,11 @@ class Master:
         """Return the round's status (exact only if sound), gradient error and loss; update the model."""
         status = status_of(comb)
         loss = decoded_loss if status == 0 else float("nan")
-        grad_error = float("nan")
+        grad_error, truth = float("nan"), None
         if self.verify:
-            truth, loss = self.workload.full_gradient(self.model)
+            truth, loss = full_gradient(self.workload, self.model)
             grad_error = relative_error(grad, truth)
-        sound = finite(grad, decoded_loss if status == 0 else None)
+        sound = finite(grad, truth, loss if self.verify or status == 0 else None)
         status = self.soundness.judge(status, comb.cond, grad_error, sound, rnd)
         if status not in (UNDECODABLE, NONFINITE):
             self.model = self.workload.update(self.model, grad)

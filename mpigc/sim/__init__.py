@@ -124,9 +124,8 @@ class Simulator:
         if exact != comb.exact:
             raise AssertionError(f"round {rnd}: decode_times and the decoder disagree ({exact} vs {comb.exact})")
         status = status_of(comb)
-        grad_error, loss, estimate = self._verify(decoder, comb)
-        computed = estimate is not None  # without a workload nothing is computed (loss is NaN by definition)
-        status = self.soundness.judge(status, comb.cond, grad_error, not computed or finite(estimate, loss), rnd)
+        grad_error, loss, estimate, sound = self._verify(decoder, comb)
+        status = self.soundness.judge(status, comb.cond, grad_error, sound, rnd)
         if estimate is not None and status not in (UNDECODABLE, NONFINITE):
             self.model = self.workload.update(self.model, estimate)
         evals = self.evaluator.fields(rnd, self.model) if self.evaluator is not None else ()
@@ -148,10 +147,14 @@ class Simulator:
                 out.events.append((rnd, -1, w, p, chunk, float(arrival[w, p]), self.message_bytes,
                                    False, (w, p) in used))
 
-    def _verify(self, decoder, comb) -> tuple[float, float, np.ndarray | None]:
-        """With a workload: encode real messages as the MPI workers do, decode, compare; return the estimate too."""
+    def _verify(self, decoder, comb) -> tuple[float, float, np.ndarray | None, bool]:
+        """With a workload: encode real messages as the MPI workers do, decode, compare.
+
+        Returns the gradient error, the loss, the estimate (None without a
+        workload) and whether everything computed is finite.
+        """
         if self.workload is None:
-            return float("nan"), float("nan"), None
+            return float("nan"), float("nan"), None, True
         wl, scheme = self.workload, decoder.scheme  # the round's plan (Scheme.for_round)
         parts = scheme.plan.parts
         grads, truth, loss = {}, np.zeros(wl.dim), 0.0
@@ -166,4 +169,4 @@ class Simulator:
         else:
             vectors = {k: scheme.encode(k[0], k[1], grads) for k in comb.keys}
         estimate, _ = unpack(combine(comb, vectors, parts * packed_part_length(wl.dim, parts)), wl.dim, parts)
-        return relative_error(estimate, truth), loss, estimate
+        return relative_error(estimate, truth), loss, estimate, finite(estimate, truth, loss)
