@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--csv", action="store_true", help="CSV instead of the aligned table (one row per run)")
     i.add_argument("--rounds", action="store_true",
                    help="CSV with one row per round of every run (all fields of the rounds table), for pandas")
+    g = sub.add_parser("merge", help="copy the runs of result files into one (campaigns: one file per job)",
+                       description="Copy every run of the input files, in order, into OUT (created if needed; "
+                                   "taken names get -2, -3...). One commit: O(total size) once, where appending "
+                                   "each job's run to one big file costs a copy of that file per job.")
+    g.add_argument("out", metavar="OUT.h5", help="result file to add the runs to")
+    g.add_argument("inputs", nargs="+", metavar="IN.h5", help="result files whose runs are copied")
     s = sub.add_parser("schemes", help="list schemes (built-in and plug-ins), where they come from, their keys",
                        description="List every scheme: built-in, registered by installed packages (entry points "
                                    "of the group mpigc.schemes), and any package.module:Name given.")
@@ -235,6 +241,21 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    """Run ``mpigc merge``: one line naming how many runs went where; exit 1 if the write fails."""
+    from mpigc import results
+    from mpigc.results.merge import merge_files
+
+    results.check_writable(args.out)
+    try:
+        names = merge_files(args.out, args.inputs)
+    except results.ResultWriteError as error:
+        print(f"mpigc: error: {error}", file=sys.stderr)
+        return 1
+    print(f"# merged {len(names)} run(s) from {len(args.inputs)} file(s) into {args.out}")
+    return 0
+
+
 def _run_stats(run) -> dict:
     """Return a stored run's summary: its rounds' statistics, loop time per round, and ``interrupted``."""
     from mpigc import report
@@ -337,5 +358,5 @@ def _tune_slope(args: argparse.Namespace) -> float:
     return slope
 
 
-COMMANDS = {"simulate": cmd_simulate, "validate": cmd_validate, "plan": cmd_plan, "info": cmd_info,
+COMMANDS = {"simulate": cmd_simulate, "validate": cmd_validate, "plan": cmd_plan, "info": cmd_info, "merge": cmd_merge,
             "schemes": cmd_schemes, "tune": cmd_tune, "check": cmd_check}

@@ -288,3 +288,28 @@ def test_a_writer_refuses_to_report_success_for_a_side_file_replaced_under_it(tm
     with pytest.raises(ResultWriteError, match="removed or replaced"):
         file.close()
     assert side.read_bytes() == b"someone else's file"
+
+
+def test_merge_gathers_one_file_per_job_into_one(tmp_path):
+    jobs = [tmp_path / f"job-{k}.h5" for k in range(3)]
+    for path in jobs:
+        _second_writer(path, "crc")
+    out = tmp_path / "campaign.h5"
+    _second_writer(out, "crc")
+    proc = subprocess.run([sys.executable, "-m", "mpigc", "merge", str(out), *map(str, jobs)], capture_output=True,
+                          text=True, env=_env(), timeout=120)
+    assert proc.returncode == 0 and "merged 3 run(s) from 3 file(s)" in proc.stdout, proc.stderr
+    runs = read_runs(out)
+    assert [run.name for run in runs] == ["crc", "crc-2", "crc-3", "crc-4"]
+    source = read_runs(jobs[0])[0]
+    assert runs[1].tables["rounds"].tobytes() == source.tables["rounds"].tobytes() and runs[1].attrs == source.attrs
+
+
+def test_merge_refuses_a_source_with_a_run_still_in_a_side_file(out, tmp_path):
+    _killed_side(out, batches=1)
+    before = (tmp_path / "c.h5")
+    proc = subprocess.run([sys.executable, "-m", "mpigc", "merge", str(before), str(out)], capture_output=True,
+                          text=True, env=_env(), timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and "side files" in lines[0], proc.stderr
+    assert not before.exists()
