@@ -305,11 +305,20 @@ def test_merge_gathers_one_file_per_job_into_one(tmp_path):
     assert runs[1].tables["rounds"].tobytes() == source.tables["rounds"].tobytes() and runs[1].attrs == source.attrs
 
 
-def test_merge_refuses_a_source_with_a_run_still_in_a_side_file(out, tmp_path):
+def test_merge_takes_a_killed_jobs_run_and_refuses_a_running_job(out, tmp_path):
     _killed_side(out, batches=1)
-    before = (tmp_path / "c.h5")
-    proc = subprocess.run([sys.executable, "-m", "mpigc", "merge", str(before), str(out)], capture_output=True,
-                          text=True, env=_env(), timeout=120)
+    campaign = tmp_path / "c.h5"
+    merge = [sys.executable, "-m", "mpigc", "merge", str(campaign), str(out)]
+    proc = subprocess.run(merge, capture_output=True, text=True, env=_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    runs = read_runs(campaign)
+    assert [run.name for run in runs] == ["first", "killed"] and runs[1].attrs["interrupted"] == "killed"
+    assert runs[1].tables["rounds"].size == 1000
+    job = _start(out, "live", 1)
+    try:
+        proc = subprocess.run(merge, capture_output=True, text=True, env=_env(), timeout=120)
+    finally:
+        done = _resume(out, job)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2 and len(lines) == 1 and "side files" in lines[0], proc.stderr
-    assert not before.exists()
+    assert proc.returncode == 2 and len(lines) == 1 and "open for writing" in lines[0], proc.stderr
+    assert done.returncode == 0 and [run.name for run in read_runs(campaign)] == ["first", "killed"]

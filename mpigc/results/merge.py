@@ -24,15 +24,16 @@ def merge_files(out: str | os.PathLike, sources: Sequence[str | os.PathLike]) ->
     """Copy every healthy run of ``sources`` (in order) into ``out``; return the names they got there.
 
     Runs keep their attributes and tables bit for bit; a name already taken
-    gets ``-2``, ``-3``... Runs still in side files of a source (a job that
-    is running or was killed) are not taken: merge after the jobs ended and
-    after ``mpigc info`` on each source shows them committed.
+    gets ``-2``, ``-3``... A killed job's runs left in side files of a
+    source are first committed into that source (marked ``killed``), as its
+    next writer would.
 
     Raises
     ------
     InputError
-        A source is missing, not an mpigc result file, is ``out`` itself, or
-        holds a damaged run (named); nothing is written then.
+        A source is missing, not an mpigc result file, is ``out`` itself, is
+        being written by a running job, or holds a damaged run (named);
+        nothing is written to ``out`` then.
     """
     target = store.target(out)
     plan: list[tuple[Path, list[str]]] = []
@@ -40,12 +41,15 @@ def merge_files(out: str | os.PathLike, sources: Sequence[str | os.PathLike]) ->
         path = store.target(src)
         if path.exists() and target.exists() and os.path.samefile(path, target):
             raise InputError(os.fspath(src), "is the output file itself")
+        if store.running_files(path):
+            with ResultFile(path) as settle:   # a killed job's runs are committed into their file first
+                settle._commit(lambda f: None)
         scan = scan_runs(path)
         if scan.damaged:
             raise InputError(os.fspath(src), "damaged run(s): " + "; ".join(map(str, scan.damaged)))
         if store.running_files(path):
-            raise InputError(os.fspath(src), "has runs in side files (a job still running, or killed): "
-                                             "run `mpigc info` on it once its job ended, then merge")
+            raise InputError(os.fspath(src), "has runs in side files of a job that is still running: "
+                                             "merge once it ended")
         plan.append((path, [run.name for run in scan.runs]))
     names: list[str] = []
 
