@@ -1,11 +1,11 @@
-"""How far a decoded gradient is from the true one (PROTOCOLS §5)."""
+"""How far a decoded gradient is from the true one (docs/protocols.md#errors)."""
 from __future__ import annotations
 
 import numpy as np
 
 
 def relative_error(estimate: np.ndarray, truth: np.ndarray) -> float:
-    """||ĝ − g|| / ||g|| (PROTOCOLS §5); NaN if the true gradient is not finite (nothing to compare with)."""
+    """||ĝ − g|| / ||g|| (docs/protocols.md#errors); NaN if the true gradient is not finite."""
     norm = float(np.linalg.norm(truth))
     if not np.isfinite(norm):
         return float("nan")
