@@ -93,9 +93,6 @@ class PolynomialCode(OneShot):
         super().__init__(plan, code, seed)
         m, n, l = plan.workers, plan.chunks, plan.parts
         load = int(plan.loads.max())
-        if m > MAX_WORKERS:
-            raise InputError("code.workers", f"poly plans for at most {MAX_WORKERS} workers, got {m}: planning "
-                             "takes minutes there and its decode is not numerically sound past m ~ 40 in float64")
         if load > m:
             raise InputError("code.load", f"{load} exceeds code.workers = {m}")
         if l > load:
@@ -106,6 +103,13 @@ class PolynomialCode(OneShot):
         self.points = evaluation_points(self.points_name, m)
         self.tolerance = load - l
         self.needed = m - self.tolerance  # messages for an exact decode = number of coefficients of P
+        with np.errstate(over="ignore"):
+            top_power = np.max(np.abs(self.points)) ** (self.needed - 1)   # cheap: before the size limit
+        if not np.isfinite(top_power):
+            raise InputError("code.points", f"{self.points_name} points overflow float64 at m = {m}; use chebyshev")
+        if m > MAX_WORKERS:
+            raise InputError("code.workers", f"poly plans for at most {MAX_WORKERS} workers, got {m}: planning "
+                             "takes minutes there and its decode is not numerically sound past m ~ 40 in float64")
         self.matrix = self._encoding_matrix()
         self._cache: dict[tuple[int, ...], tuple[np.ndarray, float, float]] = {}
         self._worst: float | None = None

@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h5py
 import numpy as np
@@ -22,9 +22,6 @@ from mpigc import interrupts
 from mpigc.results import sides, store
 from mpigc.results.schema import CHUNK_ROWS, DEFAULTS, TABLES, _encode_attrs, _write_attrs, as_rows
 from mpigc.results.store import ResultWriteError
-
-if TYPE_CHECKING:
-    from mpigc.results.writer import ResultFile
 
 
 def _as_rows(table: str, rows: Any) -> np.ndarray:
@@ -82,7 +79,7 @@ def _start_swmr(f: h5py.File) -> None:
 class RunWriter:
     """Buffered writer of one run's tables and attributes (made by ``ResultFile.new_run``)."""
 
-    file: ResultFile
+    file: Any          # the mpigc.results.ResultFile that made it (not imported: writer imports this module)
     name: str
     tables: list[str]
     written: dict[str, int] = field(default_factory=dict)
