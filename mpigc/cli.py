@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from mpigc import __version__
-from mpigc.errors import InputError
+from mpigc.errors import InputError, PluginFailure
 
 DESCRIPTION = """\
 MPI benchmark suite for gradient coding under stragglers.
@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--csv", action="store_true", help="CSV instead of the aligned table (one row per run)")
     i.add_argument("--rounds", action="store_true",
                    help="CSV with one row per round of every run (all fields of the rounds table), for pandas")
+    g = sub.add_parser("merge", help="copy the runs of result files into one (campaigns: one file per job)",
+                       description="Copy every run of the input files, in order, into OUT (created if needed; "
+                                   "taken names get -2, -3...). One commit: O(total size) once, where appending "
+                                   "each job's run to one big file costs a copy of that file per job.")
+    g.add_argument("out", metavar="OUT.h5", help="result file to add the runs to")
+    g.add_argument("inputs", nargs="+", metavar="IN.h5", help="result files whose runs are copied")
     s = sub.add_parser("schemes", help="list schemes (built-in and plug-ins), where they come from, their keys",
                        description="List every scheme: built-in, registered by installed packages (entry points "
                                    "of the group mpigc.schemes), and any package.module:Name given.")
@@ -136,6 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as error:
         print(f"mpigc: error: {error}", file=sys.stderr)
         return 2
+    except PluginFailure as error:  # a plug-in failed during the run: named, one line
+        print(f"mpigc: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("mpigc: interrupted", file=sys.stderr)
         return 130
@@ -179,6 +188,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return stop.exit_code
     except results.ResultWriteError as error:  # full disk, quota: the file is as it was before
         print(f"mpigc: error: {error}", file=sys.stderr)
+        return 1
+    except PluginFailure as error:  # the run so far is kept, marked as failed (not left for "killed")
+        kept = f" (the rounds so far are in {args.out}, the run marked interrupted = failed)" if args.out else ""
+        print(f"mpigc: error: {error}{kept}", file=sys.stderr)
         return 1
     finally:
         interrupts.restore(previous)
@@ -227,6 +240,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     runs = scan.runs
     damaged = report.damaged_lines(scan.damaged) + [f"# no rounds table: {run.name}" for run in runs
                                                     if "rounds" not in run.tables]
+    damaged += report.damaged_lines(scan.set_aside) + [f"# ignored: {item}" for item in scan.ignored]
     if scan.damaged and not runs:
         raise InputError(args.file, "no readable run; damaged: " + "; ".join(map(str, scan.damaged)))
     if damaged and (args.rounds or args.csv):
@@ -255,6 +269,21 @@ def cmd_info(args: argparse.Namespace) -> int:
                       f"({plugin.get('module')} {plugin.get('version')}, {plugin.get('source')})")
         if damaged:
             print("\n".join(damaged))
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """Run ``mpigc merge``: one line naming how many runs went where; exit 1 if the write fails."""
+    from mpigc import results
+    from mpigc.results.merge import merge_files
+
+    results.check_writable(args.out)
+    try:
+        names = merge_files(args.out, args.inputs)
+    except results.ResultWriteError as error:
+        print(f"mpigc: error: {error}", file=sys.stderr)
+        return 1
+    print(f"# merged {len(names)} run(s) from {len(args.inputs)} file(s) into {args.out}")
     return 0
 
 
@@ -360,5 +389,5 @@ def _tune_slope(args: argparse.Namespace) -> float:
     return slope
 
 
-COMMANDS = {"simulate": cmd_simulate, "validate": cmd_validate, "plan": cmd_plan, "info": cmd_info,
+COMMANDS = {"simulate": cmd_simulate, "validate": cmd_validate, "plan": cmd_plan, "info": cmd_info, "merge": cmd_merge,
             "schemes": cmd_schemes, "tune": cmd_tune, "check": cmd_check}

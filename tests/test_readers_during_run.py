@@ -177,7 +177,7 @@ def test_disk_full_during_a_run_ends_the_job_with_one_line_and_keeps_earlier_run
 
 def test_a_side_file_is_listed_only_once_readers_can_open_it(tmp_path, monkeypatch):
     """A reader that lists a side file opens it with swmr=True: it appears only after SWMR mode is on."""
-    from mpigc.results import writer as writer_module
+    from mpigc.results import runwriter as writer_module
 
     out = tmp_path / "r.h5"
     seen_before_swmr: list[list] = []

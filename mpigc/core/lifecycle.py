@@ -27,6 +27,7 @@ from mpigc.core.progress import progress_printer
 from mpigc.core.provenance import run_attrs
 from mpigc.core.sgc_tables import sequential_stats
 from mpigc.core.tables import RoundTables, summary_attrs, tables_for
+from mpigc.errors import PluginFailure
 
 #: a summary row of a run: (run name, scheme, statistics)
 Summary = tuple[str, str, dict]
@@ -204,6 +205,11 @@ class RunLifecycle:
             self._totals(rounds, sink, cpu0, wall0)
             if self.file is not None:
                 self.file.mark_interrupted(writer, stop.name)
+            raise
+        except PluginFailure:   # the rows so far are kept, the run marked as failed (not left to be "killed")
+            self._totals(rounds, sink, cpu0, wall0)
+            if self.file is not None and writer is not None:
+                self.file.mark_interrupted(writer, "failed")
             raise
         stats = self._totals(rounds, sink, cpu0, wall0)  # the loop's time, before the final drain
         if writer is not None:

@@ -5,8 +5,10 @@ import numpy as np
 
 
 def relative_error(estimate: np.ndarray, truth: np.ndarray) -> float:
-    """||ĝ − g|| / ||g|| (docs/protocols.md#errors)."""
+    """||ĝ − g|| / ||g|| (docs/protocols.md#errors); NaN if the true gradient is not finite."""
     norm = float(np.linalg.norm(truth))
+    if not np.isfinite(norm):
+        return float("nan")
     return float(np.linalg.norm(estimate - truth)) / norm if norm > 0 else float(np.linalg.norm(estimate))
 
 

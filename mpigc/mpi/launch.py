@@ -39,7 +39,7 @@ from mpigc.config import Config, load_config
 from mpigc.core.entries import SEQUENTIAL, SINGLE_ROUND
 from mpigc.core.lifecycle import Backend, RunLifecycle
 from mpigc.core.preflight import check_run
-from mpigc.errors import InputError
+from mpigc.errors import InputError, PluginFailure
 from mpigc.mpi.provenance import mpi_attrs
 from mpigc.mpi.sgc import MpiSequential
 from mpigc.mpi.single import MpiRounds
@@ -66,7 +66,7 @@ def install_abort_handler(comm: MPI.Comm) -> None:
             sys.stderr.write(f"mpigc: rank {rank} {value}\n")
             sys.stderr.flush()
             _abort(value.exit_code)
-        if issubclass(kind, results.ResultWriteError):  # full disk, quota: one line, exit 1
+        if issubclass(kind, (results.ResultWriteError, PluginFailure)):  # full disk, a plug-in: one line, exit 1
             sys.stdout.flush()
             sys.stderr.write(f"mpigc: error: {value}\n")
             sys.stderr.flush()

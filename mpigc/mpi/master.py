@@ -44,9 +44,19 @@ from mpigc.codes.base import Decoder, MessageKey
 from mpigc.codes.inplace import add_scaled, scratch_for, step_into
 from mpigc.codes.partial import answered_combination
 from mpigc.core.evaluation import NO_EVAL
+from mpigc.core.gradients import full_gradient
 from mpigc.core.metrics import relative_error
 from mpigc.core.payload import CONTROL_HEADER, RESULT_HEADER, packed_part_length, unpack
-from mpigc.core.policy import UNDECODABLE, LastMessages, RoundPolicy, last_sends, status_of
+from mpigc.core.policy import (
+    NONFINITE,
+    UNDECODABLE,
+    LastMessages,
+    RoundPolicy,
+    Soundness,
+    finite,
+    last_sends,
+    status_of,
+)
 from mpigc.core.tables import RoundTables
 from mpigc.mpi.mailbox import Courier, Inbox
 from mpigc.mpi.protocol import POLL_SLEEP, Kind, control, header, worker_row
@@ -63,6 +73,7 @@ class Master:
         self.policy = policy
         self.workload = workload
         self.verify = verify
+        self.soundness = Soundness(getattr(workload, "dtype", np.float64))  # what "exact" may mean numerically
         self.m = scheme.plan.workers
         self.parts = scheme.plan.parts
         self.dim = workload.dim
@@ -100,7 +111,7 @@ class Master:
     def prepare(self) -> None:
         """Build what rank 0 needs before the clock starts: every chunk with verification, the buffers' pages."""
         if self.verify:
-            self.workload.full_gradient(self.model)
+            full_gradient(self.workload, self.model)  # a plug-in's failure named
         self.acc.fill(0.0)
         self.scratch.fill(0.0)
         self._free_start().fill(0.0)
@@ -139,8 +150,7 @@ class Master:
         latency = MPI.Wtime() - start
         for w in range(self.m):
             self.courier.stop(w, rnd)
-        status = status_of(comb)
-        grad_error, loss = self._check_and_update(grad, decoded_loss, status)
+        status, grad_error, loss = self._check_and_update(rnd, grad, decoded_loss, comb)
         # after the latency, the STOPs and the update: the held-out evaluation is on no round's clock
         eval_loss, eval_accuracy = self.evaluator.fields(rnd, self.model) if self.evaluator is not None else NO_EVAL
         heard: dict[int, int] = {}
@@ -273,15 +283,20 @@ class Master:
             self.rows.workers.append(worker_row(w, head))
         self.inbox.release(w, buf)
 
-    def _check_and_update(self, grad: np.ndarray, decoded_loss: float, status: int) -> tuple[float, float]:
+    def _check_and_update(self, rnd: int, grad: np.ndarray, decoded_loss: float,
+                          comb: Combination) -> tuple[int, float, float]:
+        """Return the round's status (exact only if sound), gradient error and loss; update the model."""
+        status = status_of(comb)
         loss = decoded_loss if status == 0 else float("nan")
-        grad_error = float("nan")
+        grad_error, truth = float("nan"), None
         if self.verify:
-            truth, loss = self.workload.full_gradient(self.model)
+            truth, loss = full_gradient(self.workload, self.model)
             grad_error = relative_error(grad, truth)
-        if status != UNDECODABLE:
+        sound = finite(grad, truth, loss if self.verify or status == 0 else None)
+        status = self.soundness.judge(status, comb.cond, grad_error, sound, rnd)
+        if status not in (UNDECODABLE, NONFINITE):
             self._update(grad)
-        return grad_error, loss
+        return status, grad_error, loss
 
     def _update(self, grad: np.ndarray) -> None:
         """Write the next model into a free START buffer (``workload.update``; in place for the plain step)."""

@@ -23,6 +23,7 @@ import numpy as np
 from mpi4py import MPI
 
 from mpigc.codes import Scheme
+from mpigc.core.gradients import chunk_gradient_into
 from mpigc.core.payload import CONTROL_HEADER, RESULT_HEADER, gradient_view, pack_into, packed_part_length, write_loss
 from mpigc.delays import DelayModel
 from mpigc.mpi.mailbox import ControlInbox, Outbox, serve_rounds
@@ -148,7 +149,8 @@ class Worker:
             if self.spare is None:
                 self.spare = np.empty(self.workload.dim, self.dtype)
             into = self.spare
-        loss = self.workload.chunk_gradient_into(model, chunk, into, self.block_rows, stop)
+        # a plug-in's failure is named
+        loss = chunk_gradient_into(self.workload, model, chunk, into, self.block_rows, stop)
         if loss is None:
             return None
         if into is self.spare:

@@ -1,4 +1,22 @@
-"""The result schema: table dtypes, provenance, attribute encoding, opening files."""
+"""The result schema: table dtypes, provenance, attribute encoding, opening files.
+
+Fields and attributes with a meaning beyond their name (docs/results-safety.md):
+
+* ``rounds.status``: 0 exact, 1 approximate, 2 undecodable, 3 unsound (the
+  scheme decoded exactly on paper, but the decode's condition number ``cond``
+  exceeds ``mpigc.core.policy.cond_limit(dtype)`` or, with ``run.verify``,
+  ``grad_error`` exceeds ``grad_tolerance(dtype)``: 1e-6 for float64, 1e-3
+  for float32), 4 non-finite (NaN or infinity in the decoded gradient or
+  loss, or in the true gradient: the model is not updated).
+* run attribute ``interrupted``: why a run stopped early: a signal's name
+  (``SIGTERM``, ``SIGINT``), ``killed`` (its job died; set by the next
+  writer) or ``failed`` (a plug-in failed; ``mpigc simulate``).
+* side files only (``<stem>.running<k><suffix>``; never copied into the
+  result file): root attributes ``mpigc_schema`` and ``mpigc_side`` (JSON:
+  the writer's host, pid, started, token, result file name) and the root
+  dataset ``mpigc_ledger`` (uint64, one row per table of :data:`TABLES` in
+  order: rows written, CRC-32 of their bytes); see :mod:`mpigc.results.sides`.
+"""
 from __future__ import annotations
 
 import datetime as _dt

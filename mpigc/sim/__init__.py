@@ -17,10 +17,11 @@ import numpy as np
 
 from mpigc.codes import Scheme, combine
 from mpigc.core.evaluation import NO_EVAL
+from mpigc.core.gradients import chunk_gradient
 from mpigc.core.metrics import relative_error
 from mpigc.core.network import Network
 from mpigc.core.payload import RESULT_HEADER, pack, packed_part_length, unpack
-from mpigc.core.policy import EXACT, RoundPolicy, status_of
+from mpigc.core.policy import NONFINITE, UNDECODABLE, RoundPolicy, Soundness, finite, status_of
 from mpigc.core.tables import RoundTables
 from mpigc.delays import DelayModel
 from mpigc.results import EventRow, RoundRow, new_rows
@@ -48,6 +49,8 @@ class Simulator:
                                              + itemsize * (1 + scheme.plan.parts) * scheme.plan.max_load)
         self.model = workload.initial_model() if workload is not None else None
         self.evaluator = evaluator  # mpigc.core.evaluation: held-out metrics after the update, on no clock
+        # what "exact" may mean numerically, in the run's dtype (workload.dtype) whether or not it computes
+        self.soundness = Soundness(np.float32 if itemsize == 4 else np.float64)
         self.send_mask = scheme.send_mask()
 
     def arrivals(self, rounds: range) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -110,7 +113,8 @@ class Simulator:
         positions = np.arange(1, arrival.shape[2] + 1)
         chunks_done = (heard * positions).max(axis=2).sum(axis=1)
         latency = stop + self.second_phase(0)  # never two-phase here
-        return [RoundRow(round=rnd, latency=latency[j], status=EXACT, messages=messages[j],
+        status = self.soundness.judge_exact(cond)   # exact on paper; unsound if ill-conditioned
+        return [RoundRow(round=rnd, latency=latency[j], status=status[j], messages=messages[j],
                          chunks_done=chunks_done[j], coef_error=err[j], grad_error=np.nan, loss=np.nan, waitout=0,
                          level=-1, cond=cond[j])
                 for j, rnd in enumerate(batch)]
@@ -123,10 +127,13 @@ class Simulator:
         for k in order:
             decoder.add(int(w_idx[k]), int(p_idx[k]))
         comb = decoder.combination()
-        status = status_of(comb)
         if exact != comb.exact:
             raise AssertionError(f"round {rnd}: decode_times and the decoder disagree ({exact} vs {comb.exact})")
-        grad_error, loss = self._verify(decoder, comb, status)
+        status = status_of(comb)
+        grad_error, loss, estimate, sound = self._verify(decoder, comb)
+        status = self.soundness.judge(status, comb.cond, grad_error, sound, rnd)
+        if estimate is not None and status not in (UNDECODABLE, NONFINITE):
+            self.model = self.workload.update(self.model, estimate)
         eval_loss, eval_accuracy = self.evaluator.fields(rnd, self.model) if self.evaluator is not None else NO_EVAL
         done = np.where(failed, 0, np.sum(finish <= t_stop, axis=1))  # a silent worker did nothing (as on MPI)
         heard = np.zeros(scheme.plan.workers, dtype=int)
@@ -151,15 +158,19 @@ class Simulator:
                                            t_arrive=float(arrival[w, p]), nbytes=self.message_bytes, stale=False,
                                            used=(w, p) in used))
 
-    def _verify(self, decoder, comb, status: int) -> tuple[float, float]:
-        """With a workload: encode real messages as the MPI workers do, decode, compare, update the model."""
+    def _verify(self, decoder, comb) -> tuple[float, float, np.ndarray | None, bool]:
+        """With a workload: encode real messages as the MPI workers do, decode, compare.
+
+        Returns the gradient error, the loss, the estimate (None without a
+        workload) and whether everything computed is finite.
+        """
         if self.workload is None:
-            return float("nan"), float("nan")
+            return float("nan"), float("nan"), None, True
         wl, scheme = self.workload, decoder.scheme  # the round's plan (Scheme.for_round)
         parts = scheme.plan.parts
         grads, truth, loss = {}, np.zeros(wl.dim), 0.0
         for chunk in range(scheme.plan.chunks):
-            g, f = wl.chunk_gradient(self.model, chunk)
+            g, f = chunk_gradient(wl, self.model, chunk)  # a plug-in's failure named
             grads[chunk] = pack(g, f, parts)
             truth += g
             loss += f
@@ -169,6 +180,4 @@ class Simulator:
         else:
             vectors = {k: scheme.encode(k[0], k[1], grads) for k in comb.keys}
         estimate, _ = unpack(combine(comb, vectors, parts * packed_part_length(wl.dim, parts)), wl.dim, parts)
-        if status != 2:
-            self.model = wl.update(self.model, estimate)
-        return relative_error(estimate, truth), loss
+        return relative_error(estimate, truth), loss, estimate, finite(estimate, truth, loss)
