@@ -5,10 +5,10 @@ import io
 
 import numpy as np
 import pytest
+from helpers import chunk_gradients, code, decode_until_exact, relerr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.polynomial import polynomial as npoly
-from test_schemes import chunk_gradients, code, decode_until_exact, relerr
 
 from mpigc.codes import combine, make_scheme
 from mpigc.codes.base import coef_error, least_squares_combination

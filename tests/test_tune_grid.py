@@ -1,17 +1,15 @@
 """The tuner's vectorised round rule equals the engine's on every grid point of small traces (issue 11)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from helpers import lambda_trace
 
 from mpigc.codes import make_scheme
 from mpigc.config import CodeConfig
 from mpigc.delays import load_trace
 from mpigc.sim.tune import _msgc_decodes, bursty_grid, bursty_params, engine_total, gc_grid, trace_block, tune
 
-LAMBDA = Path(__file__).resolve().parents[2] / "shared" / "data" / "lambda-traces"
 JOBS, MU = 30, 1.0
 
 
@@ -28,9 +26,7 @@ def synthetic() -> tuple[np.ndarray, float]:
 
 def lambda_cut() -> tuple[np.ndarray, float]:
     """10 workers of a Lambda trace: the 5 slowest columns and 5 ordinary ones, 20 rounds."""
-    path = LAMBDA / "cnn-canada-load0.00-batch2048-desktop-r20.csv"
-    if not path.exists():
-        pytest.skip(f"{path} not present")
+    path = lambda_trace("cnn-canada-load0.00-batch2048-desktop-r20.csv")
     values = load_trace(str(path))
     order = np.argsort(values.max(axis=0))
     return values[:, np.concatenate([order[-5:], order[:5]])], 1.1
