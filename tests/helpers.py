@@ -53,9 +53,13 @@ def find_mpiexec() -> str | None:
 
 MPIEXEC = find_mpiexec()
 
-#: marks for a serial test that starts its own ``mpiexec`` job (its reason printed with ``-ra``)
+#: ``pytest -n N --dist loadgroup`` (tests/run-all.sh) runs the tests of this group one after another on one
+#: worker: two mpiexec jobs at once on a small machine would break the timings these tests assert
+MPIEXEC_GROUP = pytest.mark.xdist_group("mpiexec")
+#: marks for a serial test that starts its own ``mpiexec`` job (skip reasons printed with ``-ra``)
 OWN_MPIEXEC = [
     pytest.mark.slow,
+    MPIEXEC_GROUP,
     pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found next to python or on PATH"),
     pytest.mark.skipif(IN_MPI_JOB, reason="launches its own mpiexec: run serially, not under mpiexec"),
 ]

@@ -40,12 +40,14 @@ def test_every_grid_point_matches_the_engine(make):
     lams = np.arange(1, m)
     tol = np.arange(0, m)
     total, waits = gc_grid(base[:JOBS], slope, MU, tol)
+    assert len(total) == len(waits) == len(tol) == m
     for s, t, n in zip(tol, total, waits):
         assert (t, n) == pytest.approx(engine_total("gc-seq", {"load": int(s) + 1}, base, JOBS, MU, slope), rel=1e-12)
     seen_wait = {"m-sgc": 0, "sr-sgc": 0}
     for scheme in ("m-sgc", "sr-sgc"):
         for B, W in bursty_params(scheme):
             total, waits = bursty_grid(scheme, base, JOBS, slope, MU, B, W, lams)
+            assert len(total) == len(waits) == len(lams) == m - 1
             for lam, t, n in zip(lams, total, waits):
                 ref = engine_total(scheme, {"B": B, "W": W, "lambda": int(lam)}, base, JOBS, MU, slope)
                 assert t == pytest.approx(ref[0], rel=1e-12), (scheme, B, W, lam)
