@@ -20,7 +20,8 @@ from mpigc.mpi import launch
 from mpigc.mpi.mailbox import POOL_KEEP
 from mpigc.mpi.master import Master
 
-pytestmark = pytest.mark.mpi(min_size=3)
+#: loads 2 and min(6, m): at 3 ranks only load 2, at 9 and 13 the same loads {2, 6}; 6 and 13 cover both
+pytestmark = [pytest.mark.mpi(min_size=3), pytest.mark.world_sizes(6, 13)]
 
 FEATURES = 100_000
 ROUNDS = 4

@@ -17,7 +17,9 @@ from helpers import runs_by_name
 from mpi4py import MPI
 from mpitools import assert_all, run_mpigc, shared_path, verdict
 
-pytestmark = pytest.mark.mpi(min_size=3)
+#: real compute of every worker on few cores: among the costliest MPI tests; the smallest and the largest
+#: default world (2 and 12 workers) bound what it checks
+pytestmark = [pytest.mark.mpi(min_size=3), pytest.mark.world_sizes(3, 13)]
 
 FEATURES = 100_000
 ROWS = 32  # rows per chunk: a few ms of real compute at d = 100 000, several gradient blocks when contended

@@ -143,6 +143,7 @@ def test_mpi_and_simulator_agree_on_stragglers(tmp_path_factory, model):
     assert_all(verdict(check))
 
 
+@pytest.mark.world_sizes(3, 13)  # the costliest MPI test (real compute): the smallest and the largest default world
 def test_real_compute_decodes_every_job_exactly(tmp_path_factory):
     """compute = "real": injected delay on top of real gradients; every job exact; stragglers abandon."""
     m = MPI.COMM_WORLD.size - 1
