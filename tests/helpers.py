@@ -23,6 +23,7 @@ from mpigc.codes import combine
 from mpigc.config import CodeConfig
 from mpigc.core.entries import plan_entries
 from mpigc.core.inputs import build_delays, build_workload
+from mpigc.delays.lambda_traces import TRACE_DIR_ENV, trace_dir
 from mpigc.results import read_runs
 from mpigc.sim import Network, Simulator
 
@@ -187,16 +188,15 @@ def runs_by_name(path: str | os.PathLike, names: Iterable[str]) -> dict:
     return runs
 
 
-#: where the AWS Lambda straggler traces are: ``$MPIGC_LAMBDA_TRACES``, else ``shared/data/lambda-traces``
-#: beside the checkout (they are data with their own README, not part of the repository)
-LAMBDA_TRACES = Path(os.environ.get("MPIGC_LAMBDA_TRACES") or ROOT.parent / "shared" / "data" / "lambda-traces")
-
-
 def lambda_trace(name: str) -> Path:
-    """The path of one Lambda trace; skips the test (its reason printed with ``-ra``) when it is not there."""
-    path = LAMBDA_TRACES / name
+    """The path of one Lambda trace under ``$MPIGC_TRACE_DIR`` (docs/data.md); skips the test when absent.
+
+    The traces are data kept outside the repository: without them the test is skipped, its reason
+    (the path looked at) printed with ``-ra``.
+    """
+    path = trace_dir() / name
     if not path.is_file():
-        pytest.skip(f"Lambda trace {path} not present (set MPIGC_LAMBDA_TRACES to the traces' directory)")
+        pytest.skip(f"Lambda trace {path} not present (set {TRACE_DIR_ENV} to the traces' directory)")
     return path
 
 
