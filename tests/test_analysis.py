@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ROOT
 
 from analysis import common, sweeps  # pytest.ini puts the repository root on sys.path
 from mpigc import report, results
 from mpigc.config import load_config
 from mpigc.sim.driver import simulate
 
-ROOT = Path(__file__).resolve().parent.parent
 ANALYSIS = ROOT / "analysis"
 CONFIGS = ROOT / "jobs" / "configs"
 
