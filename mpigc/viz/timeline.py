@@ -240,7 +240,7 @@ def build_trace(run: PlotRun, lo: int, hi: int, source: str = "") -> dict:
                 "(see docs/plotting.md)"}}
 
 
-def check_size(run: PlotRun, lo: int, hi: int, limit: int = EVENT_LIMIT) -> int:
+def check_size(run: PlotRun, lo: int, hi: int, limit: int | None = None) -> int:
     """Count the messages in rounds ``lo:hi``; refuse (naming ``--rounds``) above ``limit``.
 
     Raises
@@ -248,6 +248,7 @@ def check_size(run: PlotRun, lo: int, hi: int, limit: int = EVENT_LIMIT) -> int:
     InputError
         Keyed ``--rounds`` with a slice that fits, when there are more than ``limit``.
     """
+    limit = EVENT_LIMIT if limit is None else limit
     own = np.asarray(run.tables["events"]["round"], dtype=np.int64)
     count = int(np.count_nonzero((own >= lo) & (own < hi)))
     if count > limit:

@@ -68,8 +68,7 @@ def heatmap_figure(run: PlotRun) -> Any:
     m, n = busy.shape
     fig, ax = plt.subplots(figsize=(8.5, 2.2 + min(m, 64) * 0.045), layout="constrained")
     extent = (r0 - 0.5, r0 + shown.shape[1] * k - 0.5, m - 0.5, -0.5)
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("#dddddd")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#dddddd")
     image = ax.imshow(np.ma.masked_invalid(shown), aspect="auto", interpolation="nearest", cmap=cmap,
                       extent=extent)
     handles = [Patch(color="#dddddd", label="no row (not started)")]
