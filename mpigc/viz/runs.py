@@ -98,14 +98,16 @@ class PlotRun:
     def twin_key(self) -> str:
         """Return the experiment this run belongs to: its config without the backend's own defaults, and its entry.
 
-        An MPI run and a simulation of the same config and entry share it.
+        The entry is known by its ``[code]`` table and scheme. An MPI run and a
+        simulation of the same config and entry share it.
         """
         config = {table: dict(values) if isinstance(values, dict) else values
                   for table, values in self.config.items()}
         for table, keys in _BACKEND_KEYS.items():
             for key in keys:
                 config.get(table, {}).pop(key, None)
-        return json.dumps([config, self.attrs.get("entry", self.name)], sort_keys=True, default=str)
+        # the entry by its resolved [code] table and scheme, not its label: the backends label entries differently
+        return json.dumps([config, self.code, self.scheme], sort_keys=True, default=str)
 
 
 @dataclass

@@ -16,6 +16,8 @@ from mpigc.viz.style import FAILED_COLOR, WAITOUT_COLOR, pyplot, title
 
 #: most heat-map columns drawn; longer runs average consecutive rounds into one column
 MAX_COLUMNS = 2000
+#: most points of a per-round line; longer runs draw each bin's mean and its min-max band
+MAX_POINTS = 1500
 
 
 def busy_matrix(run: PlotRun) -> tuple[np.ndarray, np.ndarray, int]:
@@ -62,6 +64,7 @@ def heatmap_figure(run: PlotRun) -> Any:
     plt = pyplot()
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
     busy, failed, r0 = busy_matrix(run)
     shown, shown_failed, k = _bin_columns(busy, failed)
@@ -71,11 +74,11 @@ def heatmap_figure(run: PlotRun) -> Any:
     cmap = plt.get_cmap("viridis").with_extremes(bad="#dddddd")
     image = ax.imshow(np.ma.masked_invalid(shown), aspect="auto", interpolation="nearest", cmap=cmap,
                       extent=extent)
-    handles = [Patch(color="#dddddd", label="no row (not started)")]
+    handles = [Patch(color="#dddddd", label="no row (worker not started)")] if np.isnan(shown).any() else []
     if shown_failed.any():
         ax.imshow(np.ma.masked_where(~shown_failed, np.ones(shown_failed.shape)), aspect="auto",
                   interpolation="nearest", cmap=ListedColormap([FAILED_COLOR]), extent=extent)
-        handles.append(Patch(color=FAILED_COLOR, label=f"failed (silent) worker: {int(failed.sum())}"))
+        handles.append(Patch(color=FAILED_COLOR, label=f"failed (silent): {int(failed.sum())} worker-rounds"))
     rounds = run.tables["rounds"]
     if "waitout" in (rounds.dtype.names or ()) and np.any(rounds["waitout"] != 0):
         wait = np.asarray(rounds["round"])[np.asarray(rounds["waitout"]) != 0]
@@ -84,12 +87,28 @@ def heatmap_figure(run: PlotRun) -> Any:
         handles.append(plt.Line2D([], [], ls="", marker="v", color=WAITOUT_COLOR, label=f"wait-out: {wait.size}"))
     per = f", mean of {k} rounds per column" if k > 1 else ""
     fig.colorbar(image, ax=ax, label=f"busy time (ms{per})", pad=0.01)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("round")
     ax.set_ylabel("worker")
-    ax.set_title(f"{title(run)} — busy time per worker and round ({run.clock})", fontsize=9)
-    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.2 if m < 20 else -0.12),
-              ncol=len(handles), frameon=False)
+    ax.set_title(f"{title(run)} — busy time per worker and round ({run.clock})", fontsize=9, pad=9)
+    if handles:
+        ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.2 if m < 20 else -0.12),
+                  ncol=len(handles), frameon=False)
     return fig
+
+
+def _series(ax: Any, x: np.ndarray, y: np.ndarray, label: str | None = None, **style: Any) -> int:
+    """Draw a per-round count; past MAX_POINTS rounds, bins of k rounds (mean line, min-max band). Return k."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    k = max(1, math.ceil(x.size / MAX_POINTS))
+    if k == 1:
+        ax.plot(x, y, label=label, drawstyle="steps-mid", lw=0.9, **style)
+        return 1
+    n = x.size // k * k
+    xs, ys = x[:n].reshape(-1, k).mean(axis=1), y[:n].reshape(-1, k)
+    ax.fill_between(xs, ys.min(axis=1), ys.max(axis=1), alpha=0.25, lw=0, color=style.get("color"))
+    ax.plot(xs, ys.mean(axis=1), label=label, lw=0.9, **style)
+    return k
 
 
 def messages_figure(run: PlotRun) -> Any:
@@ -99,6 +118,8 @@ def messages_figure(run: PlotRun) -> Any:
     ``round`` in the events table), whenever rank 0 heard it.
     """
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     rounds, events = run.tables["rounds"], run.tables["events"]
     rnd = np.asarray(rounds["round"])
     r0 = int(rnd.min()) if rnd.size else 0
@@ -112,21 +133,18 @@ def messages_figure(run: PlotRun) -> Any:
     used = per_round(np.asarray(events["used"], dtype=bool))
     stale = per_round(np.asarray(events["stale"], dtype=bool))
     fig, axes = plt.subplots(3, 1, figsize=(8, 6.2), sharex=True, layout="constrained")
-    style = {"lw": 0.9, "drawstyle": "steps-mid"}
-    axes[0].plot(rnd, rounds["messages"], color=run.color, label="heard in time", **style)
-    axes[0].plot(axis, used, color="#444444", ls="--", label="used by the decode", **style)
+    k = _series(axes[0], rnd, rounds["messages"], "heard in time", color=run.color)
+    _series(axes[0], axis, used, "used by the decode", color="#444444", ls="--")
     axes[0].set_ylabel("messages")
     axes[0].legend(fontsize=8, frameon=False, loc="lower right")
-    axes[1].plot(axis, stale, color="#d62728", **style)
+    _series(axes[1], axis, stale, color="#d62728")
     axes[1].set_ylabel("stale messages")
-    axes[2].plot(rnd, rounds["chunks_done"], color=run.color, **style)
+    _series(axes[2], rnd, rounds["chunks_done"], color=run.color)
     axes[2].set_ylabel("chunks done\n(heard at decode)")
-    axes[2].set_xlabel("round")
-    from matplotlib.ticker import MaxNLocator
+    axes[2].set_xlabel("round" + (f" (lines: mean of {k} rounds; band: their min to max)" if k > 1 else ""))
 
     for ax in axes:                                     # counts: from 0, whole numbers
-        top = max([1.0, *(float(np.max(line.get_ydata())) for line in ax.get_lines() if len(line.get_ydata()))])
-        ax.set_ylim(0, top * 1.12)
+        ax.set_ylim(0, max(1.0, ax.get_ylim()[1]) * 1.05)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     if not stale.any():
