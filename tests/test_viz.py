@@ -161,3 +161,26 @@ def test_timeline_bad_input_is_one_line_and_exit_2(sim_file, tmp_path, capsys, a
     code, _, stderr = _main("timeline", str(sim_file), *argv, "--out", str(out), capsys=capsys)
     assert code == 2 and words in stderr and len(stderr.strip().splitlines()) == 1, stderr
     assert not out.exists()
+
+
+def test_plot_includes_the_run_a_running_job_is_writing(sim_file, tmp_path):
+    out = tmp_path / "live.h5"
+    out.write_bytes(sim_file.read_bytes())
+    source = results.read_runs(sim_file, ["crc"])[0]
+    file = results.ResultFile(out, keep_open=True)
+    try:
+        writer = file.new_run("live", source.attrs, ("rounds", "workers"))
+        writer.append("rounds", source.tables["rounds"][:12])
+        writer.append("workers", source.tables["workers"][source.tables["workers"]["round"] < 12])
+        writer.flush()
+        assert results.running_files(out)
+        # another process, as a user's would be (one process cannot reopen a file it writes)
+        proc = subprocess.run([sys.executable, "-m", "mpigc", "plot", str(out), "--runs", "live", "--out",
+                               str(tmp_path / "p")], capture_output=True, text=True, timeout=300)
+    finally:
+        file.close()
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "p").glob("*.png")) == ["live-latency.png", "live-rounds.png",
+                                                                      "live-workers.png"]
+    page = (tmp_path / "p" / "index.html").read_text()
+    assert "<tr><th>rounds</th><td>12</td></tr>" in page and "side file" in page
