@@ -110,16 +110,17 @@ def message_slices(run: PlotRun) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     o = _index(numbers, own)
     earliest = np.where(o >= 0, start[np.maximum(o, 0)], 0.0)
     arrive_us, earliest_us = _quantise(arrive), _quantise(earliest)
-    begin, finish = np.empty_like(arrive_us), np.empty_like(arrive_us)
     workers = np.asarray(events["worker"], dtype=np.int64)
     order = np.lexsort((np.arange(events.size), arrive_us, workers))   # per worker, by arrival (ties: table order)
-    prev_end, prev_worker = 0.0, None
-    for k in order:
-        if workers[k] != prev_worker:
-            prev_end, prev_worker = 0.0, workers[k]
-        b = max(earliest_us[k], prev_end)
-        e = max(arrive_us[k], b)
-        begin[k], finish[k], prev_end = b, e, e
+    # finish_k = max(arrival_k, earliest_k, finish_(k-1)): a running maximum along each worker's messages;
+    # begin_k = max(earliest_k, finish_(k-1))
+    begin, finish = np.empty_like(arrive_us), np.empty_like(arrive_us)
+    sorted_workers = workers[order]
+    cuts = np.flatnonzero(np.diff(sorted_workers)) + 1
+    for part in np.split(order, cuts):
+        done = np.maximum.accumulate(np.maximum(arrive_us[part], earliest_us[part]))
+        previous = np.concatenate([[0.0], done[:-1]])
+        begin[part], finish[part] = np.maximum(earliest_us[part], previous), done
     return begin, finish, heard
 
 
@@ -129,13 +130,14 @@ def _num(value: Any) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _slice_name(row: Any) -> str:
-    if row["chunk"] >= 0:
-        return f"chunk {int(row['chunk'])}"
-    if row["job"] >= 0:
-        return f"mini-tasks (job {int(row['job'])})"
-    if row["task"] >= 0:
-        return f"coded result (positions 0-{int(row['task'])})"
+def _slice_name(chunk: int, job: int, task: int) -> str:
+    """Name a worker's slice by what its message carried."""
+    if chunk >= 0:
+        return f"chunk {chunk}"
+    if job >= 0:
+        return f"mini-tasks (job {job})"
+    if task >= 0:
+        return f"coded result (positions 0-{task})"
     return "answer"
 
 
@@ -186,21 +188,23 @@ def _rank0(run: PlotRun, numbers: np.ndarray, start: np.ndarray, end: np.ndarray
 def _workers(run: PlotRun, pick: np.ndarray, begin: np.ndarray, finish: np.ndarray, heard: np.ndarray,
              round_start: dict[int, float]) -> list[dict]:
     """Return a slice per message on its worker's thread; a flow from each used one into rank 0's decode."""
-    events = run.tables["events"]
+    rows = run.tables["events"][pick]
+    cols = {f: rows[f].tolist() for f in ("worker", "round", "chunk", "task", "job", "stale", "used", "nbytes")}
+    arrive = [_num(t) for t in (rows["t_arrive"] * 1e3).tolist()]
+    names = [_slice_name(c, j, t) for c, j, t in zip(cols["chunk"], cols["job"], cols["task"])]
+    b_us, f_us, heard_in = begin[pick].tolist(), finish[pick].tolist(), heard[pick].tolist()
     out: list[dict] = []
-    for k in pick:
-        row = events[k]
-        w, r = int(row["worker"]), int(row["round"])
-        dur = round(finish[k] - begin[k], _NS)
-        out.append({"ph": "X", "pid": PID, "tid": w + 1, "name": _slice_name(row),
-                    "cat": "stale" if row["stale"] else "message", "ts": begin[k], "dur": dur,
-                    "args": {"round": r, "chunk": int(row["chunk"]), "position": int(row["task"]),
-                             "job": int(row["job"]), "stale": bool(row["stale"]), "used": bool(row["used"]),
-                             "nbytes": int(row["nbytes"]), "heard_in_round": int(heard[k]),
-                             "t_arrive_ms": _num(row["t_arrive"] * 1e3)}})
-        if row["used"] and r in round_start:
+    for i, k in enumerate(pick.tolist()):
+        w, r, stale = cols["worker"][i], cols["round"][i], cols["stale"][i]
+        dur = round(f_us[i] - b_us[i], _NS)
+        out.append({"ph": "X", "pid": PID, "tid": w + 1, "name": names[i], "cat": "stale" if stale else "message",
+                    "ts": b_us[i], "dur": dur,
+                    "args": {"round": r, "chunk": cols["chunk"][i], "position": cols["task"][i], "job": cols["job"][i],
+                             "stale": stale, "used": cols["used"][i], "nbytes": cols["nbytes"][i],
+                             "heard_in_round": heard_in[i], "t_arrive_ms": arrive[i]}})
+        if cols["used"][i] and r in round_start:
             # both ends just inside their slices: the message's, and rank 0's "wait and decode" as it arrives
-            ident, inside = int(k) + 1, round(finish[k] - min(1e-3, dur / 2), _NS)
+            ident, inside = k + 1, round(f_us[i] - min(1e-3, dur / 2), _NS)
             out.append({"ph": "s", "pid": PID, "tid": w + 1, "name": "message", "cat": "message", "id": ident,
                         "ts": inside})
             out.append({"ph": "f", "pid": PID, "tid": RANK0, "name": "message", "cat": "message", "id": ident,
