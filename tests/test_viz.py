@@ -173,13 +173,16 @@ def test_plot_includes_the_run_a_running_job_is_writing(sim_file, tmp_path):
         writer.append("rounds", source.tables["rounds"][:12])
         writer.append("workers", source.tables["workers"][source.tables["workers"]["round"] < 12])
         writer.flush()
-        assert results.running_files(out)
+        file.new_run("empty", source.attrs, ("rounds",))          # started, no round written yet
+        file.flush()
+        assert len(results.running_files(out)) == 2
         # another process, as a user's would be (one process cannot reopen a file it writes)
-        proc = subprocess.run([sys.executable, "-m", "mpigc", "plot", str(out), "--runs", "live", "--out",
+        proc = subprocess.run([sys.executable, "-m", "mpigc", "plot", str(out), "--runs", "live", "empty", "--out",
                                str(tmp_path / "p")], capture_output=True, text=True, timeout=300)
     finally:
         file.close()
     assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [f"warning: {out}: run 'empty' has no rounds yet; skipped"]
     assert sorted(p.name for p in (tmp_path / "p").glob("*.png")) == ["live-latency.png", "live-rounds.png",
                                                                       "live-workers.png"]
     page = (tmp_path / "p" / "index.html").read_text()

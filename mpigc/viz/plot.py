@@ -102,8 +102,11 @@ def make_plots(path: str | os.PathLike, names: Sequence[str] | None, out: str | 
     for damaged in loaded.damaged:
         print(f"warning: {os.fspath(path)}: run {damaged.name!r} is damaged ({damaged.reason}); skipped",
               file=warn, flush=True)
+    for run in [r for r in loaded.runs if not r.tables["rounds"].size]:   # e.g. a job that has just started
+        print(f"warning: {os.fspath(path)}: run {run.name!r} has no rounds yet; skipped", file=warn, flush=True)
+        loaded.runs.remove(run)
     if not loaded.runs:
-        raise InputError(os.fspath(path), "no healthy run to plot"
+        raise InputError(os.fspath(path), "no healthy run with rounds to plot"
                          + (" (damaged: " + "; ".join(map(str, loaded.damaged)) + ")" if loaded.damaged else ""))
     directory = output_dir(out)
     stems = unique_stems([r.name for r in loaded.runs])
