@@ -26,6 +26,7 @@ examples:
   mpigc plan --set code.ordering=optimal --set code.load=4
   mpigc info results.h5
   mpiexec -n 9 python -m mpigc probe --network --set workload.features=1000000 --out network.toml
+  mpigc plot results.h5 --out figures/
 
 exit codes: 0 success, 2 bad input (config, arguments, world size), 1 failure during a run,
   128 + N stopped by signal N (143 SIGTERM, 130 SIGINT, 129 SIGHUP; the running run is marked interrupted)
@@ -118,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest lambda searched for sr-sgc and m-sgc, at most workers - 1 "
                         "(default: 63, P3's grid, or workers - 1 if fewer)")
     t.add_argument("--out", metavar="FILE.h5", help="also simulate the chosen parameters and store the runs")
+    from mpigc.viz.commands import add_parsers  # plot and timeline (argparse only: no matplotlib here)
+
+    add_parsers(sub)
     return parser
 
 
@@ -389,5 +393,12 @@ def _tune_slope(args: argparse.Namespace) -> float:
     return slope
 
 
+def cmd_viz(args: argparse.Namespace) -> int:
+    """Run ``mpigc plot`` or ``mpigc timeline`` (:mod:`mpigc.viz.commands`)."""
+    from mpigc.viz.commands import run
+
+    return run(args)
+
+
 COMMANDS = {"simulate": cmd_simulate, "validate": cmd_validate, "plan": cmd_plan, "info": cmd_info, "merge": cmd_merge,
-            "schemes": cmd_schemes, "tune": cmd_tune, "check": cmd_check}
+            "schemes": cmd_schemes, "tune": cmd_tune, "check": cmd_check, "plot": cmd_viz, "timeline": cmd_viz}
