@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest lambda searched for sr-sgc and m-sgc, at most workers - 1 "
                         "(default: 63, P3's grid, or workers - 1 if fewer)")
     t.add_argument("--out", metavar="FILE.h5", help="also simulate the chosen parameters and store the runs")
+    from mpigc import tracecmd
+
+    tracecmd.add_parser(sub)
     return parser
 
 
@@ -328,5 +331,11 @@ def _tune_slope(args: argparse.Namespace) -> float:
     return slope
 
 
+def _trace(args: argparse.Namespace) -> int:
+    from mpigc import tracecmd
+
+    return tracecmd.main(args)
+
+
 COMMANDS = {"simulate": cmd_simulate, "validate": cmd_validate, "plan": cmd_plan, "info": cmd_info,
-            "schemes": cmd_schemes, "tune": cmd_tune, "check": cmd_check}
+            "schemes": cmd_schemes, "tune": cmd_tune, "check": cmd_check, "trace": _trace}
