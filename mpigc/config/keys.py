@@ -1,4 +1,4 @@
-"""The config's tables as frozen dataclasses, and every key: type, range, choices, help (DESIGN.md)."""
+"""The config's tables as frozen dataclasses, and every key: type, range, choices, help (docs/config.md)."""
 from __future__ import annotations
 
 import dataclasses
