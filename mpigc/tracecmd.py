@@ -40,7 +40,8 @@ def add_parser(sub) -> None:
                                      "emulated run accept for any code.workers and run.rounds.")
     f.add_argument("traces", nargs="+", metavar="T.csv", help="CSV traces (rounds x workers, seconds)")
     f.add_argument("--out", required=True, metavar="MODEL.toml", help="model to write")
-    f.add_argument("--drop-censored", action="store_true", help="leave out rounds holding censored (empty) values")
+    f.add_argument("--drop-censored", action="store_true",
+                   help="leave censored (empty) values out of the likelihood (the chain runs through them)")
     s = steps.add_parser("sample", help="a synthetic trace drawn from a fitted model, as the simulator draws it")
     s.add_argument("model", metavar="MODEL.toml")
     s.add_argument("--rounds", type=int, required=True, help="rounds R")
@@ -62,15 +63,11 @@ def main(args: argparse.Namespace) -> int:
     return {"export": _export, "fit": _fit, "sample": _sample, "check": _check}[args.trace_command](args)
 
 
-def read_csv(path: str, drop_censored: bool) -> np.ndarray:
-    """Return a CSV trace; censored (empty) values refused, or their rounds dropped with ``drop_censored``."""
+def read_csv(path: str, keep_censored: bool) -> np.ndarray:
+    """Return a CSV trace; censored (empty) values refused, or kept as NaN with ``keep_censored``."""
     from mpigc.delays.trace import load_trace
 
-    values = load_trace(path, censored="keep" if drop_censored else "refuse")
-    complete = ~np.isnan(values).any(axis=1)
-    if not complete.any():
-        raise InputError(path, "every round holds a censored value; nothing is left to fit")
-    return values[complete]
+    return load_trace(path, censored="keep" if keep_censored else "refuse")
 
 
 def write_csv(path: str, values: np.ndarray) -> None:
@@ -140,7 +137,7 @@ def run_trace(run) -> tuple[np.ndarray, np.ndarray]:
 def _fit(args: argparse.Namespace) -> int:
     from mpigc.delays.fit import check_trace, fit_traces
 
-    traces = [check_trace(read_csv(p, args.drop_censored), p) for p in args.traces]
+    traces = [check_trace(read_csv(p, args.drop_censored), p, censored=args.drop_censored) for p in args.traces]
     result = fit_traces(traces)
     _write_text(args.out, model_toml(result, args.traces))
     p = result.params
