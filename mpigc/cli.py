@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mpigc.viz.commands import add_parsers  # plot and timeline (argparse only: no matplotlib here)
 
     add_parsers(sub)
+    from mpigc import tracecmd
+
+    tracecmd.add_parser(sub)
     return parser
 
 
@@ -400,5 +403,12 @@ def cmd_viz(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _trace(args: argparse.Namespace) -> int:
+    from mpigc import tracecmd
+
+    return tracecmd.main(args)
+
+
 COMMANDS = {"simulate": cmd_simulate, "validate": cmd_validate, "plan": cmd_plan, "info": cmd_info, "merge": cmd_merge,
-            "schemes": cmd_schemes, "tune": cmd_tune, "check": cmd_check, "plot": cmd_viz, "timeline": cmd_viz}
+            "schemes": cmd_schemes, "tune": cmd_tune, "check": cmd_check, "plot": cmd_viz, "timeline": cmd_viz,
+            "trace": _trace}

@@ -99,6 +99,12 @@ class DelaysConfig:
     trace: str | None = None
     slope: float | str | None = None
     wrap: bool = True
+    speed_sigma: float = 0.0
+    floor: float = 0.0
+    fast_mu: float = 0.0
+    fast_sigma: float = 0.1
+    slow_mu: float = 1.0
+    slow_sigma: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -199,8 +205,8 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("alpha", "float", "pareto: shape", lo=1, lo_open=True,
              message="Pareto shape must be > 1 (infinite mean otherwise)"),
         _Key("p", "float", "bimodal: probability a worker-round is slow", **_PROB),
-        _Key("p_bad", "float", "gilbert-elliott: good -> bad probability", **_PROB),
-        _Key("p_good", "float", "gilbert-elliott: bad -> good probability", **_PROB),
+        _Key("p_bad", "float", "gilbert-elliott, fitted: good (fast) -> bad (slow) probability", **_PROB),
+        _Key("p_good", "float", "gilbert-elliott, fitted: bad (slow) -> good (fast) probability", **_PROB),
         _Key("B", "int", "bursty: burst length", lo=1),
         _Key("W", "int", "bursty: window", lo=1),
         _Key("lambda", "int", "bursty: stragglers per window", lo=0),
@@ -210,6 +216,12 @@ _KEYS: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("slope", "float", 'trace: seconds per unit of normalised load (P3\'s affine model), or "fit" '
              "(fitted to the trace's set)", unset="unset"),
         _Key("wrap", "bool", "trace: wrap rounds and workers around"),
+        _Key("speed_sigma", "float", "fitted: log-sd of the workers' persistent speed factors", lo=0),
+        _Key("floor", "float", "fitted: shift of both states' log-normals (trace units)", lo=0),
+        _Key("fast_mu", "float", "fitted: fast state, mean of log(value/speed - floor)"),
+        _Key("fast_sigma", "float", "fitted: fast state, sd of log(value/speed - floor)", lo=0, lo_open=True),
+        _Key("slow_mu", "float", "fitted: slow state, mean of log(value/speed - floor)"),
+        _Key("slow_sigma", "float", "fitted: slow state, sd of log(value/speed - floor)", lo=0, lo_open=True),
     )),
     "network": (NetworkConfig, (
         _Key("latency", "float", "seconds per message (simulator)", lo=0),

@@ -44,8 +44,16 @@ def _unknown_key(table: str, name: str, prefix: str) -> InputError:
     return InputError(f"{prefix}.{name}", f"unknown key (keys of [{table}]: {', '.join(_SPECS[table])})")
 
 
+#: tables a config may carry for the reader's information; never read (``[fit]``: how ``mpigc trace fit`` fitted)
+INFORMATIONAL = ("fit",)
+
+
 def _check_tables(raw: Mapping[str, Any]) -> None:
     for name, value in raw.items():
+        if name in INFORMATIONAL:
+            if not isinstance(value, dict):
+                raise InputError(name, f"must be a table [{name}], got {show(value)}")
+            continue
         if name not in _SPECS:
             close = difflib.get_close_matches(name, list(_SPECS), n=1)
             homes = [t for t in _SPECS if name in _SPECS[t]]
