@@ -16,7 +16,6 @@ import pytest
 from helpers import ROOT
 
 from mpigc import results
-from mpigc.config import load_config
 
 PACKAGE = ROOT / "mpigc"
 
@@ -61,9 +60,7 @@ LIBRARY_STRINGS = [
 def test_mpi_library_provenance_takes_any_library_string(raw, expected, monkeypatch, tmp_path):
     from mpigc.mpi import provenance
     monkeypatch.setattr(provenance.MPI, "Get_library_version", lambda: raw)
-    config = load_config(None)
-    code = SimpleNamespace(scheme="crc", workers=4)
-    attrs = provenance.run_attrs(config, code, "crc", SimpleNamespace(size=5), ["node1", "node1"])
+    attrs = provenance.mpi_attrs(SimpleNamespace(size=5), ["node1", "node1"])
     assert attrs["mpi_library"] == expected
     assert attrs["hosts"] == ["node1"] and attrs["world_size"] == 5
     # The attribute must survive HDF5 (a NUL here aborted rank 0 under Open MPI).
