@@ -211,7 +211,7 @@ BAD_TRACES = {
     "header only": ("w0,w1\n", "header but no rows"),
     "ragged": ("w0,w1,w2\n1,2,3\n1,2\n", "line 3 has 2 values, the header has 3"),
     "non-numeric": ("w0,w1\n1,2\n3,fast\n", "line 3, column w1: 'fast' is not a number"),
-    "empty cell": ("w0,w1\n1,\n", "line 2, column w1: '' is not a number"),
+    "empty cell": ("w0,w1\n1,\n", "line 2, column w1: empty cell: a censored value"),
     "negative": ("w0,w1\n1,2\n-0.5,1\n", "line 3, column w0: negative time -0.5"),
     "nan": ("w0,w1\n1,nan\n", "line 2, column w1: nan is not a finite"),
     "inf": ("1,2\n1,inf\n", "line 2, column 2: inf is not a finite"),

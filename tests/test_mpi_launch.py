@@ -159,7 +159,7 @@ def test_default_config_runs_and_prints_the_summary(tmp_path):
     assert set(rows) == {"partial", "ablation", "crc"}, proc.stdout
     assert all(row[2] == "5" for row in rows.values()), proc.stdout
     assert rows["partial"][-1] == "1.00", proc.stdout  # speed-up against the first entry
-    assert "4 workers" in proc.stderr
+    assert "m = 4" in proc.stderr
     # without --out the runs go to ./mpigc-results.h5
     assert "# wrote 3 run(s) to mpigc-results.h5" in proc.stdout
     runs = read_runs(tmp_path / "mpigc-results.h5")
