@@ -8,15 +8,13 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mpigc._toml import check as _check
-from mpigc._toml import show
 from mpigc.codes.assignments import ASSIGNMENTS
 from mpigc.codes.registry import SCHEMES
 from mpigc.config.keys import (
-    _NAMED,
-    _SPECS,
-    _WORDS,
     BACKENDS,
+    KEYS,
+    REGISTRY_OF,
+    WORDS,
     CodeConfig,
     Config,
     DelaysConfig,
@@ -24,8 +22,10 @@ from mpigc.config.keys import (
     RunConfig,
     WorkloadConfig,
 )
+from mpigc.config.limits import check_memory
+from mpigc.config.spec import check_value
+from mpigc.config.toml import show
 from mpigc.errors import InputError
-from mpigc.limits import check_memory
 
 #: seeds must fit numpy's SeedSequence and a 64-bit HDF5 attribute (run attrs store the seed)
 SEED_LIMIT = 2**64
@@ -33,28 +33,27 @@ SEED_LIMIT = 2**64
 MAX_SECONDS = 1e6
 
 
-
 def _unknown_key(table: str, name: str, prefix: str) -> InputError:
-    homes = [t for t in _SPECS if name in _SPECS[t]]
+    homes = [t for t in KEYS if name in KEYS[t]]
     if homes:
         return InputError(f"{prefix}.{name}", f"unknown key in [{table}]; did you mean '{homes[0]}.{name}'?")
-    close = difflib.get_close_matches(name, list(_SPECS[table]), n=1)
+    close = difflib.get_close_matches(name, list(KEYS[table]), n=1)
     if close:
         return InputError(f"{prefix}.{name}", f"unknown key; did you mean '{prefix}.{close[0]}'?")
-    return InputError(f"{prefix}.{name}", f"unknown key (keys of [{table}]: {', '.join(_SPECS[table])})")
+    return InputError(f"{prefix}.{name}", f"unknown key (keys of [{table}]: {', '.join(KEYS[table])})")
 
 
 def _check_tables(raw: Mapping[str, Any]) -> None:
     for name, value in raw.items():
-        if name not in _SPECS:
-            close = difflib.get_close_matches(name, list(_SPECS), n=1)
-            homes = [t for t in _SPECS if name in _SPECS[t]]
+        if name not in KEYS:
+            close = difflib.get_close_matches(name, list(KEYS), n=1)
+            homes = [t for t in KEYS if name in KEYS[t]]
             if homes:
                 problem = f"unknown table; did you mean '{homes[0]}.{name}' (keys belong under [{homes[0]}])?"
             elif close:
                 problem = f"unknown table; did you mean '{close[0]}'?"
             else:
-                problem = f"unknown table (tables: {', '.join(_SPECS)})"
+                problem = f"unknown table (tables: {', '.join(KEYS)})"
             raise InputError(name, problem)
         if not isinstance(value, dict):
             raise InputError(name, f"must be a table [{name}], got {show(value)}")
@@ -66,15 +65,15 @@ def _values(table: str, raw: Mapping[str, Any], prefix: str, skip: Sequence[str]
     for name, value in raw.items():
         if name in skip:
             continue
-        if name not in _SPECS[table]:
+        if name not in KEYS[table]:
             raise _unknown_key(table, name, prefix)
-        key = _SPECS[table][name]
+        key = KEYS[table][name]
         label = f"{prefix}.{name}"
-        if isinstance(value, str) and value in _WORDS.get(f"{table}.{name}", ()):
+        if isinstance(value, str) and value in WORDS.get(f"{table}.{name}", ()):
             out[key.field] = value
             continue
-        out[key.field] = _check(key, label, value)
-        registry = _NAMED.get(f"{table}.{name}")
+        out[key.field] = check_value(key, label, value)
+        registry = REGISTRY_OF.get(f"{table}.{name}")
         if registry is not None and registry is not ASSIGNMENTS:   # assignments take arguments: checked when planned
             registry.lookup(value, label)
     return out
@@ -187,7 +186,7 @@ def _parse_override(item: str) -> tuple[str, str, Any]:
     key, text = (s.strip() for s in item.split("=", 1))
     parts = key.split(".")
     if len(parts) != 2 or not all(parts):
-        homes = [f"{t}.{key}" for t in _SPECS if key in _SPECS[t]]
+        homes = [f"{t}.{key}" for t in KEYS if key in KEYS[t]]
         hint = f"; did you mean '{homes[0]}'?" if homes else " (e.g. code.parts=2)"
         raise InputError("--set", f"expected table.key=value, got {item!r}{hint}")
     try:
