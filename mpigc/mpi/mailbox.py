@@ -246,11 +246,6 @@ class Courier:
         """Any other control message (INSTRUCT to a worker heard this round, END)."""
         self._isend(w, buf)
 
-    @property
-    def in_flight(self) -> int:
-        """Control sends not yet complete, over all workers."""
-        return sum(len(box) for box in self.pending)
-
     def wait(self) -> None:
         """Complete every send (call only once every worker has sent FINAL: all were received)."""
         MPI.Request.Waitall([r for box in self.pending for r, _ in box])
