@@ -23,17 +23,17 @@ def _code_lines(codes: tuple[CodeConfig, ...]) -> list[str]:
         first = codes[0]
         lines = [_line(KEYS["code"]["scheme"], first.scheme)]
         return lines + [_line(k, getattr(first, k.field)) for k in keys]
-    base = {}
+    shared = {}  # [code]'s own values: those every entry has (None where entries differ)
     for k in keys:
-        vals = [getattr(c, k.field) for c in codes]
-        base[k.field] = None if any(v is None for v in vals) else vals[0]
+        values = [getattr(c, k.field) for c in codes]
+        shared[k.field] = None if any(v is None for v in values) else values[0]
     lines = ["scheme = ["]
     for c in codes:
-        over = {k.name: getattr(c, k.field) for k in keys
-                if getattr(c, k.field) is not None and getattr(c, k.field) != base[k.field]}
-        lines.append(f"  {format_value({'scheme': c.scheme, **over}) if over else format_value(c.scheme)},")
+        overrides = {k.name: getattr(c, k.field) for k in keys
+                     if getattr(c, k.field) is not None and getattr(c, k.field) != shared[k.field]}
+        lines.append(f"  {format_value({'scheme': c.scheme, **overrides}) if overrides else format_value(c.scheme)},")
     lines.append("]")
-    return lines + [_line(k, base[k.field]) for k in keys]
+    return lines + [_line(k, shared[k.field]) for k in keys]
 
 
 def to_toml(config: Config) -> str:

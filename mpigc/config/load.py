@@ -184,8 +184,8 @@ def _parse_override(item: str) -> tuple[str, str, Any]:
     if "=" not in item:
         raise InputError("--set", f"expected key=value, got {item!r}")
     key, text = (s.strip() for s in item.split("=", 1))
-    parts = key.split(".")
-    if len(parts) != 2 or not all(parts):
+    table_and_key = key.split(".")
+    if len(table_and_key) != 2 or not all(table_and_key):
         homes = [f"{t}.{key}" for t in KEYS if key in KEYS[t]]
         hint = f"; did you mean '{homes[0]}'?" if homes else " (e.g. code.parts=2)"
         raise InputError("--set", f"expected table.key=value, got {item!r}{hint}")
@@ -194,7 +194,7 @@ def _parse_override(item: str) -> tuple[str, str, Any]:
         value = parsed["v"] if list(parsed) == ["v"] else text
     except tomllib.TOMLDecodeError:
         value = text
-    return parts[0], parts[1], value
+    return table_and_key[0], table_and_key[1], value
 
 
 def _read(path: str | None) -> dict[str, Any]:
@@ -250,9 +250,9 @@ def load_config(path: str | None, overrides: Sequence[str] = (), backend: str = 
         else:
             raw[table] = {key: value}
     _check_tables(raw)
-    parts = {t: _values(t, raw.get(t, {}), t) for t in ("run", "workload", "delays", "network")}
+    checked = {t: _values(t, raw.get(t, {}), t) for t in ("run", "workload", "delays", "network")}
     mpi = backend == "mpi"
-    run = RunConfig(**parts["run"])
+    run = RunConfig(**checked["run"])
     _check_run(run)
     run = dataclasses.replace(run, flush_every=run.flush_every or (1 if mpi else 1000),
                               detail=run.detail or ("full" if mpi else "rounds"))
@@ -273,9 +273,9 @@ def load_config(path: str | None, overrides: Sequence[str] = (), backend: str = 
         base["load"] = workers
     codes = _resolve_codes(raw_code, {**base, "workers": workers})
     _check_eval(run, codes)
-    delays = DelaysConfig(**parts["delays"])
+    delays = DelaysConfig(**checked["delays"])
     _check_delays(delays, workers)
-    config = Config(run=run, codes=codes, workload=WorkloadConfig(**parts["workload"]), delays=delays,
-                    network=NetworkConfig(**parts["network"]), backend=backend)
+    config = Config(run=run, codes=codes, workload=WorkloadConfig(**checked["workload"]), delays=delays,
+                    network=NetworkConfig(**checked["network"]), backend=backend)
     check_memory(config)     # before any command builds an m x N plan or a dataset
     return config
