@@ -1,4 +1,4 @@
-"""F8 (ours, PROTOCOLS §6.4): held-out loss against wall time, exact codes vs the practical baselines.
+"""F8 (ours, docs/protocols.md#time-to-accuracy): held-out loss vs wall time, exact codes vs practical baselines.
 
 Every run of the file is one scheme entry of ``jobs/configs/f8-time-to-accuracy.toml`` on the same
 straggler realisation, data, initial model and step size. Left: ``eval_loss`` of the evaluated rounds

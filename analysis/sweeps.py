@@ -29,7 +29,6 @@ from typing import TextIO
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "jobs" / "configs"
-TRACES = ROOT.parent / "shared" / "data" / "lambda-traces"
 
 ABLATION = '{scheme="partial", use_partial=false, name="ablation"}'
 ASSIGNMENTS = ("cyclic", "graph:circulant", "graph:random-regular")
@@ -105,8 +104,9 @@ def f5_points(quick: bool) -> list[list[str]]:
 
 
 def lambda_traces() -> list[Path]:
-    """Every load-0 AWS Lambda trace under ``../shared/data/lambda-traces/``."""
-    return sorted(TRACES.glob("*load0.00*.csv"))
+    """Every load-0 AWS Lambda trace under ``$MPIGC_TRACE_DIR`` (docs/data.md)."""
+    from mpigc.delays.lambda_traces import trace_dir
+    return sorted(trace_dir().glob("*load0.00*.csv"))
 
 
 SWEEPS = {
@@ -235,6 +235,7 @@ def run_f6(out: Path, quick: bool, log: TextIO = sys.stdout) -> Path:
     """F6: P3's grid search + J = 496 jobs on every load-0 Lambda trace (256 workers), then f6-sequential.toml."""
     from mpigc.config import load_config
     from mpigc.core.inputs import load_trace
+    from mpigc.delays.lambda_traces import trace_dir
     from mpigc.sim.driver import simulate
     from mpigc.sim.tune import run_choices, tune
 
@@ -244,7 +245,7 @@ def run_f6(out: Path, quick: bool, log: TextIO = sys.stdout) -> Path:
                          "(see `python -m mpigc schemes`)")
     traces = lambda_traces()[:1] if quick else lambda_traces()
     if not traces:
-        raise SweepError(f"F6: no load-0 Lambda traces under {TRACES}")
+        raise SweepError(f"F6: no load-0 Lambda traces under {trace_dir()} (set MPIGC_TRACE_DIR)")
     jobs = 100 if quick else 496
     tmp = out.with_name(out.name + ".partial")
     tmp.unlink(missing_ok=True)

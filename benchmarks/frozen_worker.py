@@ -10,8 +10,8 @@ them). ``--mpiexec`` picks the MPI library, e.g. Open MPI's::
 
     python benchmarks/frozen_worker.py --repeat 2
     PRTE_MCA_rmaps_default_mapping_policy=:oversubscribe OMPI_ALLOW_RUN_AS_ROOT=1 \\
-        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 /work/venvs/openmpi/bin/python benchmarks/frozen_worker.py \\
-        --mpiexec /work/venvs/openmpi/bin/mpiexec
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 /path/to/openmpi-venv/bin/python benchmarks/frozen_worker.py \\
+        --mpiexec /path/to/openmpi-venv/bin/mpiexec
 """
 from __future__ import annotations
 

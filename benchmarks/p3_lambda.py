@@ -3,7 +3,7 @@
     python benchmarks/p3_lambda.py [--out benchmarks/results/p3_lambda.h5] [--jobs 496] [--slope 2.2|fit]
                                    [--lambda-max 63]
 
-For each ``*load0.00*`` trace in ``shared/data/lambda-traces``: P3's grid
+For each ``*load0.00*`` trace in ``$MPIGC_TRACE_DIR`` (docs/data.md): P3's grid
 search (``mpigc tune``: gc-seq s ∈ [0, 63]; sr-sgc and m-sgc B ∈ {1, 2},
 W ∈ [B+1, 5], λ ∈ [1, 63]) picks each scheme's parameters on that trace,
 then the sequential engine runs m-sgc, sr-sgc, gc-seq and uncoded with those
@@ -35,12 +35,13 @@ from pathlib import Path
 import numpy as np
 
 from mpigc.delays import load_trace
+from mpigc.delays.lambda_traces import trace_dir
 from mpigc.delays.slope import fitted_slope
 from mpigc.errors import InputError
 from mpigc.sim.tune import run_choices, tune
 
 HERE = Path(__file__).resolve().parent
-TRACES = HERE.parent.parent / "shared" / "data" / "lambda-traces"
+TRACES = trace_dir()  # $MPIGC_TRACE_DIR (docs/data.md)
 PUBLISHED = {"m-sgc": 916.0, "sr-sgc": 1019.0, "gc-seq": 1095.0, "uncoded": 1321.0}
 SLOPE = 2.2
 

@@ -2,7 +2,7 @@
 
 For every m, point set and l, draw a few random instances (chunk gradients
 and a set of s silent workers), decode exactly from the m − s survivors and
-compare with the true gradient: PROTOCOLS §3.4 expects ~1e-10 at m = 20 on
+compare with the true gradient (docs/protocols.md#poly): expect ~1e-10 at m = 20 on
 Chebyshev points, order 0.1 by m = 40, integer points far worse, while
 ``partial`` (same m, load, parts) stays at round-off.
 

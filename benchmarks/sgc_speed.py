@@ -28,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mpigc.delays.lambda_traces import trace_dir
+
 HERE = Path(__file__).resolve().parent
-TRACE = HERE.parent.parent / "shared" / "data" / "lambda-traces" / "cnn-canada-load0.00-batch2048-desktop-r20.csv"
-SCHEMES = {  # mpigc tune's choices on TRACE (README, P3 table)
+TRACE = trace_dir() / "cnn-canada-load0.00-batch2048-desktop-r20.csv"  # $MPIGC_TRACE_DIR
+SCHEMES = {  # mpigc tune's choices on TRACE (docs/performance.md, P3 table)
     "m-sgc": '{scheme = "m-sgc", B = 1, W = 2, lambda = 30}',
     "sr-sgc": '{scheme = "sr-sgc", B = 2, W = 3, lambda = 25}',
     "gc-seq": '{scheme = "gc-seq", load = 12}',

@@ -1,4 +1,4 @@
-"""P3's (B, W, λ)-bursty straggler model, checked incrementally (PROTOCOLS §4.2).
+"""P3's (B, W, λ)-bursty straggler model, checked incrementally (docs/protocols.md#sequential-schemes).
 
 Pure numpy, vectorised over any leading batch axes, so the sequential engine
 (batch of one) and the parameter search of ``mpigc tune`` (a batch of λ

@@ -31,7 +31,7 @@ def time_to_target(rounds: np.ndarray, target: float) -> tuple[float, float]:
     """Return the wall time (s) and rounds until the first evaluated round with ``eval_loss`` ≤ ``target``.
 
     The time is the sum of the latencies of every round up to and including
-    that round (PROTOCOLS §6.4); evaluation itself is on no round's clock.
+    that round (docs/protocols.md#time-to-accuracy); evaluation itself is on no round's clock.
     A run that never gets there, or whose table has no ``eval_loss`` (older
     files), gives ``(nan, nan)``.
     """

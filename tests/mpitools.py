@@ -2,7 +2,7 @@
 
 Every rank takes part in each run; rank 0 inspects the results and every
 rank asserts the same verdict, so ranks fail together instead of one
-failing while the others wait in a collective (MPI_NOTES.md).
+failing while the others wait in a collective (docs/testing.md#writing-mpi-tests).
 """
 from __future__ import annotations
 

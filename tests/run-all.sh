@@ -9,7 +9,7 @@
 # PYTHON. Works with MPICH, Intel MPI and Open MPI; for Open MPI (found by
 # `mpiexec --version`) it sets, unless already set, the variables that let the
 # same `mpiexec -n N` line run on a small machine: oversubscription, running as
-# root, and yielding idle ranks (see "Using it on a cluster" in the README).
+# root, and yielding idle ranks (see docs/cluster.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${VIRTUAL_ENV:-}" ] && [ -x .venv/bin/python ]; then

@@ -1,4 +1,4 @@
-"""bcc, batched coupon's collector (PROTOCOLS §6.3): a plan that changes every round, in the simulator.
+"""bcc, batched coupon's collector (docs/protocols.md#bcc): a plan that changes every round, in the simulator.
 
 Draws are checked against ``stream(seed, "bcc", round)`` directly, decodes
 against the true gradient and against the sum of the covered batches, and

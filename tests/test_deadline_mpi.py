@@ -1,4 +1,4 @@
-"""Approximate decoding at a deadline on MPI, against the simulator on the same seed (PROTOCOLS §3).
+"""Approximate decoding at a deadline on MPI, against the simulator on the same seed (docs/protocols.md#the-round).
 
     mpiexec -n 5 python -m mpi4py -m pytest --with-mpi -m mpi -q -x tests/test_deadline_mpi.py
 

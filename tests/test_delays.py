@@ -11,9 +11,10 @@ import pytest
 from mpigc import results
 from mpigc.config import DelaysConfig
 from mpigc.delays import DelayModel
+from mpigc.delays.lambda_traces import trace_dir
 from mpigc.errors import InputError
 
-LAMBDA = Path("/work/shared/data/lambda-traces")
+LAMBDA = trace_dir()  # $MPIGC_TRACE_DIR (docs/data.md)
 TRACE = np.array([[1.0, 2.0, 3.0, 4.0],
                   [0.5, 0.5, 1.5, 2.5],
                   [2.0, 8.0, 4.0, 4.0]])

@@ -1,4 +1,4 @@
-"""Rank 0's held-out evaluation under ``mpiexec`` is on no round's clock (PROTOCOLS §6.4).
+"""Rank 0's held-out evaluation under ``mpiexec`` is on no round's clock (docs/protocols.md#time-to-accuracy).
 
 Run as ``mpiexec -n 3 python -m mpi4py -m pytest --with-mpi tests/test_eval_mpi.py``. Every rank
 makes the evaluation deliberately slow (it sleeps ``SLOW`` s, far longer than a round); only rank 0

@@ -1,4 +1,4 @@
-"""``nested`` (PROTOCOLS §4.1): exact decodes, the min-over-ladder identity, failures, bad ladders."""
+"""``nested`` (docs/protocols.md#nested): exact decodes, the min-over-ladder identity, failures, bad ladders."""
 from __future__ import annotations
 
 import io

@@ -1,4 +1,4 @@
-"""Sequential gradient coding (PROTOCOLS §4.2): closed forms, conforming patterns, exact job gradients."""
+"""Sequential gradient coding (docs/protocols.md#sequential-schemes): closed forms, conforming patterns, exact jobs."""
 from __future__ import annotations
 
 import io

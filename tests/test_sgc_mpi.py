@@ -1,4 +1,4 @@
-"""Sequential schemes end to end on MPI (PROTOCOLS §4.2): exact jobs, one round rule for both backends.
+"""Sequential schemes end to end on MPI (docs/protocols.md#sequential-schemes): exact jobs, one round rule.
 
     mpiexec -n 5 python -m mpi4py -m pytest --with-mpi -m mpi -q -x tests/test_sgc_mpi.py
 

@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mpigc.delays.lambda_traces import trace_dir
 from mpigc.delays.slope import fit_values, fitted_slope, siblings
 from mpigc.errors import InputError
 
-LAMBDA = Path(__file__).resolve().parents[2] / "shared" / "data" / "lambda-traces"
+LAMBDA = trace_dir()  # $MPIGC_TRACE_DIR (docs/data.md)
 
 
 def write_set(folder: Path, slope: float, loads=(0.0, 0.25, 0.5, 1.0), rows: int = 6, m: int = 5) -> Path:

@@ -1,4 +1,4 @@
-"""Stochastic gradient coding (PROTOCOLS §6.2) and its ``random`` placement: math, timing and unbiasedness."""
+"""Stochastic gradient coding (docs/protocols.md#stochastic), ``random`` placement: math, timing, unbiasedness."""
 from __future__ import annotations
 
 import numpy as np

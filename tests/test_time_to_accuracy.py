@@ -1,4 +1,4 @@
-"""Time to accuracy (PROTOCOLS §6.4): held-out evaluation, its rows, the time to target, bad input, old files."""
+"""Time to accuracy (docs/protocols.md#time-to-accuracy): evaluation rows, time to target, bad input, old files."""
 from __future__ import annotations
 
 import io

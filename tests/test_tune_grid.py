@@ -1,17 +1,16 @@
 """The tuner's vectorised round rule equals the engine's on every grid point of small traces (issue 11)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from mpigc.codes import make_scheme
 from mpigc.config import CodeConfig
 from mpigc.delays import load_trace
+from mpigc.delays.lambda_traces import trace_dir
 from mpigc.sim.tune import _msgc_decodes, bursty_grid, bursty_params, engine_total, gc_grid, trace_block, tune
 
-LAMBDA = Path(__file__).resolve().parents[2] / "shared" / "data" / "lambda-traces"
+LAMBDA = trace_dir()  # $MPIGC_TRACE_DIR (docs/data.md)
 JOBS, MU = 30, 1.0
 
 

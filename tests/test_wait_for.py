@@ -1,4 +1,4 @@
-"""The round policy ``code.wait_for = k`` (PROTOCOLS §6.1) in the simulator: ignoring stragglers, ErasureHead."""
+"""Round policy ``code.wait_for = k`` (docs/protocols.md#wait_for), simulator: ignoring stragglers, ErasureHead."""
 from __future__ import annotations
 
 import subprocess

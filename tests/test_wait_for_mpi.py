@@ -1,4 +1,4 @@
-"""``code.wait_for`` under mpiexec: rank 0 waits for the same workers as the simulator (PROTOCOLS §6.1).
+"""``code.wait_for`` under mpiexec: rank 0 waits for the same workers as the simulator (docs/protocols.md#wait_for).
 
 Run as ``mpiexec -n N python -m mpi4py -m pytest --with-mpi tests/test_wait_for_mpi.py`` (N = 3 and 5).
 The ``constant`` model makes worker 0 twenty times slower than the others in

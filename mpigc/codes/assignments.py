@@ -1,4 +1,4 @@
-"""Assignments of data chunks to workers (PROTOCOLS.md §2).
+"""Assignments of data chunks to workers (docs/protocols.md#assignments-and-orderings).
 
 An assignment is a bool matrix ``A`` of shape (N, m): ``A[i, w]`` is true when
 worker ``w`` holds chunk ``i``. Every built-in assignment also has a
@@ -252,7 +252,7 @@ def _random_regular_orders(m: int, d: int, seed: int, chunks: None) -> list[np.n
 def _random_placement(m: int, load: int, seed: int, chunks: int | None) -> list[np.ndarray]:
     """Put every chunk on δ distinct workers drawn at random, ⌊Nδ/m⌋ or ⌈Nδ/m⌉ chunks per worker.
 
-    A seeded random simple bipartite graph (PROTOCOLS §6.2; N = m unless
+    A seeded random simple bipartite graph (docs/protocols.md#stochastic; N = m unless
     code.chunks): the N·δ copies are dealt to a shuffled list of worker slots
     with balanced counts, then copies that land twice on one worker are
     swapped with random copies elsewhere until every chunk's holders are

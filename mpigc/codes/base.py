@@ -84,7 +84,7 @@ def split_parts(grad: np.ndarray, parts: int) -> np.ndarray:
 
 
 def least_squares_combination(rows: np.ndarray, keys: list[MessageKey], chunks: int, parts: int) -> Combination:
-    """Best linear decode of arbitrary messages: ``X = E pinv(M)`` (PROTOCOLS §3)."""
+    """Best linear decode of arbitrary messages: ``X = E pinv(M)`` (docs/protocols.md#approximate-decoding)."""
     target = np.zeros((parts, chunks * parts))
     for k in range(parts):
         target[k, k::parts] = 1.0
@@ -96,7 +96,7 @@ def least_squares_combination(rows: np.ndarray, keys: list[MessageKey], chunks: 
 
 
 def coef_error(phi: np.ndarray, target: np.ndarray) -> float:
-    """``||Phi - E||_F^2 / ||E||_F^2`` (PROTOCOLS §5)."""
+    """``||Phi - E||_F^2 / ||E||_F^2`` (docs/protocols.md#errors)."""
     return float(np.sum((phi - target) ** 2) / np.sum(target**2))
 
 

@@ -1,4 +1,4 @@
-"""``bcc``: batched coupon's collector (Li, Kalan, Avestimehr, Soltanolkotabi 2018; PROTOCOLS §6.3).
+"""``bcc``: batched coupon's collector (Li, Kalan, Avestimehr, Soltanolkotabi 2018; docs/protocols.md#bcc).
 
 The N chunks form b = ``code.batches`` batches of s = N/b consecutive chunks
 (batch q is chunks qs … qs + s − 1). Every worker holds every chunk's data;

@@ -24,7 +24,7 @@ class OneShot(Scheme):
 
 @register("uncoded")
 class Uncoded(OneShot):
-    """No redundancy: every worker sends the sum of its own chunks (PROTOCOLS §3.1)."""
+    """No redundancy: every worker sends the sum of its own chunks (docs/protocols.md#uncoded)."""
 
     config_keys = ("code.chunks", "code.decode", "code.deadline", "code.rescale")
 

@@ -1,4 +1,4 @@
-"""M-SGC, P3's multiplexed sequential gradient code (PROTOCOLS §4.2).
+"""M-SGC, P3's multiplexed sequential gradient code (docs/protocols.md#sequential-schemes).
 
 Every worker holds (W−1)(λ+1) uncoded D1 units of its own and B crc-coded D2
 groups of λ+1 units; the closed forms (:func:`msgc_split`, :func:`msgc_load`)

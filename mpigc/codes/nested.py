@@ -1,4 +1,4 @@
-"""P2's nested gradient codes on an FRC ladder (PROTOCOLS §4.1).
+"""P2's nested gradient codes on an FRC ladder (docs/protocols.md#nested).
 
 A ladder of tolerances s_1 < … < s_L (``code.ladder``) gives group sizes
 n_ℓ = s_ℓ + 1 with n_ℓ | n_{ℓ+1} and n_L | m, and N = m chunks. Level-ℓ group
@@ -16,7 +16,7 @@ group the worker that completed that level *first* (in the order the master
 heard of the messages) supplies the block. :attr:`Combination.level` is that
 level as a 0-based index into the ladder (0 ↔ s_1); the run's resolved config
 carries the ladder. Decoding blocks covered at different levels is left out
-(PROTOCOLS calls it an extension): exactness follows the level rule only,
+(docs/protocols.md#nested calls it an extension): exactness follows the level rule only,
 so an approximate decode at a deadline or timeout is reported as status 1
 even when its least-squares estimate happens to be exact (coef_error ≈ 0).
 

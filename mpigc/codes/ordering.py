@@ -1,4 +1,4 @@
-"""Processing orders of each worker's chunks, and P1's Qmax metric (PROTOCOLS.md §2).
+"""Processing orders of each worker's chunks, and P1's Qmax metric (docs/protocols.md#assignments-and-orderings).
 
 An ordering is a list ``orders`` with ``orders[w]`` the chunks of worker w in
 processing order. ``positions(A, orders)`` turns it into the (N, m) matrix of
@@ -102,7 +102,7 @@ def qmax(A: np.ndarray, orders: list[np.ndarray], parts: int) -> int:
     """Return Qmax: chunk completions after which decoding is guaranteed (closed form).
 
     Q_i = total load - (sum of the r_i - l + 1 smallest remaining loads
-    δ_w - idx_w(i) over holders w), which equals PROTOCOLS.md's form; Qmax = 1 + max_i Q_i.
+    δ_w - idx_w(i) over holders w), which equals the form in docs/protocols.md#qmax; Qmax = 1 + max_i Q_i.
     """
     A = np.asarray(A, dtype=bool)
     _check_parts(A, parts)

@@ -1,4 +1,4 @@
-"""P1's partial-straggler protocol (PROTOCOLS §3.5), both transports.
+"""P1's partial-straggler protocol (docs/protocols.md#partial), both transports.
 
 ``stream``: worker w sends ``u_{w,i} = sum_k G[k, w] g_i^(k)`` after each
 chunk i. Chunk i is solved the moment l distinct holders' messages are in
@@ -284,7 +284,7 @@ class _PartialDecoder(Decoder):
 
 def answered_combination(instructions: dict[int, list[tuple[int, np.ndarray]]], answered, chunks: int,
                          parts: int) -> Combination:
-    """Least-squares decode (PROTOCOLS §3) from the second-phase answers that arrived.
+    """Least-squares decode (docs/protocols.md#approximate-decoding) from the second-phase answers that arrived.
 
     Worker w's answer is ``sum over its (chunk, weights) of weights @ parts of
     g_chunk``, so its coefficient row holds ``weights`` in the chunk's

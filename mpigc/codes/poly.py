@@ -1,4 +1,4 @@
-"""Communication-efficient polynomial gradient code, Ye–Abbe class (PROTOCOLS §3.4).
+"""Communication-efficient polynomial gradient code, Ye–Abbe class (docs/protocols.md#poly).
 
 Cyclic assignment, load δ = s + l. Worker w evaluates at its point x_w the
 vector polynomial

@@ -1,4 +1,4 @@
-"""Sequential gradient codes (P3, PROTOCOLS §4.2): GC, SR-SGC and M-SGC across rounds.
+"""Sequential gradient codes (P3, docs/protocols.md#sequential-schemes): GC, SR-SGC and M-SGC across rounds.
 
 Jobs t = 0..J−1; job t starts in round t and must decode by the end of round
 t + T_seq. Every round worker w runs ``slots`` mini-tasks; slot q of round r
@@ -127,7 +127,7 @@ class SequentialScheme(Scheme):
         return values, list(zip(rr[first].tolist(), w[first].tolist(), q[first].tolist()))
 
     def coef_error(self, keys_kinds: list[tuple[int, int]], coefs: np.ndarray) -> float:
-        """‖Σ a·row − 1‖² / N over the units (PROTOCOLS §5)."""
+        """‖Σ a·row − 1‖² / N over the units (docs/protocols.md#errors)."""
         phi = np.zeros(self.units)
         for (w, kind), a in zip(keys_kinds, coefs):
             phi += a * self.row(w, kind)

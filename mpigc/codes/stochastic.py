@@ -1,4 +1,4 @@
-"""Stochastic gradient coding (Bitar, Wootters, El Rouayheb 2020; PROTOCOLS §6.2).
+"""Stochastic gradient coding (Bitar, Wootters, El Rouayheb 2020; docs/protocols.md#stochastic).
 
 Every chunk is placed on d = ``code.load`` distinct random workers (the
 ``random`` assignment: a seeded random bipartite graph, about N·d/m chunks per

@@ -1,4 +1,4 @@
-"""TOML config → validated, frozen dataclasses (DESIGN.md "Config (TOML)").
+"""TOML config → validated, frozen dataclasses (docs/config.md).
 
 ``load_config`` reads a file (or the embedded ``default.toml``), applies
 ``--set key=value`` overrides, checks every key's type and range and raises

@@ -2,8 +2,8 @@
 
 A key is declared once, on its field: default, type, range, choices and
 help. Adding a key is one line here (the validator, the resolved TOML and
-``mpigc validate --keys`` follow); a key whose values are names in a
-registry also goes in :data:`REGISTRY_OF`.
+``mpigc validate --keys`` follow; docs/config.md lists them); a key whose
+values are names in a registry also goes in :data:`REGISTRY_OF`.
 """
 from __future__ import annotations
 

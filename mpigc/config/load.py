@@ -125,7 +125,7 @@ def _resolve_codes(raw: Mapping[str, Any], base: dict[str, Any]) -> tuple[CodeCo
 
 
 def _check_wait_for(code: CodeConfig, label: str, over: Mapping[str, Any]) -> None:
-    """``code.wait_for`` within 1..m and on a single-round scheme; ``code.p`` below 1 (PROTOCOLS §6)."""
+    """``code.wait_for`` in 1..m on a single-round scheme; ``code.p`` < 1 (docs/protocols.md#practical-baselines)."""
     if code.wait_for is not None:
         key = f"{label}.wait_for" if "wait_for" in over else "code.wait_for"
         if code.wait_for > code.workers:

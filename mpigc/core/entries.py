@@ -27,7 +27,7 @@ class Entry:
 def plan_entries(config: Config, workers: int, delays: DelayModel | None = None) -> list[Entry]:
     """Build every entry's scheme (raising InputError on bad combinations) before any output exists."""
     delays = delays or build_delays(config, workers)
-    if is_sequential(config):  # PROTOCOLS §4.2: any sequential entry makes the whole config sequential
+    if is_sequential(config):  # one sequential entry makes the whole config sequential (docs/protocols.md)
         return [Entry(e.label, e.code, e.scheme, RoundPolicy(False, np.inf, np.inf))
                 for e in plan_sequential(config, workers, delays)]
     entries = []

@@ -1,4 +1,4 @@
-"""Time to accuracy (PROTOCOLS §6.4): the held-out evaluation every ``run.eval_every`` rounds, both backends.
+"""Time to accuracy (docs/protocols.md#time-to-accuracy): held-out evaluation every ``run.eval_every`` rounds.
 
 Rank 0 (and the simulator) evaluates the model after round r's update when
 (r + 1) is a multiple of ``eval_every``, so with ``eval_every = 1`` every

@@ -1,10 +1,10 @@
-"""When a round stops waiting, and how its outcome is classified (PROTOCOLS §3).
+"""When a round stops waiting, and how its outcome is classified (docs/protocols.md#the-round).
 
 One definition of a round for both backends: its clock starts (t = 0) just
 before the first START is sent, with the data and the START payload already
 built; the master listens until the exact decode or the cutoff
 (:attr:`RoundPolicy.cutoff`), or, with ``code.wait_for = k``, until k distinct
-workers have sent their last message of the round (PROTOCOLS §6.1), whichever
+workers have sent their last message of the round (docs/protocols.md#wait_for), whichever
 is first: the simulator takes the k-th smallest last arrival
 (:meth:`RoundPolicy.stop_times`), the MPI master counts them as they come
 (:class:`LastMessages`). A message heard after the
@@ -123,5 +123,5 @@ def status_of(comb: Combination) -> int:
     if comb.exact:
         return EXACT
     # not ``coef_error < 1``: rescaled uncoded from fewer than m/2 workers errs by more than 1
-    # (PROTOCOLS §3) yet is a real, unbiased estimate
+    # (docs/protocols.md#approximate-decoding) yet is a real, unbiased estimate
     return APPROXIMATE if comb.used else UNDECODABLE

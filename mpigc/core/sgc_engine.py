@@ -1,6 +1,6 @@
 """Round engine of the sequential schemes, shared by the simulator and the MPI runtime.
 
-PROTOCOLS §4.2: jobs t = 0..J−1 run over J + T_seq rounds back to back. In
+docs/protocols.md#sequential-schemes: jobs t = 0..J−1 run over J + T_seq rounds back to back. In
 every round the master notes t_min, the first worker's return; at
 (1+μ)·t_min every worker still out is a straggler, unless recording them
 would break the scheme's straggler model: then the master waits for all (a
@@ -9,7 +9,7 @@ min((1+μ)·t_min, t_max), or t_max on a wait-out. Stragglers' results are
 discarded. Jobs decode the first round their results suffice (by round
 t + T_seq at the latest).
 
-Design choices (documented in the README's sequential section):
+Design choices (documented in docs/protocols.md#the-sequential-round-rule):
 
 - **Safety wait-out** (``waitout = 2``): if the stragglers conform but the
   job due this round could then not decode, the master waits for all too,

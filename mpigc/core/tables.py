@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: tables written at each ``run.detail`` level (DESIGN.md's HDF5 schema)
+#: tables written at each ``run.detail`` level (docs/results.md#schema)
 TABLES_BY_DETAIL = {"rounds": ("rounds",), "workers": ("rounds", "workers"), "full": ("rounds", "workers", "events")}
 
 

@@ -1,4 +1,4 @@
-"""``bursty`` stragglers: patterns drawn to conform to P3's (B, W, λ) model (PROTOCOLS §4.2).
+"""``bursty`` stragglers: patterns drawn to conform to P3's (B, W, λ) model (docs/protocols.md#sequential-schemes).
 
 Round r's stragglers come from ``stream(seed, "delays", r)`` and the pattern
 so far, computed forward from round 0 and cached, so they depend on (seed, r)

@@ -3,7 +3,7 @@
 - Without ``delays.slope``: every chunk of worker w in round r takes
   ``chunk_time × value[r, w] / median(row r)`` seconds, the same at every
   position.
-- With ``delays.slope`` (P3's affine model, PROTOCOLS §4.2): a worker's whole
+- With ``delays.slope`` (P3's affine model, docs/protocols.md#sequential-schemes): a worker's whole
   round at normalised load L takes ``value[r, w] + L·slope`` seconds
   (``chunk_time`` is not used). Per chunk, the load-0 value (invocation
   overhead) is charged to position 0 and every position costs

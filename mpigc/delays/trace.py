@@ -3,7 +3,7 @@
 Sources (``delays.trace``)
 --------------------------
 - a CSV file: an optional header line, recognised by none of its cells being
-  a number (e.g. ``w0,w1,…`` as in ``shared/data/lambda-traces``), then one line per round, one column per
+  a number (e.g. ``w0,w1,…`` as in the Lambda traces, docs/data.md), then one line per round, one column per
   worker, every value a finite number ≥ 0 in seconds; blank lines are skipped;
 - ``FILE.h5`` or ``FILE.h5:RUN`` (also ``.hdf5``): the ``workers`` table of a
   run of an earlier mpigc result file, its ``busy`` column pivoted to

@@ -196,7 +196,7 @@ def _end_interrupted(world: MPI.Comm, stop: interrupts.Interrupted, job: _Job) -
 
 def run_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, hosts) -> tuple | None:
     """Run one scheme entry; rank 0 returns its summary row."""
-    if is_sequential(config):  # PROTOCOLS §4.2: the whole config runs in the sequential regime
+    if is_sequential(config):  # docs/protocols.md#sequential-schemes: the whole config runs in the sequential regime
         return run_sequential_entry(comm, config, code, file, name, hosts)
     m = int(code.workers)
     scheme = make_scheme(code, m, config.run.seed)

@@ -1,4 +1,4 @@
-"""MPI runtime of the sequential schemes (PROTOCOLS §4.2): master and worker loops.
+"""MPI runtime of the sequential schemes (docs/protocols.md#sequential-schemes): master and worker loops.
 
 Round r: rank 0 plans it with the shared engine, builds each worker's START
 (its slots' (job, kind) pairs and the parameters of each slot's model),

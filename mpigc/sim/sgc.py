@@ -1,4 +1,4 @@
-"""Virtual-time simulator of the sequential schemes (PROTOCOLS §4.2), into HDF5.
+"""Virtual-time simulator of the sequential schemes (docs/protocols.md#sequential-schemes), into HDF5.
 
 Each round every worker's time is its whole round of mini-tasks
 (:func:`~mpigc.core.sgc_engine.round_times`); the shared engine applies the

@@ -1,9 +1,9 @@
-"""``mpigc tune``: P3's parameter selection by grid search on a load-0 trace (EXPERIMENTS.md, P3 point).
+"""``mpigc tune``: P3's parameter selection by grid search on a load-0 trace (docs/protocols.md#trace-driven-loads).
 
 For every candidate parameter set the total runtime of J jobs is simulated
 on the trace with P3's affine round-time model (load-0 value + L·slope at the
 scheme's normalised load L) and the (1+μ)·t_min rule with wait-outs
-(PROTOCOLS §4.2). Only round times matter, so no gradients are computed and
+(docs/protocols.md#sequential-schemes). Only round times matter, so no gradients are computed and
 every λ of a (B, W) pair is simulated at once as one batch. The round rule
 is the engine's (:class:`~mpigc.core.sgc_engine.SequentialEngine`),
 vectorised: the (B, W, λ) check of :mod:`mpigc.bursts`, SR-SGC's redos,

@@ -17,7 +17,7 @@ so a chunk reads only its rows) or an ``.h5``/``.hdf5`` file with datasets
 ``X`` and ``y``, read by row ranges through the reader the caller passes in
 (:class:`ArrayReader`; ``mpigc.core.inputs`` passes :mod:`mpigc.results`, so
 this module never loads h5py). ``y`` is always read whole (one number per
-row). An ``.npz`` (DESIGN.md's contract) is read whole by ``np.load`` on
+row). An ``.npz`` (docs/data.md) is read whole by ``np.load`` on
 every rank that builds chunks: numpy cannot memory-map a member of a ZIP
 archive, and parsing its headers by hand is what this module no longer does;
 for data larger than memory convert it to the ``.npy`` directory
