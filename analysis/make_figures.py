@@ -1,4 +1,4 @@
-"""Regenerate every figure (F1–F8) from scratch: run the missing sweeps, then draw.
+"""Regenerate every figure (F1–F9, F11) from scratch: run the missing sweeps, then draw.
 
     python analysis/make_figures.py --out figures/ [--results DIR] [--quick] [--only F1 F3 ...]
     python -m analysis.make_figures ...      # the same, from the repository root
@@ -8,7 +8,11 @@ F1–F6 come from simulator sweeps (``analysis/sweeps.py``, configs under
 MPI job launched here (``mpiexec -n 9 python -m mpigc run`` on
 ``jobs/configs/f7-fidelity.toml`` with 8 workers) plus the matching
 ``simulate``, F8 from one simulation of ``jobs/configs/f8-time-to-accuracy.toml``
-on the committed digits dataset (``analysis/fig8_time_to_accuracy.py``).
+on the committed digits dataset (``analysis/fig8_time_to_accuracy.py``), F9
+from ``mpiexec -n 9 python -m mpigc probe --network``, one MPI job per
+gradient length d on ``jobs/configs/f9-network.toml`` and the simulator with
+the probed ``[network]`` table (``analysis/fig9_network.py``),
+F11 from a fit to a Lambda trace (``analysis/fig11_trace_fit.py``).
 Result files go to ``--results`` (default ``OUT/results``). Each records
 the settings it was made with (rounds, ``--quick``, points, config text,
 mpigc version); a file that exists is reused only if its settings are
@@ -58,6 +62,8 @@ FIGURES = [
     Figure("F6", "fig6_sequential", ["f6-sequential.h5"]),
     Figure("F7", "fig7_fidelity", ["f7-mpi.h5", "f7-sim.h5"]),
     Figure("F8", "fig8_time_to_accuracy", ["f8-time-to-accuracy.h5"]),
+    Figure("F9", "fig9_network", ["f9-mpi.h5", "f9-sim.h5"]),
+    Figure("F11", "fig11_trace_fit", ["f11-trace-fit.h5"]),
 ]
 
 
@@ -131,11 +137,20 @@ def ensure_inputs(fig: Figure, results: Path, quick: bool, mpiexec: str, rounds:
             log(f"  F4: Lagrange sweep in {time.perf_counter() - t0:.1f} s -> {paths[0]}")
     if fig.key == "F6" and not sweeps.reusable(paths[0], sweeps.f6_settings(quick)):
         sweeps.run_f6(paths[0], quick)
+    if fig.key == "F9":
+        from analysis import fig9_network as f9
+
+        f9.make(results, quick, mpiexec)
     if fig.key == "F8":
         from analysis import fig8_time_to_accuracy as f8
 
         if not sweeps.reusable(paths[0], f8.settings(quick)):
             f8.make(paths[0], quick)
+    if fig.key == "F11":
+        from analysis import fig11_trace_fit as f11
+
+        if not f11.current(paths[0], quick):
+            f11.make(paths[0], quick)
     if fig.key in sweeps.SWEEPS:
         sweep, target = sweeps.SWEEPS[fig.key], paths[-1]
         if not sweeps.reusable(target, sweeps.sweep_settings(sweep, quick, rounds)):
@@ -154,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, metavar="N",
                    help="simulator rounds per point of F1-F5 instead of each sweep's own (claims only warn)")
     p.add_argument("--only", nargs="+", metavar="FN", help="figures to make, e.g. --only F1 F2 (default: all)")
-    p.add_argument("--mpiexec", default=os.environ.get("MPIEXEC", "mpiexec"), help="MPI launcher for F7")
+    p.add_argument("--mpiexec", default=os.environ.get("MPIEXEC", "mpiexec"), help="MPI launcher for F7 and F9")
     p.add_argument("--print-commands", action="store_true", help="print the equivalent mpigc commands and exit")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -162,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = {k.upper() for k in args.only} if args.only else {f.key for f in FIGURES}
     unknown = wanted - {f.key for f in FIGURES}
     if unknown:
-        p.error(f"unknown figure(s) {', '.join(sorted(unknown))}; known: F1..F8")
+        p.error(f"unknown figure(s) {', '.join(sorted(unknown))}; known: F1..F9, F11")
     if args.rounds is not None and args.rounds < 1:
         p.error(f"--rounds must be a positive integer, got {args.rounds}")
     if args.print_commands:

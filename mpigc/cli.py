@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from mpigc import __version__
-from mpigc.errors import InputError
+from mpigc.errors import InputError, PluginFailure
 
 DESCRIPTION = """\
 MPI benchmark suite for gradient coding under stragglers.
@@ -25,9 +25,11 @@ examples:
   mpiexec -n 9 python -m mpigc run --set code.scheme=crc
   mpigc plan --set code.ordering=optimal --set code.load=4
   mpigc info results.h5
+  mpiexec -n 9 python -m mpigc probe --network --set workload.features=1000000 --out network.toml
+  mpigc plot results.h5 --out figures/
 
 exit codes: 0 success, 2 bad input (config, arguments, world size), 1 failure during a run,
-  128 + N stopped by signal N (143 SIGTERM, 130 SIGINT; the running run is marked interrupted)
+  128 + N stopped by signal N (143 SIGTERM, 130 SIGINT, 129 SIGHUP; the running run is marked interrupted)
 """
 
 
@@ -42,6 +44,16 @@ def _runner(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="FILE.h5", default="mpigc-results.h5",
                    help="HDF5 result file; runs are added if it exists (default: %(default)s)")
     p.add_argument("--name", help="run name (default: the entry's name or scheme; -2, -3... if taken)")
+
+
+PROBE_DESCRIPTION = """\
+With --network: every worker sends one result message to rank 0 at once, as
+the runtime sends them, for message sizes from the header alone up to one
+message of the config's gradient length d (l = 1); the k-th arrival is
+fitted to latency + k * (gap + bytes / bandwidth) (the shared-ingest rule of the
+simulator), and the [network] table to use is printed (and written with
+--out). Run it at the world size of the job it models.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--csv", action="store_true", help="CSV instead of the aligned table (one row per run)")
     i.add_argument("--rounds", action="store_true",
                    help="CSV with one row per round of every run (all fields of the rounds table), for pandas")
+    g = sub.add_parser("merge", help="copy the runs of result files into one (campaigns: one file per job)",
+                       description="Copy every run of the input files, in order, into OUT (created if needed; "
+                                   "taken names get -2, -3...). One commit: O(total size) once, where appending "
+                                   "each job's run to one big file costs a copy of that file per job.")
+    g.add_argument("out", metavar="OUT.h5", help="result file to add the runs to")
+    g.add_argument("inputs", nargs="+", metavar="IN.h5", help="result files whose runs are copied")
     s = sub.add_parser("schemes", help="list schemes (built-in and plug-ins), where they come from, their keys",
                        description="List every scheme: built-in, registered by installed packages (entry points "
                                    "of the group mpigc.schemes), and any package.module:Name given.")
@@ -80,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run under mpiexec with N ranks (N - 1 workers); 0 skips it "
                         "(default: N = 4 if mpiexec is on PATH)")
     c.add_argument("--seeds", type=int, default=3, help="random instances per (m, load) (default: %(default)s)")
+    n = sub.add_parser("probe", help="mpiexec -n N python -m mpigc probe --network: measure rank 0's ingest, "
+                       "print the [network] table", description=PROBE_DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _common(n)
+    n.add_argument("--network", action="store_true",
+                   help="measure latency and ingest bandwidth into rank 0 (required: the compute probe is not built)")
+    n.add_argument("--rounds", type=int, default=5, help="bursts per message size (default: %(default)s)")
+    n.add_argument("--out", metavar="FILE.toml", help="also write the [network] table to this file")
     t = sub.add_parser("tune", help="P3's grid search of sequential-code parameters on a load-0 trace")
     t.add_argument("trace", help="CSV trace of per-round, per-worker load-0 seconds (e.g. a Lambda trace)")
     t.add_argument("--jobs", type=int, default=496, help="jobs J (default: %(default)s)")
@@ -93,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest lambda searched for sr-sgc and m-sgc, at most workers - 1 "
                         "(default: 63, P3's grid, or workers - 1 if fewer)")
     t.add_argument("--out", metavar="FILE.h5", help="also simulate the chosen parameters and store the runs")
+    from mpigc.viz.commands import add_parsers  # plot and timeline (argparse only: no matplotlib here)
+
+    add_parsers(sub)
+    from mpigc import tracecmd
+
+    tracecmd.add_parser(sub)
     return parser
 
 
@@ -110,23 +142,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mpigc.mpi.launch import main as run_main
 
         return run_main(args)
+    if args.command == "probe":
+        return _probe(args)
     try:
         return COMMANDS[args.command](args)
     except InputError as error:
         print(f"mpigc: error: {error}", file=sys.stderr)
         return 2
+    except PluginFailure as error:  # a plug-in failed during the run: named, one line
+        print(f"mpigc: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("mpigc: interrupted", file=sys.stderr)
         return 130
+
+
+def _probe(args: argparse.Namespace) -> int:
+    """``mpigc probe``: ``--network`` runs on MPI; without it (issue 18's compute probe) refuse with exit 2."""
+    if not args.network:
+        import os
+
+        rank = os.environ.get("PMI_RANK") or os.environ.get("OMPI_COMM_WORLD_RANK") or "0"
+        if rank == "0":  # one line per job, not one per rank
+            print("mpigc: error: probe: only `probe --network` is built; the compute probe (probe without "
+                  "--network, issue 18) is not built yet", file=sys.stderr, flush=True)
+        return 2
+    from mpigc.mpi.probe import main as probe_main
+
+    return probe_main(args)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run ``mpigc simulate``.
 
     Everything :func:`mpigc.core.preflight.check_run` can find is bad input
-    before the first entry runs. SIGTERM/SIGINT end it with 128 + signal
-    number, the runs written so far kept and the running one marked
-    ``interrupted``.
+    before the first entry runs, and its plan is the one that runs.
+    SIGTERM/SIGINT/SIGHUP end it with 128 + signal number, the runs written
+    so far kept and the running one marked ``interrupted``.
     """
     from mpigc import interrupts, report, results
     from mpigc.config import load_config
@@ -134,19 +186,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from mpigc.sim.driver import simulate
 
     config = load_config(args.config, args.overrides, backend="sim")
-    check_run(config, backend="sim", name=args.name, out=args.out or None)
-    before = results.run_names(args.out) if args.out else []
+    plan = check_run(config, backend="sim", name=args.name, out=args.out or None)
     previous = interrupts.install()
     try:
-        rows = simulate(config, args.out, args.name)
+        rows = simulate(config, args.out, args.name, plan=plan)
     except interrupts.Interrupted as stop:
-        marked = results.mark_interrupted(args.out, stop.name, before) if args.out else None
-        note = f"; runs written so far are in {args.out}" + (f" ({marked} marked interrupted)" if marked else "") \
-            if args.out else ""
-        print(f"mpigc: {stop}{note}", file=sys.stderr)
+        print(f"mpigc: {stop}{stop.note}", file=sys.stderr)
         return stop.exit_code
     except results.ResultWriteError as error:  # full disk, quota: the file is as it was before
         print(f"mpigc: error: {error}", file=sys.stderr)
+        return 1
+    except PluginFailure as error:  # the run so far is kept, marked as failed (not left for "killed")
+        kept = f" (the rounds so far are in {args.out}, the run marked interrupted = failed)" if args.out else ""
+        print(f"mpigc: error: {error}{kept}", file=sys.stderr)
         return 1
     finally:
         interrupts.restore(previous)
@@ -195,6 +247,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     runs = scan.runs
     damaged = report.damaged_lines(scan.damaged) + [f"# no rounds table: {run.name}" for run in runs
                                                     if "rounds" not in run.tables]
+    damaged += report.damaged_lines(scan.set_aside) + [f"# ignored: {item}" for item in scan.ignored]
     if scan.damaged and not runs:
         raise InputError(args.file, "no readable run; damaged: " + "; ".join(map(str, scan.damaged)))
     if damaged and (args.rounds or args.csv):
@@ -223,6 +276,21 @@ def cmd_info(args: argparse.Namespace) -> int:
                       f"({plugin.get('module')} {plugin.get('version')}, {plugin.get('source')})")
         if damaged:
             print("\n".join(damaged))
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """Run ``mpigc merge``: one line naming how many runs went where; exit 1 if the write fails."""
+    from mpigc import results
+    from mpigc.results.merge import merge_files
+
+    results.check_writable(args.out)
+    try:
+        names = merge_files(args.out, args.inputs)
+    except results.ResultWriteError as error:
+        print(f"mpigc: error: {error}", file=sys.stderr)
+        return 1
+    print(f"# merged {len(names)} run(s) from {len(args.inputs)} file(s) into {args.out}")
     return 0
 
 
@@ -328,5 +396,19 @@ def _tune_slope(args: argparse.Namespace) -> float:
     return slope
 
 
-COMMANDS = {"simulate": cmd_simulate, "validate": cmd_validate, "plan": cmd_plan, "info": cmd_info,
-            "schemes": cmd_schemes, "tune": cmd_tune, "check": cmd_check}
+def cmd_viz(args: argparse.Namespace) -> int:
+    """Run ``mpigc plot`` or ``mpigc timeline`` (:mod:`mpigc.viz.commands`)."""
+    from mpigc.viz.commands import run
+
+    return run(args)
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from mpigc import tracecmd
+
+    return tracecmd.main(args)
+
+
+COMMANDS = {"simulate": cmd_simulate, "validate": cmd_validate, "plan": cmd_plan, "info": cmd_info, "merge": cmd_merge,
+            "schemes": cmd_schemes, "tune": cmd_tune, "check": cmd_check, "plot": cmd_viz, "timeline": cmd_viz,
+            "trace": _trace}

@@ -13,3 +13,11 @@ class InputError(Exception):
         self.key = key
         self.problem = problem
         super().__init__(f"{key}: {problem}" if key else problem)
+
+
+class PluginFailure(Exception):
+    """A plug-in (a scheme, model or workload from outside mpigc) failed while the run computed.
+
+    ``str(error)`` is one line naming the plug-in and the problem; the
+    command line prints it and exits with code 1 (both backends).
+    """

@@ -1,7 +1,9 @@
-"""SIGTERM and SIGINT as an exception: :class:`Interrupted`, raised once, never inside a write.
+"""SIGTERM, SIGINT and SIGHUP as an exception: :class:`Interrupted`, raised once, never inside a write.
 
 SLURM sends SIGTERM at a time limit or on ``scancel``; ``mpiexec`` forwards
-SIGTERM and SIGINT to every rank. :func:`install` turns the first such
+SIGTERM and SIGINT to every rank; a closed terminal or ssh session sends
+SIGHUP, handled the same way (run long jobs under ``nohup`` or ``setsid`` to
+keep them going). :func:`install` turns the first such
 signal into an :class:`Interrupted` exception raised in the main thread (a
 Python handler runs between bytecodes, so loops that poll with short sleeps
 get it within milliseconds). Later signals are ignored: the first one's
@@ -20,11 +22,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
-SIGNALS = (signal.SIGTERM, signal.SIGINT)
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class Interrupted(Exception):
-    """The run was stopped by a signal (SIGTERM or SIGINT).
+    """The run was stopped by a signal (SIGTERM, SIGINT or SIGHUP).
 
     Attributes
     ----------
@@ -34,9 +36,12 @@ class Interrupted(Exception):
         Its name, e.g. ``"SIGTERM"`` (what result files record).
     exit_code : int
         ``128 + signum``, the shell's convention for a process ended by a signal.
+    note : str
+        What was kept, for the user's one line (set by whoever closed the result file).
     """
 
     def __init__(self, signum: int) -> None:
+        self.note = ""
         self.signum = int(signum)
         self.name = signal.Signals(self.signum).name
         self.exit_code = 128 + self.signum
@@ -73,9 +78,11 @@ def install(signals: Sequence[int] = SIGNALS) -> dict[int, object] | None:
 
 
 def restore(previous: dict[int, object] | None) -> None:
-    """Put back the handlers :func:`install` replaced (no-op for None)."""
+    """Put back the handlers :func:`install` replaced (no-op for None) and forget any signal received."""
     for sig, old in (previous or {}).items():
         signal.signal(sig, old)  # type: ignore[arg-type]
+    if previous is not None:
+        _State.fired, _State.raised, _State.depth = None, False, 0
 
 
 def received() -> Interrupted | None:

@@ -59,8 +59,10 @@ def summarize(rounds: np.ndarray, target_loss: float | None = None) -> dict[str,
     dict
         ``rounds`` (count), ``mean``, ``median``, ``p95`` (latency, s),
         ``exact`` (share of rounds with status 0, in [0, 1]), ``coef_error``
-        (mean), ``grad_error`` (mean over verified rounds; NaN if none);
-        with a target, ``target_loss``, ``target_s`` and ``target_rounds``
+        (mean), ``grad_error`` (mean over verified rounds; NaN if none),
+        ``unsound`` and ``nonfinite`` (rounds of status 3 and 4: decoded but
+        not counted exact, see ``mpigc.core.policy``); with a target,
+        ``target_loss``, ``target_s`` and ``target_rounds``
         (NaN if never reached). Statistics of an empty table are NaN.
     """
     lat = np.asarray(rounds["latency"], dtype=float)
@@ -77,6 +79,8 @@ def summarize(rounds: np.ndarray, target_loss: float | None = None) -> dict[str,
         "median": float(np.median(lat)) if n else math.nan,
         "p95": float(np.percentile(lat, 95)) if n else math.nan,
         "exact": _mean(np.asarray(rounds["status"]) == 0),
+        "unsound": int(np.count_nonzero(np.asarray(rounds["status"]) == 3)),
+        "nonfinite": int(np.count_nonzero(np.asarray(rounds["status"]) == 4)),
         "coef_error": _mean(np.asarray(rounds["coef_error"], dtype=float)),
         "grad_error": _mean(grad),
         **target,
@@ -167,7 +171,8 @@ def summary_table(rows: list[tuple[str, str, dict]]) -> str:
     -------
     str
         Header line and one line per run, then one ``# NAME: interrupted by
-        SIGTERM ...`` line per interrupted run, without a trailing newline.
+        SIGTERM ...`` line per interrupted run and one ``# NAME: not exact:
+        ...`` line per run with rounds of status 3 or 4, without a trailing newline.
         Latencies and ``loop_ms`` are in ms, ``exact_%`` in percent, errors in
         scientific notation.
     """
@@ -179,7 +184,18 @@ def summary_table(rows: list[tuple[str, str, dict]]) -> str:
     lines = [format_table([columns, *body], left={j for j, col in enumerate(columns) if col in _LEFT})]
     lines += [f"# {name}: interrupted by {s['interrupted']} after {int(s['rounds'])} round(s)"
               for name, _, s in rows if s.get("interrupted")]
+    lines += [_not_exact_line(name, s) for name, _, s in rows if s.get("unsound") or s.get("nonfinite")]
     return "\n".join(lines)
+
+
+def _not_exact_line(name: str, s: dict) -> str:
+    """Why some decoded rounds of a run are not counted in ``exact_%`` (statuses 3 and 4)."""
+    why = []
+    if s.get("unsound"):
+        why.append(f"{s['unsound']} unsound (status 3: condition number or verified error above the limit)")
+    if s.get("nonfinite"):
+        why.append(f"{s['nonfinite']} with non-finite values (status 4: NaN or infinity from a worker or plug-in)")
+    return f"# {name}: not exact: " + ", ".join(why)
 
 
 def csv_rows(rows: list[tuple[str, str, dict]]) -> list[list[str]]:

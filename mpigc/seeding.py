@@ -20,6 +20,7 @@ PURPOSES = {
     "init": 8,
     "eval": 20,  # held-out rows of synthetic workloads (time to accuracy); far from the next free numbers
     "bcc": 9,  # batched coupon's collector: each round's batch draws (mpigc.codes.bcc)
+    "speed": 10,  # fitted straggler model: each worker's persistent speed factor (mpigc.delays.fitted)
 }
 
 

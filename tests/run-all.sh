@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The project's test command: the serial suite, then every MPI-marked test at
-# several world sizes (including odd ones) under mpiexec. Each MPI run has
-# MPIEXEC_TIMEOUT and an outer timeout, so a deadlock fails fast instead of
-# hanging. pytest's "no tests collected" (exit 5) counts as success.
+# The project's test command: the serial suite (spread over every core by
+# pytest-xdist), then every MPI-marked test at several world sizes (including
+# odd ones) under mpiexec. Each MPI run has MPIEXEC_TIMEOUT and an outer
+# timeout, so a deadlock fails fast instead of hanging. pytest's "no tests
+# collected" (exit 5) counts as success. docs/testing.md describes the suite.
 #
-# Knobs (environment): MPI_SIZES (world sizes, default "3 6 9 13": odd world sizes, and 5 and 12 workers, not powers of two), RUN_SERIAL=0
-# (MPI suite only), MPIEXEC (launcher), MPIEXEC_FLAGS (extra launcher flags),
-# PYTHON. Works with MPICH, Intel MPI and Open MPI; for Open MPI (found by
+# Knobs (environment): MPI_SIZES (world sizes, default "3 6 9 13": odd world
+# sizes, and 5 and 12 workers, not powers of two; a test marked world_sizes runs
+# only at the sizes it lists, MPIGC_ALL_WORLD_SIZES=1 runs it at every size),
+# TEST_WORKERS (pytest-xdist workers of the serial suite, default "auto": one per
+# core; 0 runs it in one process), RUN_SERIAL=0 (MPI suite only), MPIEXEC
+# (launcher), MPIEXEC_FLAGS (extra launcher flags), PYTHON. Works with MPICH, Intel MPI and Open MPI; for Open MPI (found by
 # `mpiexec --version`) it sets, unless already set, the variables that let the
 # same `mpiexec -n N` line run on a small machine: oversubscription, running as
 # root, and yielding idle ranks (see docs/cluster.md).
@@ -49,11 +53,17 @@ check() {  # run a command; treat pytest's exit 5 (no tests) as success
 
 if [ "${RUN_SERIAL:-1}" != 0 ]; then
     echo "== serial suite"
-    check timeout 1200 "$PY" -m pytest -q "$@"
+    start=$SECONDS
+    # loadgroup: the tests that start their own mpiexec share one worker (helpers.MPIEXEC_GROUP), one at a time;
+    # the MPI-marked tests are left to the runs below (-m, which a -m among "$@" overrides)
+    check timeout 1200 "$PY" -m pytest -q -n "${TEST_WORKERS:-auto}" --dist loadgroup -m "not mpi" "$@"
+    echo "== serial suite: $((SECONDS - start)) s"
 fi
 for n in $SIZES; do
     echo "== MPI suite on $n ranks"
+    start=$SECONDS
     check timeout 900 "$MPIEXEC" "${MPIEXEC_FLAGS[@]}" -n "$n" "$PY" -m mpi4py -m pytest --with-mpi -m mpi -q -x \
         -p no:cacheprovider "$@"
+    echo "== MPI suite on $n ranks: $((SECONDS - start)) s"
 done
 echo "== all tests passed"

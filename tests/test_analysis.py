@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ROOT
 
 from analysis import common, sweeps  # pytest.ini puts the repository root on sys.path
 from mpigc import report, results
 from mpigc.config import load_config
 from mpigc.sim.driver import simulate
 
-ROOT = Path(__file__).resolve().parent.parent
 ANALYSIS = ROOT / "analysis"
 CONFIGS = ROOT / "jobs" / "configs"
 
@@ -183,3 +183,61 @@ def test_info_csv_rounds_cli(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1 + 2 * 7 and lines[0].startswith("run,scheme,backend,round,latency,status")
+
+
+# ----------------------------------------------------------------------------- F9
+
+def _as_backend(src: Path, dst: Path, backend: str) -> Path:
+    """Copy every run of ``src`` into ``dst`` marked ``backend`` (a stand-in for an MPI job's file)."""
+    out = results.ResultFile(str(dst))
+    for run in results.read_runs(str(src)):
+        writer = out.new_run(run.name, {**run.attrs, "backend": backend}, tables=("rounds",))
+        writer.append("rounds", run.tables["rounds"])
+        writer.flush()
+    out.close()
+    return dst
+
+
+def test_f9_crossover_is_where_l2_stays_faster():
+    from analysis import fig9_network as f9
+
+    curve = {"partial-l1": {1: 1.0, 10: 1.0, 100: 1.0, 1000: 1.0},
+             "partial-l2": {1: 0.9, 10: 1.2, 100: 0.8, 1000: 0.7}}
+    assert f9.crossover(curve) == 100.0
+    curve["partial-l2"][1000] = 1.1
+    assert np.isnan(f9.crossover(curve))
+    curve["crc"] = {1: 0.5, 10: 0.5, 100: 2.0, 1000: 2.0}
+    assert f9.crossover(curve, "partial-l2", "crc") == 100.0
+
+
+def test_f9_draws_mpi_and_simulator_from_the_sweep_files(tmp_path):
+    pytest.importorskip("matplotlib")
+    from analysis import fig9_network as f9
+
+    table = tmp_path / "f9-network.toml"
+    table.write_text("# as probe --network writes it\n[network]\nlatency = 0.0005\nbandwidth = 2e8\ngap = 0.001\n"
+                     "shared_ingest = true\n")
+    network = f9.network_overrides(table)
+    assert network == ["network.latency=0.0005", "network.bandwidth=200000000.0", "network.gap=0.001",
+                       "network.shared_ingest=true"]
+    dims = (1000, 1000000)
+    for d in dims:
+        sim(tmp_path / "plain.h5", "f9-network.toml", f"workload.features={d}", "run.rounds=6")
+        sim(tmp_path / "f9-sim.h5", "f9-network.toml", f"workload.features={d}", "run.rounds=6", *network)
+    mpi = _as_backend(tmp_path / "plain.h5", tmp_path / "f9-mpi.h5", "mpi")  # no network plays the MPI side
+    with pytest.raises(common.FigureDataError, match="F9 needs"):
+        f9.main([str(tmp_path / "f9-sim.h5")], str(tmp_path / "figs"))
+    result = f9.main([str(mpi), str(tmp_path / "f9-sim.h5")], str(tmp_path / "figs"))
+    numbers = result["numbers"]
+    assert len([k for k in numbers if k.endswith("mean ms")]) == 2 * len(f9.ENTRIES) * len(dims)
+    for entry in f9.ENTRIES:
+        small, large = (numbers[f"{b} {entry} d=1e+06 mean ms"] for b in ("mpi", "sim"))
+        # every arrival is later by at least latency + gap + bytes / bandwidth, so is every decode:
+        # float32 messages of d/l + 1 values and a 9-value header on a 200 MB/s link
+        parts = 2 if entry.endswith("l2") else 1
+        one_message = 0.5 + 1.0 + 1e3 * 4 * (-(-10**6 // parts) + 1 + 9) / 2e8
+        assert large >= small + one_message - 1e-6, entry
+        assert numbers[f"sim {entry} d=1e+03 mean ms"] == pytest.approx(numbers[f"mpi {entry} d=1e+03 mean ms"],
+                                                                         rel=0.05), entry
+    assert len([k for k in numbers if "crossover" in k]) == 2 * len(f9.PAIRS)
+    assert (tmp_path / "figs" / "f9_network.png").stat().st_size > 1000

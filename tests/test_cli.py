@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import mpirun, own_lines, own_mpiexec
 
 
 def mpigc(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -157,16 +158,14 @@ def test_run_summary_and_info_show_loop_time_and_interruption(tmp_path):
 SIGNALLED = """
 import os, signal, sys, threading
 from mpigc.sim import driver
-original = driver.Simulator.run
-def run(self, rounds, emit, progress):
-    # the second entry is interrupted after its first batch reached the file
-    def later(batch):
-        emit(batch)
-        if driver.Simulator.calls == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
+original = driver.Simulator.batches
+def batches(self, rounds):
     driver.Simulator.calls = getattr(driver.Simulator, "calls", 0) + 1
-    return original(self, rounds, later, progress)
-driver.Simulator.run = run
+    for k, batch in enumerate(original(self, rounds)):
+        yield batch
+        if driver.Simulator.calls == 2 and k == 0:  # the second entry, once its first batch is stored
+            os.kill(os.getpid(), signal.SIGTERM)
+driver.Simulator.batches = batches
 from mpigc.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -195,18 +194,14 @@ RUN_LATE = [
 ]
 
 
-@pytest.mark.slow
+@own_mpiexec
 @pytest.mark.parametrize("args,key", RUN_LATE)
 def test_run_checks_every_entry_and_name_before_the_verdict(tmp_path, args, key):
     """Under ``mpiexec -n 3``: exit 2 on every rank, one line, no file, for input only a later entry shows."""
-    from test_mpi_launch import IN_MPI_JOB, MPIEXEC, mpirun
-
-    if MPIEXEC is None or IN_MPI_JOB:
-        pytest.skip("needs mpiexec, run serially")
     out = tmp_path / "r.h5"
     proc, _ = mpirun(3, "-m", "mpigc", "run", "--set", "code.load=2", "--set", "run.rounds=3", *args,
                      "--out", str(out), cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    lines = proc.stderr.strip().splitlines()
+    lines = own_lines(proc.stderr)
     assert len(lines) == 1 and lines[0].startswith("mpigc: error:") and key in lines[0], proc.stderr[-2000:]
     assert proc.stdout == "" and not out.exists()

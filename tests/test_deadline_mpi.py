@@ -44,6 +44,7 @@ AGREEMENT = 0.9
 SCHEMES = ('code.scheme=["partial", "crc", {scheme = "partial", parts = 2, transport = "request", '
            'name = "request-l2"}]')
 STREAMED = ("partial", "crc")
+NAMES = ("partial", "crc", "request-l2")
 
 
 def _overrides(m: int) -> list[str]:
@@ -74,6 +75,8 @@ def test_rounds_end_at_the_deadline(runs):
     deadline, mpi_rounds, _, _ = runs
 
     def check():
+        if list(mpi_rounds) != list(NAMES):
+            yield f"runs {list(mpi_rounds)}, expected {list(NAMES)}"
         for name, r in mpi_rounds.items():
             if not np.array_equal(r["round"], np.arange(ROUNDS)):
                 yield f"{name}: rounds {r['round'].tolist()}"
@@ -102,8 +105,8 @@ def test_statuses_agree_with_the_simulator(runs):
     _, mpi_rounds, _, sim_rounds = runs
 
     def check():
-        if sorted(mpi_rounds) != sorted(sim_rounds):
-            yield f"runs {sorted(mpi_rounds)} vs {sorted(sim_rounds)}"
+        if list(mpi_rounds) != list(NAMES) or list(sim_rounds) != list(NAMES):
+            yield f"runs {list(mpi_rounds)} (mpi) and {list(sim_rounds)} (simulator), expected {list(NAMES)}"
             return
         both = np.concatenate([mpi_rounds[n]["status"] for n in sorted(mpi_rounds)])
         sim = np.concatenate([sim_rounds[n]["status"] for n in sorted(mpi_rounds)])
@@ -124,6 +127,8 @@ def test_nothing_heard_after_the_deadline_is_decoded_or_counted(runs):
     deadline, mpi_rounds, mpi_events, _ = runs
 
     def check():
+        if list(mpi_rounds) != list(NAMES):
+            yield f"runs {list(mpi_rounds)}, expected {list(NAMES)}"
         for name, r in mpi_rounds.items():
             ev = mpi_events[name]
             fresh = ev[~ev["stale"]]

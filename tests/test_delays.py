@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import lambda_trace
 
 from mpigc import results
 from mpigc.config import DelaysConfig
 from mpigc.delays import DelayModel
-from mpigc.delays.lambda_traces import trace_dir
 from mpigc.errors import InputError
 
-LAMBDA = trace_dir()  # $MPIGC_TRACE_DIR (docs/data.md)
 TRACE = np.array([[1.0, 2.0, 3.0, 4.0],
                   [0.5, 0.5, 1.5, 2.5],
                   [2.0, 8.0, 4.0, 4.0]])
@@ -284,19 +283,16 @@ def test_result_file_problems(tmp_path):
         model(model="trace", trace=str(not_h5))
 
 
-LAMBDA_FILE = LAMBDA / "cnn-canada-load0.00-batch256-mbp-r10.csv"
-
-
-@pytest.mark.skipif(not LAMBDA_FILE.exists(), reason="lambda traces not available")
 def test_real_lambda_trace():
-    with open(LAMBDA_FILE, newline="") as fh:
+    trace = lambda_trace("cnn-canada-load0.00-batch256-mbp-r10.csv")
+    with open(trace, newline="") as fh:
         raw = np.array(list(csv.reader(fh))[1:], dtype=float)
     assert raw.shape == (10, 256)
-    dm = model(model="trace", trace=os.fspath(LAMBDA_FILE), chunk_time=1.0, workers=256)
+    dm = model(model="trace", trace=os.fspath(trace), chunk_time=1.0, workers=256)
     ratios = np.array([dm.durations(r, 1)[:, 0] for r in range(10)])
     np.testing.assert_allclose(np.median(ratios, axis=1), 1.0)
     np.testing.assert_allclose(ratios, raw / np.median(raw, axis=1, keepdims=True))
     with pytest.raises(InputError, match="has 10 rounds/256 workers, the run needs 300 workers"):
-        model(model="trace", trace=os.fspath(LAMBDA_FILE), wrap=False, workers=300)
-    wide = model(model="trace", trace=os.fspath(LAMBDA_FILE), slope=2.2, workers=300)
+        model(model="trace", trace=os.fspath(trace), wrap=False, workers=300)
+    wide = model(model="trace", trace=os.fspath(trace), slope=2.2, workers=300)
     np.testing.assert_array_equal(wide.trace_seconds(13)[256:], raw[3, :44])

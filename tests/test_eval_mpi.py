@@ -17,7 +17,8 @@ from mpitools import assert_all, run_mpigc, shared_path, verdict
 from mpigc.results import read_runs
 from mpigc.workloads import Objective
 
-pytestmark = pytest.mark.mpi(min_size=3)
+#: what it checks does not change with the world size: the two smallest default sizes (also Open MPI's in CI)
+pytestmark = [pytest.mark.mpi(min_size=3), pytest.mark.world_sizes(3, 6)]
 
 ROUNDS, EVERY, SLOW, CHUNK = 6, 2, 0.4, 0.01
 

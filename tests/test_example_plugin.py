@@ -21,10 +21,10 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import MPIEXEC_GROUP, ROOT
 
 from mpigc.results import read_runs
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "mpigc-example"
 
 
@@ -39,7 +39,9 @@ def _can_build() -> bool:
     return (major, minor) >= (70, 1)
 
 
-pytestmark = pytest.mark.skipif(not _can_build(), reason="no wheel builder (setuptools < 70.1 without wheel)")
+#: one worker builds the example once (a module fixture) and runs the kit, which starts mpiexec when on PATH
+pytestmark = [MPIEXEC_GROUP,
+              pytest.mark.skipif(not _can_build(), reason="no wheel builder (setuptools < 70.1 without wheel)")]
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import time
 
 import numpy as np
 import pytest
+from helpers import child_env
 
-import mpigc
 from mpigc import interrupts
-from mpigc.results import ROUNDS_DTYPE, ResultFile, mark_interrupted, read_runs, run_names
+from mpigc.results import ROUNDS_DTYPE, ResultFile, read_runs, run_names
 
 
 def rounds(n: int, start: int = 0) -> np.ndarray:
@@ -20,11 +20,6 @@ def rounds(n: int, start: int = 0) -> np.ndarray:
     rows["round"] = np.arange(start, start + n)
     rows["latency"] = 1e-3
     return rows
-
-
-def _env() -> dict[str, str]:
-    root = os.path.dirname(os.path.dirname(mpigc.__file__))
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
 
 
 def test_min_interval_holds_rows_until_due_or_forced(tmp_path) -> None:
@@ -61,7 +56,7 @@ def test_another_process_reads_the_file_while_the_writer_holds_it(tmp_path) -> N
         writer.append("rounds", rounds(4))
         writer.flush()
         proc = subprocess.run([sys.executable, "-c", READER, str(path)], capture_output=True, text=True,
-                              env=_env(), timeout=60)
+                              env=child_env(), timeout=60)
         assert proc.returncode == 0 and proc.stdout.strip() == "4", proc.stderr
         second = file.new_run("b", {})      # more runs through the same open file
         second.append("rounds", rounds(1))
@@ -84,25 +79,28 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 def test_killed_while_open_leaves_the_written_rows_and_an_appendable_file(tmp_path) -> None:
     path = tmp_path / "r.h5"
-    proc = subprocess.run([sys.executable, "-c", KILLED_OPEN, str(path)], env=_env(), timeout=60)
+    proc = subprocess.run([sys.executable, "-c", KILLED_OPEN, str(path)], env=child_env(), timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert read_runs(path)[0].tables["rounds"].size == 5
     ResultFile(path).new_run("b", {})       # a later job can add its runs
     assert run_names(path) == ["a", "b"]
 
 
-def test_mark_interrupted_marks_the_newest_new_run(tmp_path) -> None:
+def test_mark_interrupted_marks_the_run_once_open_or_committed(tmp_path) -> None:
     path = tmp_path / "r.h5"
-    assert mark_interrupted(path, "SIGTERM", []) is None          # no file
     file = ResultFile(path)
     file.new_run("old", {})
-    before = run_names(path)
-    assert mark_interrupted(path, "SIGTERM", before) is None      # nothing new yet
-    file.new_run("new", {})
-    file.new_run("newer", {})
-    assert mark_interrupted(path, "SIGINT", before) == "newer"
+    new = file.new_run("new", {})
+    file.mark_interrupted(new, "SIGINT")                  # a file without side files: committed at once
     attrs = {run.name: run.attrs for run in read_runs(path)}
-    assert attrs["newer"]["interrupted"] == "SIGINT" and "interrupted" not in attrs["new"]
+    assert attrs["new"]["interrupted"] == "SIGINT" and "interrupted" not in attrs["old"]
+    kept = ResultFile(path, keep_open=True)
+    running = kept.new_run("running", {})
+    kept.mark_interrupted(running, "SIGTERM")              # open: goes with the merge
+    kept.close()
+    kept.mark_interrupted(running, "SIGTERM")              # merged and marked: no second commit
+    assert {run.name: run.attrs.get("interrupted") for run in read_runs(path)} == {
+        "old": None, "new": "SIGINT", "running": "SIGTERM"}
 
 
 def test_signal_inside_deferred_is_raised_after_it_and_only_once() -> None:
@@ -136,7 +134,7 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_file(tmp_path) -> 
     with ResultFile(path, keep_open=True) as file:
         file.new_run("a", {})
         proc = subprocess.run([sys.executable, "-c", SECOND, str(path)], capture_output=True, text=True,
-                              env=_env(), timeout=60)
+                              env=child_env(), timeout=60)
         assert proc.returncode != 0 and "is open for writing by another process" in proc.stderr, proc.stderr
-    check_writable_after = subprocess.run([sys.executable, "-c", SECOND, str(path)], env=_env(), timeout=60)
+    check_writable_after = subprocess.run([sys.executable, "-c", SECOND, str(path)], env=child_env(), timeout=60)
     assert check_writable_after.returncode == 0

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_mpi_launch import IN_MPI_JOB, MPIEXEC, _env
+from helpers import MPIEXEC, OWN_MPIEXEC, child_env, descendants, rank_of
 
 from mpigc.results import read_runs
 
@@ -45,9 +45,7 @@ SETTINGS = ("code.scheme=crc", "code.load=2", f"run.rounds={ROUNDS}", "run.round
 UNDECODABLE_MAX = 3  # rounds around the stop and the resume
 
 pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found next to python or on PATH"),
-    pytest.mark.skipif(IN_MPI_JOB, reason="launches its own mpiexec: run serially, not under mpiexec"),
+    *OWN_MPIEXEC,
     pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds ranks through /proc"),
 ]
 
@@ -72,42 +70,6 @@ class Frozen:
         return (self.done_at(t1) - self.done_at(t0)) / (t1 - t0)
 
 
-def descendants(root: int) -> list[int]:
-    """PIDs of every process below ``root`` (mpiexec's proxies and the ranks)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue  # gone meanwhile
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def rank_of(pid: int) -> int | None:
-    """The MPI rank a process was started as (MPICH's ``PMI_RANK``, Open MPI's ``OMPI_COMM_WORLD_RANK``)."""
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            env = f.read().split(b"\0")
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            if b"mpigc" not in f.read():
-                return None  # a launcher's proxy, not a rank
-    except OSError:
-        return None
-    for item in env:
-        for key in (b"PMI_RANK=", b"OMPI_COMM_WORLD_RANK="):
-            if item.startswith(key) and item[len(key):].isdigit():
-                return int(item[len(key):])
-    return None
-
-
 def freeze_run(out: Path, *, rank: int = 2, freeze: float = FREEZE, after: float = 2.5,
                settings: tuple[str, ...] = SETTINGS, mpiexec: list[str] | None = None, ranks: int = 5,
                env: dict[str, str] | None = None, limit: float = 200.0) -> Frozen:
@@ -116,11 +78,11 @@ def freeze_run(out: Path, *, rank: int = 2, freeze: float = FREEZE, after: float
     The stopped process is always resumed (also when this fails), and the job
     killed if it outlives ``limit`` seconds.
     """
+    # MPIEXEC is also what benchmarks/frozen_worker.py offers as its default launcher
     cmd = [*(mpiexec or [MPIEXEC]), "-n", str(ranks), sys.executable, "-m", "mpigc", "run", "--out", str(out)]
     for item in settings:
         cmd += ["--set", item]
-    env = dict(env or _env())
-    env["MPIEXEC_TIMEOUT"] = str(int(limit))
+    env = child_env(env, mpiexec_timeout=limit)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     progress: list[tuple[float, int]] = []

@@ -5,18 +5,17 @@ MPI run (``mpi=0``); one test runs the kit's backend check under mpiexec.
 """
 from __future__ import annotations
 
-import pathlib
 import shutil
 import subprocess
 import sys
 
 import pytest
+from helpers import ROOT, own_mpiexec
 
 from mpigc.codes import SCHEMES
 from mpigc.errors import InputError
 from mpigc.testing import FAIL, PASS, SKIP, check_scheme
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHECKS = ["plan", "exact decodes", "decode times", "final blocks", "coef_error", "wall clocks", "backends"]
 
 #: built-ins and the config each needs to plan on the kit's instances
@@ -92,7 +91,8 @@ def test_bad_input_is_raised_before_any_check():
         check_scheme("crc", ["code.nonsense=1"], mpi=0)
 
 
-@pytest.mark.skipif(shutil.which("mpiexec") is None, reason="mpiexec not on PATH")
+@own_mpiexec
+@pytest.mark.skipif(shutil.which("mpiexec") is None, reason="mpiexec not on PATH (where the kit looks)")
 def test_backends_agree_under_mpiexec():
     (result,) = [r for r in check_scheme("tests.plugin_schemes:MyCrc", seeds=1, mpi=4) if r.check == "backends"]
     assert result.status == PASS and "mpiexec -n 4 agree" in result.detail, result.line()

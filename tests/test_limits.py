@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import mpirun, own_lines, own_mpiexec
 
 from mpigc.config import load_config
 from mpigc.config.limits import BUDGET_ENV, estimate, memory_budget
@@ -133,11 +134,6 @@ def test_estimate_grows_as_m_times_n_and_a_small_budget_refuses(monkeypatch):
 
 # ----------------------------------------------------------------------------- under mpiexec
 
-try:
-    from test_mpi_launch import IN_MPI_JOB, MPIEXEC, _own_lines, mpirun
-except ImportError:                                     # pragma: no cover - the module moved
-    MPIEXEC, IN_MPI_JOB = None, True
-
 MPI_BAD = [
     (["--set", "run.round_timeout=inf"], "run.round_timeout"),
     (["--set", "run.seed=18446744073709551616"], "run.seed"),
@@ -147,22 +143,18 @@ MPI_BAD = [
 ]
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
-@pytest.mark.skipif(IN_MPI_JOB, reason="launches its own mpiexec: run serially, not under mpiexec")
+@own_mpiexec
 @pytest.mark.parametrize("args,key", MPI_BAD)
 def test_run_under_mpiexec_refuses_on_every_rank(tmp_path, args, key):
     out = tmp_path / "r.h5"
     proc, seconds = mpirun(3, "-m", "mpigc", "run", "--set", "run.rounds=3", *args, "--out", str(out), cwd=tmp_path)
-    lines = _own_lines(proc.stderr)
+    lines = own_lines(proc.stderr)
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1 and lines[0].startswith("mpigc: error: ") and key in lines[0], proc.stderr
     assert not out.exists() and seconds < 30
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found")
-@pytest.mark.skipif(IN_MPI_JOB, reason="launches its own mpiexec: run serially, not under mpiexec")
+@own_mpiexec
 def test_the_largest_seed_runs_under_mpiexec(tmp_path):
     out = tmp_path / "r.h5"
     proc, _ = mpirun(3, "-m", "mpigc", "run", "--set", "run.rounds=3", "--set", 'code.scheme="crc"',

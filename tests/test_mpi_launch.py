@@ -8,79 +8,18 @@ nested ``mpiexec`` under ``--with-mpi`` would inherit the job's PMI).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import MPIEXEC_TIMEOUT, OWN_MPIEXEC, TIMEOUT, child_env, mpiexec_command, mpirun, own_lines
 
 from mpigc.results import read_runs
 
-MPIEXEC_TIMEOUT = 60
-TIMEOUT = 90
-
-
-def _find_mpiexec() -> str | None:
-    local = Path(sys.executable).parent / "mpiexec"
-    if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
-    return shutil.which("mpiexec")
-
-
-MPIEXEC = _find_mpiexec()
-_JOB_VARS = ("PMI_", "PMIX_", "OMPI_", "HYDRA_", "MPIR_", "MPI_LOCALNRANKS")
-IN_MPI_JOB = any(k.startswith(("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE")) for k in os.environ)
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found next to python or on PATH"),
-    pytest.mark.skipif(IN_MPI_JOB, reason="launches its own mpiexec: run serially, not under mpiexec"),
-]
-
-
-#: launcher settings a user exports once (Open MPI as root, oversubscription): kept for the child job
-_LAUNCHER_SETTINGS = ("OMPI_ALLOW_RUN_AS_ROOT", "OMPI_MCA_", "PRTE_MCA_", "PRTE_ALLOW_")
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(_JOB_VARS) or k.startswith(_LAUNCHER_SETTINGS)}
-    env["MPIEXEC_TIMEOUT"] = str(MPIEXEC_TIMEOUT)
-    return env
-
-
-def _command(n: int, *args: str) -> list[str]:
-    return [MPIEXEC, "-n", str(n), sys.executable, *args]
-
-
-def mpirun(n: int, *args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
-    """Run ``mpiexec -n n python ARGS``; return the finished process and its wall time."""
-    start = time.perf_counter()
-    proc = subprocess.run(_command(n, *args), capture_output=True, text=True, cwd=cwd, env=_env(),
-                          timeout=TIMEOUT)
-    return proc, time.perf_counter() - start
-
-
-def _own_lines(stderr: str) -> list[str]:
-    """Lines of stderr written by the job, without Open MPI's launcher banner about non-zero exits.
-
-    MPICH's mpiexec adds nothing; Open MPI's prterun adds a dashed block and, at times, libevent
-    warnings (``[warn] ...``) that no setting silences.
-    """
-    out, banner = [], False
-    for line in stderr.strip().splitlines():
-        if line.startswith("-----"):
-            banner = not banner
-            continue
-        if banner or not line.strip() or line.startswith("[warn]"):
-            continue
-        out.append(line)
-    return out
+pytestmark = OWN_MPIEXEC
 
 
 @pytest.mark.parametrize("extra,key", [
@@ -92,7 +31,7 @@ def test_bad_input_exits_2_with_one_line_and_no_file(tmp_path, extra, key):
     out = tmp_path / "r.h5"
     proc, _ = mpirun(3, "-m", "mpigc", "run", *extra, "--out", str(out), cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
-    lines = _own_lines(proc.stderr)
+    lines = own_lines(proc.stderr)
     assert len(lines) == 1 and key in lines[0], proc.stderr
     assert lines[0].startswith("mpigc: error:"), proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
@@ -168,11 +107,11 @@ def test_abort_handler_outlives_a_freed_communicator(tmp_path):
 def test_killed_job_leaves_a_readable_file(tmp_path):
     out = tmp_path / "killed.h5"
     err_path = tmp_path / "stderr.txt"
-    cmd = _command(3, "-m", "mpigc", "run", "--set", "run.rounds=10000", "--set", "run.flush_every=1",
+    cmd = mpiexec_command(3, "-m", "mpigc", "run", "--set", "run.rounds=10000", "--set", "run.flush_every=1",
                    "--set", 'code.scheme="partial"', "--set", "code.load=2", "--set", "delays.chunk_time=0.1",
                    "--out", str(out))
     with open(err_path, "w") as err, open(tmp_path / "stdout.txt", "w") as stdout:
-        proc = subprocess.Popen(cmd, stdout=stdout, stderr=err, cwd=tmp_path, env=_env(), start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=err, cwd=tmp_path, env=child_env(), start_new_session=True)
         try:
             deadline = time.monotonic() + 60
             while "running partial" not in err_path.read_text() and time.monotonic() < deadline:

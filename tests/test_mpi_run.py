@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import runs_by_name
 from mpi4py import MPI
 from mpitools import assert_all, run_mpigc, verdict
 
@@ -58,13 +59,13 @@ def outdir(tmp_path_factory) -> str:
     return MPI.COMM_WORLD.bcast(path, root=0)
 
 
-def _runs(path: str) -> dict:
-    return {r.name: r for r in read_runs(path)}
-
-
 def _frc_load(m: int) -> int:
     """Smallest load ≥ 2 dividing m (frc needs groups of equal size)."""
     return next(d for d in range(2, m + 1) if m % d == 0)
+
+
+def _exact_names(m: int) -> list[str]:
+    return [e if isinstance(e, str) else e["name"] for e in _exact_entries(m)]
 
 
 def _exact_entries(m: int) -> list:
@@ -103,13 +104,9 @@ def exact_file(outdir) -> str:
 
 def test_exact_rounds_match_the_true_gradient(exact_file):
     m = _workers()
-    expected = [e if isinstance(e, str) else e["name"] for e in _exact_entries(m)]
 
     def check():
-        runs = _runs(exact_file)
-        if list(runs) != expected:
-            yield f"runs {list(runs)} != {expected}"
-        for name, run in runs.items():
+        for name, run in runs_by_name(exact_file, _exact_names(m)).items():
             r = run.tables["rounds"]
             yield from _rounds_problems(name, r, EXACT_ROUNDS)
             if not np.all(r["status"] == 0):
@@ -130,7 +127,7 @@ def test_round_messages_are_the_used_and_unused_fresh_events(exact_file):
     """``messages`` counts the fresh results of a round; each message is its worker's own task once."""
 
     def check():
-        for name, run in _runs(exact_file).items():
+        for name, run in runs_by_name(exact_file, _exact_names(_workers())).items():
             r, ev = run.tables["rounds"], run.tables["events"]
             fresh = ev[~ev["stale"]]
             counts = np.bincount(fresh["round"], minlength=EXACT_ROUNDS)
@@ -210,6 +207,7 @@ def test_stale_messages_are_recorded_and_never_used(stale_file):
 # ----------------------------------------------------------------------------- 3, 6. tolerated failures
 
 FAIL_ROUNDS = 6
+TOLERATED = ("partial", "crc")
 
 
 @pytest.fixture(scope="module")
@@ -217,16 +215,13 @@ def tolerated_file(outdir) -> str:
     path = f"{outdir}/tolerated.h5"
     # load 2 at l = 1 tolerates one silent worker for crc and partial
     run_mpigc(path, [*_base(FAIL_ROUNDS), "run.verify=true", "run.round_timeout=10.0", "code.load=2",
-                'code.scheme=["partial", "crc"]', "delays.fail_count=1"])
+                f"code.scheme={list(TOLERATED)}".replace("'", '"'), "delays.fail_count=1"])
     return path
 
 
 def test_failures_within_tolerance_decode_exactly(tolerated_file):
     def check():
-        runs = _runs(tolerated_file)
-        if list(runs) != ["partial", "crc"]:
-            yield f"runs {list(runs)}"
-        for name, run in runs.items():
+        for name, run in runs_by_name(tolerated_file, TOLERATED).items():
             r = run.tables["rounds"]
             yield from _rounds_problems(name, r, FAIL_ROUNDS)
             if not np.all(r["status"] == 0):
@@ -264,7 +259,7 @@ def test_workers_table_has_one_row_per_round_and_worker(tolerated_file):
     m = _workers()
 
     def check():
-        for name, run in _runs(tolerated_file).items():
+        for name, run in runs_by_name(tolerated_file, TOLERATED).items():
             yield from _workers_table_problems(name, run, FAIL_ROUNDS, m, fail_count=1)
 
     assert_all(verdict(check))

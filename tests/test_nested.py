@@ -177,6 +177,7 @@ def test_fail_count_sweep_nested_exact_up_to_s_L_and_below_every_fixed_code(tmp_
         (tmp_path / str(k)).mkdir()
         runs = simulate_rounds([*base(LADDER, 16, 150), f"delays.fail_count={k}"], tmp_path / str(k))
         nested = runs.pop("nested")
+        assert list(runs) == [f"frc-s{s}" for s in LADDER]
         if k <= LADDER[-1]:
             assert np.all(nested["status"] == 0), k
         for name, r in runs.items():

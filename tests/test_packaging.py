@@ -14,11 +14,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import ROOT
 
 from mpigc import results
-from mpigc.config import load_config
 
-ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "mpigc"
 
 
@@ -36,7 +35,6 @@ def test_every_source_directory_is_a_package():
 
 
 def test_build_collects_every_package_file(tmp_path):
-    pytest.importorskip("setuptools")
     lib = tmp_path / "lib"
     # Run from the checkout, as a wheel build does; -d keeps every output under tmp_path.
     proc = subprocess.run([sys.executable, "-c", "import setuptools; setuptools.setup()", "-q",
@@ -61,11 +59,9 @@ LIBRARY_STRINGS = [
 
 @pytest.mark.parametrize("raw, expected", LIBRARY_STRINGS)
 def test_mpi_library_provenance_takes_any_library_string(raw, expected, monkeypatch, tmp_path):
-    provenance = pytest.importorskip("mpigc.mpi.provenance")
+    from mpigc.mpi import provenance
     monkeypatch.setattr(provenance.MPI, "Get_library_version", lambda: raw)
-    config = load_config(None)
-    code = SimpleNamespace(scheme="crc", workers=4)
-    attrs = provenance.run_attrs(config, code, "crc", SimpleNamespace(size=5), ["node1", "node1"])
+    attrs = provenance.mpi_attrs(SimpleNamespace(size=5), ["node1", "node1"])
     assert attrs["mpi_library"] == expected
     assert attrs["hosts"] == ["node1"] and attrs["world_size"] == 5
     # The attribute must survive HDF5 (a NUL here aborted rank 0 under Open MPI).

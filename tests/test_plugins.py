@@ -7,19 +7,18 @@ repository root, where ``python -m`` finds the ``tests`` directory.
 from __future__ import annotations
 
 import io
-import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from helpers import ROOT
 
 from mpigc.config import load_config
 from mpigc.errors import InputError
 from mpigc.results import read_runs
 from mpigc.sim.driver import simulate
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 PLUGINS = "tests.plugin_schemes"
 
 

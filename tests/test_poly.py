@@ -5,10 +5,10 @@ import io
 
 import numpy as np
 import pytest
+from helpers import chunk_gradients, code, decode_until_exact, relerr, runs_by_name
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.polynomial import polynomial as npoly
-from test_schemes import chunk_gradients, code, decode_until_exact, relerr
 
 from mpigc.codes import combine, make_scheme
 from mpigc.codes.base import coef_error, least_squares_combination
@@ -151,7 +151,6 @@ def test_decode_times_agree_with_the_decoder():
 
 
 def test_simulator_verifies_poly_rounds(tmp_path):
-    from mpigc import results
     from mpigc.config import load_config
     from mpigc.sim.driver import simulate
 
@@ -159,7 +158,7 @@ def test_simulator_verifies_poly_rounds(tmp_path):
                  "run.verify=true", "run.rounds=30", "workload.features=60", "workload.samples=200"]
     out = str(tmp_path / "r.h5")
     simulate(load_config(None, overrides, backend="sim"), out, log=io.StringIO())
-    for run in results.read_runs(out):
+    for run in runs_by_name(out, ["poly", "p2"]).values():
         r = run.tables["rounds"]
         assert np.all(r["status"] == 0), run.name
         assert np.nanmax(r["grad_error"]) <= 1e-9, run.name

@@ -13,32 +13,27 @@ import time
 from pathlib import Path
 
 import h5py
-import pytest
-from test_mpi_launch import IN_MPI_JOB, MPIEXEC, _env, _own_lines
+from helpers import OWN_MPIEXEC, child_env, mpiexec_command, own_lines
 
 from mpigc.results import ResultFile, read_runs, running_files
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found next to python or on PATH"),
-    pytest.mark.skipif(IN_MPI_JOB, reason="launches its own mpiexec: run serially, not under mpiexec"),
-]
+pytestmark = OWN_MPIEXEC
 
 ROUNDS = 300
 
 
 def _job(out: Path, *extra: str) -> subprocess.Popen:
-    cmd = [MPIEXEC, "-n", "4", sys.executable, "-m", "mpigc", "run", "--set", 'code.scheme="crc"',
+    cmd = [*mpiexec_command(4), "-m", "mpigc", "run", "--set", 'code.scheme="crc"',
            "--set", f"run.rounds={ROUNDS}", "--set", "delays.chunk_time=0.005", "--set", "run.flush_seconds=0.3",
            "--out", str(out), *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=out.parent,
-                            env=_env())
+                            env=child_env())
 
 
 def _info_rounds(path: Path) -> int | None:
     """Rounds ``mpigc info --csv`` reports for the file's run (None before the run shows)."""
     proc = subprocess.run([sys.executable, "-m", "mpigc", "info", str(path), "--csv"], capture_output=True,
-                          text=True, env=_env(), timeout=60)
+                          text=True, env=child_env(), timeout=60)
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(io.StringIO(proc.stdout)))
     return int(rows[0]["rounds"]) if rows else None
@@ -95,11 +90,11 @@ def test_a_second_job_on_the_same_file_is_refused_before_work(tmp_path):
     first = _job(out)
     try:
         _wait_for(lambda: Path(f"{out}.lock").exists() and running_files(out), first)
-        second = subprocess.run([MPIEXEC, "-n", "3", sys.executable, "-m", "mpigc", "run", "--set",
+        second = subprocess.run([*mpiexec_command(3), "-m", "mpigc", "run", "--set",
                                  "run.rounds=5", "--out", str(out)], capture_output=True, text=True,
-                                env=_env(), timeout=90)
+                                env=child_env(), timeout=90)
         simulate = subprocess.run([sys.executable, "-m", "mpigc", "simulate", "--set", "run.rounds=5",
-                                   "--out", str(out)], capture_output=True, text=True, env=_env(), timeout=60)
+                                   "--out", str(out)], capture_output=True, text=True, env=child_env(), timeout=60)
         stdout, stderr = first.communicate(timeout=90)
     finally:
         if first.poll() is None:
@@ -107,7 +102,7 @@ def test_a_second_job_on_the_same_file_is_refused_before_work(tmp_path):
             first.communicate()
     assert first.returncode == 0, stderr
     for proc in (second, simulate):
-        lines = _own_lines(proc.stderr)
+        lines = own_lines(proc.stderr)
         assert proc.returncode == 2 and len(lines) == 1, proc.stderr
         assert str(out) in lines[0] and f"pid {first.pid}" not in lines[0]  # names rank 0, not mpiexec
         assert "open for writing by another process (pid " in lines[0] and "on host" in lines[0], lines[0]
@@ -119,20 +114,20 @@ def test_a_run_job_is_refused_while_simulate_writes_the_file(tmp_path):
     out = tmp_path / "r.h5"
     first = subprocess.Popen([sys.executable, "-m", "mpigc", "simulate", "--set", 'code.scheme="crc"',
                               "--set", "run.rounds=40000", "--out", str(out)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=_env())
+                             stderr=subprocess.PIPE, text=True, env=child_env())
     try:
         _wait_for(lambda: running_files(out), first)
         start = time.monotonic()
-        second = subprocess.run([MPIEXEC, "-n", "3", sys.executable, "-m", "mpigc", "run", "--set",
+        second = subprocess.run([*mpiexec_command(3), "-m", "mpigc", "run", "--set",
                                  "run.rounds=5", "--out", str(out)], capture_output=True, text=True,
-                                env=_env(), timeout=90)
+                                env=child_env(), timeout=90)
         took = time.monotonic() - start
         stdout, stderr = first.communicate(timeout=120)
     finally:
         if first.poll() is None:
             first.kill()
             first.communicate()
-    lines = _own_lines(second.stderr)
+    lines = own_lines(second.stderr)
     assert second.returncode == 2 and len(lines) == 1 and f"pid {first.pid} on host" in lines[0], second.stderr
     assert str(out) in lines[0] and took < 60
     assert first.returncode == 0, stderr
@@ -154,19 +149,19 @@ def test_disk_full_during_a_run_ends_the_job_with_one_line_and_keeps_earlier_run
     out = tmp_path / "r.h5"
     first = subprocess.run([sys.executable, "-m", "mpigc", "simulate", "--set", 'code.scheme="crc"',
                             "--set", "run.rounds=50", "--out", str(out)], capture_output=True, text=True,
-                           env=_env(), timeout=60)
+                           env=child_env(), timeout=60)
     assert first.returncode == 0, first.stderr
     digest = out.read_bytes()
     script = tmp_path / "full.py"
     script.write_text(FULL_DISK)
     start = time.monotonic()
-    proc = subprocess.run([MPIEXEC, "-n", "4", sys.executable, str(script), "400000", "run",
+    proc = subprocess.run([*mpiexec_command(4), str(script), "400000", "run",
                            "--set", 'code.scheme="crc"', "--set", "run.rounds=2000", "--set", 'run.detail="full"',
                            "--set", "delays.chunk_time=0.001", "--set", "run.flush_seconds=0.2", "--out", str(out)],
-                          capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=120)
+                          capture_output=True, text=True, cwd=tmp_path, env=child_env(), timeout=120)
     seconds = time.monotonic() - start
-    lines = [line for line in _own_lines(proc.stderr) if not line.startswith(("running ", "  "))
-             and "MPI_Abort" not in line and line.strip("\x00 ")]   # MPICH's note, Open MPI's stray NUL
+    # without MPICH's note on MPI_Abort and Open MPI's stray NUL
+    lines = [line for line in own_lines(proc.stderr, progress=False) if "MPI_Abort" not in line and line.strip("\x00 ")]
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert lines[0].startswith("mpigc: error: cannot write run crc-2") and "File too large" in lines[0]
@@ -177,7 +172,7 @@ def test_disk_full_during_a_run_ends_the_job_with_one_line_and_keeps_earlier_run
 
 def test_a_side_file_is_listed_only_once_readers_can_open_it(tmp_path, monkeypatch):
     """A reader that lists a side file opens it with swmr=True: it appears only after SWMR mode is on."""
-    from mpigc.results import writer as writer_module
+    from mpigc.results import runwriter as writer_module
 
     out = tmp_path / "r.h5"
     seen_before_swmr: list[list] = []

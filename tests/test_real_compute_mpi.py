@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import runs_by_name
 from mpi4py import MPI
 from mpitools import assert_all, run_mpigc, shared_path, verdict
 
-from mpigc.results import read_runs
-
-pytestmark = pytest.mark.mpi(min_size=3)
+#: real compute of every worker on few cores: among the costliest MPI tests; the smallest and the largest
+#: default world (2 and 12 workers) bound what it checks
+pytestmark = [pytest.mark.mpi(min_size=3), pytest.mark.world_sizes(3, 13)]
 
 FEATURES = 100_000
 ROWS = 32  # rows per chunk: a few ms of real compute at d = 100 000, several gradient blocks when contended
@@ -57,16 +58,9 @@ def real_file(tmp_path_factory) -> str:
     return path
 
 
-def _runs(path: str) -> dict:
-    return {r.name: r for r in read_runs(path)}
-
-
 def test_every_round_decodes_exactly(real_file):
     def check():
-        runs = _runs(real_file)
-        if list(runs) != list(ENTRIES):
-            yield f"runs {list(runs)} != {list(ENTRIES)}"
-        for name, run in runs.items():
+        for name, run in runs_by_name(real_file, ENTRIES).items():
             r = run.tables["rounds"]
             if not np.array_equal(r["round"], np.arange(ROUNDS)):
                 yield f"{name}: rounds {r['round'].tolist()}"
@@ -87,7 +81,7 @@ def test_workers_stop_before_their_load(real_file):
     load = _load(m)
 
     def check():
-        for name, run in _runs(real_file).items():
+        for name, run in runs_by_name(real_file, ENTRIES).items():
             w = run.tables["workers"]
             if len(w) != ROUNDS * m:
                 yield f"{name}: {len(w)} worker reports != {ROUNDS} x {m}"

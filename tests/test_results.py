@@ -10,6 +10,7 @@ import time
 import h5py
 import numpy as np
 import pytest
+from helpers import child_env
 
 import mpigc
 from mpigc.errors import InputError
@@ -181,9 +182,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 def test_readable_after_sigkill(tmp_path) -> None:
     path = tmp_path / "r.h5"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(os.path.dirname(
-        mpigc.__file__)), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", KILLED, str(path)], env=env, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", KILLED, str(path)], env=child_env(), timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert read_runs(path)[0].tables["rounds"].size == 5
 

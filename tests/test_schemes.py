@@ -3,47 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import chunk_gradients, code, decode_until_exact, relerr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mpigc.codes import combine, make_scheme
 from mpigc.codes.base import coef_error, least_squares_combination
-from mpigc.config import CodeConfig
 from mpigc.errors import InputError
-
-
-def code(scheme: str, **kw) -> CodeConfig:
-    base = dict(scheme=scheme, name=None, chunks=None, load=2, parts=1, assignment=None, ordering="natural",
-                decode="exact", deadline=None, transport="stream", use_partial=True, rescale=False)
-    base.update(kw)
-    return CodeConfig(**base)
-
-
-def chunk_gradients(n: int, dim: int, seed: int) -> dict[int, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {i: rng.standard_normal(dim) * 10.0 ** rng.uniform(-2, 2) for i in range(n)}
-
-
-def decode_until_exact(scheme, rng: np.random.Generator, dim: int, dead: set[int] = frozenset()):
-    """Deliver every message in a random interleaving; stop at the first exact decode."""
-    grads = chunk_gradients(scheme.plan.chunks, dim, int(rng.integers(1 << 30)))
-    truth = np.sum(list(grads.values()), axis=0)
-    queues = {w: list(scheme.sends_after(w)) for w in range(scheme.plan.workers) if w not in dead}
-    decoder, vectors = scheme.decoder(), {}
-    while queues and not decoder.exact:
-        w = list(queues)[int(rng.integers(len(queues)))]
-        p = queues[w].pop(0)
-        if not queues[w]:
-            del queues[w]
-        vectors[(w, p)] = scheme.encode(w, p, grads)
-        decoder.add(w, p)
-    comb = decoder.combination()
-    return comb, combine(comb, vectors, dim), truth
-
-
-def relerr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
-
 
 SCHEME_CASES = st.sampled_from(["uncoded", "frc", "crc", "partial", "partial-ablation"])
 

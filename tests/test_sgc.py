@@ -136,6 +136,7 @@ def test_simulated_job_gradients_are_exact(tmp_path, violate):
 
     runs = results.read_runs(out)
     assert [r.name for r in runs] == ["m-sgc", "sr-sgc", "gc-seq", "uncoded"]
+    assert len(rows) == len(runs)
     for run, (_, _, stats) in zip(runs, rows):
         rounds, jobs = run.tables["rounds"], run.tables["jobs"]
         assert len(rounds) == 12 + run.attrs["T_seq"]
@@ -240,6 +241,7 @@ def test_tune_matches_engine_and_cli(tmp_path, capsys):
 
     choices = tune(load_trace(str(trace)), jobs=30, mu=1.0, slope=2.2, m=12)
     sims = run_choices(str(trace), choices, 30, 1.0, 2.2, 12, None)
+    assert len(sims) == len(choices) >= 1
     for c, (_, scheme, stats) in zip(choices.values(), sims):
         assert c.scheme == scheme
         assert stats["total_s"] == pytest.approx(c.runtime, rel=1e-12)

@@ -17,18 +17,19 @@ import io
 
 import numpy as np
 import pytest
+from helpers import runs_by_name
 from mpi4py import MPI
 from mpitools import assert_all, run_mpigc, shared_path, verdict
 
-from mpigc import results
 from mpigc.codes.sgc import build_sequential
 from mpigc.config import load_config
 from mpigc.core.sgc_engine import SequentialEngine
-from mpigc.sim.sgc import simulate_sequential
+from mpigc.sim.driver import simulate
 
 pytestmark = pytest.mark.mpi(min_size=3)
 
 JOBS = 6
+NAMES = ("sr-sgc", "m-sgc")
 
 
 def overrides(m: int, model: str = "bursty", **extra) -> list[str]:
@@ -37,7 +38,7 @@ def overrides(m: int, model: str = "bursty", **extra) -> list[str]:
     # five times it, so only a delay of more than a fast round (measured: up to 0.2 s at load 10
     # on 2 cores, when other jobs share the machine) could move a worker across the cutoff
     out = [
-        'code.scheme=["sr-sgc", "m-sgc"]', "code.B=1", "code.W=3", f"code.lambda={lam}", "code.mu=1",
+        f"code.scheme={list(NAMES)}".replace("'", '"'), "code.B=1", "code.W=3", f"code.lambda={lam}", "code.mu=1",
         f"code.workers={m}", f'delays.model="{model}"', "delays.factor=5", "delays.chunk_time=0.2",
         f"run.rounds={JOBS}", "run.seed=7", 'workload.model="mlp"', f"workload.samples={7 * m}",
         "workload.features=200", "workload.hidden=500", 'run.detail="full"',
@@ -111,12 +112,11 @@ def test_mpi_and_simulator_agree_on_stragglers(tmp_path_factory, model):
     def check():
         sim_path = path.replace(".h5", "-sim.h5")
         config = load_config(None, overrides(m, model), backend="sim")
-        simulate_sequential(config, sim_path, log=io.StringIO())
-        mpi_runs, sim_runs = results.read_runs(path), results.read_runs(sim_path)
-        if [r.name for r in mpi_runs] != ["sr-sgc", "m-sgc"]:
-            yield f"runs {[r.name for r in mpi_runs]}"
+        simulate(config, sim_path, log=io.StringIO())
+        mpi_runs, sim_runs = runs_by_name(path, NAMES), runs_by_name(sim_path, NAMES)
+        assert len(config.codes) == len(NAMES), config.codes
         waitouts = 0
-        for run, sim, code in zip(mpi_runs, sim_runs, config.codes):
+        for run, sim, code in zip(mpi_runs.values(), sim_runs.values(), config.codes):
             yield from common_problems(run, m)
             yield from replay_problems(run, code, m)
             a, b = run.tables["rounds"], sim.tables["rounds"]
@@ -143,6 +143,7 @@ def test_mpi_and_simulator_agree_on_stragglers(tmp_path_factory, model):
     assert_all(verdict(check))
 
 
+@pytest.mark.world_sizes(3, 13)  # the costliest MPI test (real compute): the smallest and the largest default world
 def test_real_compute_decodes_every_job_exactly(tmp_path_factory):
     """compute = "real": injected delay on top of real gradients; every job exact; stragglers abandon."""
     m = MPI.COMM_WORLD.size - 1
@@ -157,9 +158,8 @@ def test_real_compute_decodes_every_job_exactly(tmp_path_factory):
     run_mpigc(path, overrides(m, "constant", **real))
 
     def check():
-        runs = results.read_runs(path)
         cut_anywhere, seen = False, []
-        for run in runs:
+        for run in runs_by_name(path, NAMES).values():
             yield from common_problems(run, m)
             rounds, workers = run.tables["rounds"], run.tables["workers"]
             err = rounds["grad_error"][~np.isnan(rounds["grad_error"])]  # the worst job of each decoding round

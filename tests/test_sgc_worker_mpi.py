@@ -23,7 +23,8 @@ from mpigc.mpi.protocol import TAG_CONTROL, TAG_RESULT, Kind, control
 from mpigc.mpi.sgc import SeqWorker, slot_payload
 from mpigc.workloads import make_workload
 
-pytestmark = pytest.mark.mpi(min_size=2)
+#: what it checks does not change with the world size: the two smallest default sizes (also Open MPI's in CI)
+pytestmark = [pytest.mark.mpi(min_size=2), pytest.mark.world_sizes(3, 6)]
 
 UNIT = 0.04  # seconds one unit's gradient takes (a sleep: the core stays free)
 IDLE = 0.5  # seconds the worker waits for START

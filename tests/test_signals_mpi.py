@@ -20,42 +20,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_mpi_launch import IN_MPI_JOB, MPIEXEC, _command, _env
+from helpers import OWN_MPIEXEC, child_env, job_ranks, mpiexec_command
 
 from mpigc.results import read_runs
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found next to python or on PATH"),
-    pytest.mark.skipif(IN_MPI_JOB, reason="launches its own mpiexec: run serially, not under mpiexec"),
-]
+pytestmark = OWN_MPIEXEC
 
 # d = 100 000: results are rendezvous sends, so pending sends are in flight when the signal comes
 RUN = ["-m", "mpigc", "run", "--set", "run.rounds=100000", "--set", "code.load=2",
        "--set", "workload.features=100000", "--set", "workload.samples=60", "--set", "delays.chunk_time=0.01"]
 PROGRESS = re.compile(r": (\d+)/100000 rounds")
-
-
-def _ranks(root: int) -> list[int]:
-    """Pids of the job's Python ranks: descendants of ``mpiexec`` running mpigc (Hydra gives each its own session)."""
-    parent, cmd = {}, {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-        cmd[int(entry.name)] = cmdline
-    family, grew = {root}, True
-    while grew:
-        more = {pid for pid, pp in parent.items() if pp in family} - family
-        family |= more
-        grew = bool(more)
-    return [pid for pid in family if pid != root and b"mpigc" in cmd[pid]
-            and not any(b"mpiexec" in c or b"hydra" in c for c in cmd[pid])]
 
 
 def _interrupt(tmp_path: Path, target: str, extra: list[str],
@@ -64,9 +38,9 @@ def _interrupt(tmp_path: Path, target: str, extra: list[str],
     out = tmp_path / "r.h5"
     err_path = tmp_path / "stderr.txt"
     with open(err_path, "w") as err, open(tmp_path / "stdout.txt", "w") as stdout:
-        proc = subprocess.Popen(_command(4, *RUN, "--set", f'code.scheme="{scheme}"', *extra, "--out", str(out)),
+        proc = subprocess.Popen(mpiexec_command(4, *RUN, "--set", f'code.scheme="{scheme}"', *extra, "--out", str(out)),
                                 stdout=stdout, stderr=err,
-                                cwd=tmp_path, env=_env(), start_new_session=True)
+                                cwd=tmp_path, env=child_env(), start_new_session=True)
         try:
             deadline = time.monotonic() + 60
             seen = 0
@@ -78,9 +52,9 @@ def _interrupt(tmp_path: Path, target: str, extra: list[str],
             if target == "mpiexec":
                 os.kill(proc.pid, sig)
             else:
-                ranks = _ranks(proc.pid)
-                assert len(ranks) == 4, ranks
-                for pid in ranks:
+                ranks = job_ranks(proc.pid)
+                assert sorted(ranks) == [0, 1, 2, 3], ranks
+                for pid in ranks.values():
                     os.kill(pid, signal.SIGTERM)
             start = time.monotonic()
             try:
@@ -144,9 +118,9 @@ def test_sigterm_to_a_sequential_run(tmp_path):
 def test_rounds_reach_the_file_by_time_during_the_run(tmp_path):
     """With the file held open by rank 0, a reader sees rounds written within about a second."""
     out = tmp_path / "r.h5"
-    proc = subprocess.Popen(_command(4, *RUN, "--set", 'code.scheme="crc"', "--out", str(out)),
+    proc = subprocess.Popen(mpiexec_command(4, *RUN, "--set", 'code.scheme="crc"', "--out", str(out)),
                             stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=tmp_path, env=_env(), start_new_session=True)
+                            stderr=subprocess.DEVNULL, cwd=tmp_path, env=child_env(), start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         counts = []

@@ -52,6 +52,7 @@ def test_verify_mode_decodes_the_true_gradient_and_trains(tmp_path):
     schemes = 'code.scheme=["partial", "crc", "frc", "uncoded", {scheme = "partial", parts = 2, name = "p2"}]'
     runs = run([schemes, "code.workers=8", "code.load=2", "run.verify=true", "run.rounds=40",
                 "workload.features=300", "workload.samples=400"], tmp_path)
+    assert list(runs) == ["partial", "crc", "frc", "uncoded", "p2"]
     for name, tables in runs.items():
         r = tables["rounds"]
         assert np.all(r["status"] == 0), name
@@ -105,7 +106,7 @@ def test_detail_full_records_messages_and_workers(tmp_path):
                tmp_path)
     t = runs["partial"]
     ev, rounds, workers = t["events"], t["rounds"], t["workers"]
-    assert len(workers) == 60
+    assert len(workers) == 60 and len(rounds) == 10
     for r in rounds:
         mine = ev[ev["round"] == r["round"]]
         assert len(mine) == r["messages"]

@@ -5,12 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import lambda_trace
 
-from mpigc.delays.lambda_traces import trace_dir
 from mpigc.delays.slope import fit_values, fitted_slope, siblings
 from mpigc.errors import InputError
-
-LAMBDA = trace_dir()  # $MPIGC_TRACE_DIR (docs/data.md)
 
 
 def write_set(folder: Path, slope: float, loads=(0.0, 0.25, 0.5, 1.0), rows: int = 6, m: int = 5) -> Path:
@@ -54,9 +52,7 @@ def test_no_fit_is_one_clear_error(tmp_path, make, needle):
 
 
 def test_lambda_trace_slopes():
-    path = LAMBDA / "cnn-canada-load0.00-batch2048-desktop-r20.csv"
-    if not path.exists():
-        pytest.skip(f"{path} not present")
+    path = lambda_trace("cnn-canada-load0.00-batch2048-desktop-r20.csv")
     assert fitted_slope(str(path)) == pytest.approx(1.0989, abs=1e-3)
 
 

@@ -8,14 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import MPIEXEC, OWN_MPIEXEC, ROOT
 
 from mpigc import results
 
-ROOT = Path(__file__).resolve().parent.parent
 SLURM = ROOT / "jobs" / "slurm"
-MPIEXEC = shutil.which("mpiexec", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(MPIEXEC is None or shutil.which("bash") is None, reason="needs mpiexec and bash")]
+pytestmark = [*OWN_MPIEXEC, pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")]
 
 FAKE_SRUN = """#!/bin/bash
 # stand-in for srun: srun [--mpi=...] [-n N] cmd... -> mpiexec -n N (default SLURM_NTASKS) cmd...

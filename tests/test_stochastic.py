@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import simulate_estimates, z_scores
 
 from mpigc.codes import combine, make_plan, make_scheme
 from mpigc.codes.assignments import make_assignment_with_order
 from mpigc.config import load_config
-from mpigc.core.entries import plan_entries
-from mpigc.core.inputs import build_delays, build_workload
 from mpigc.errors import InputError
-from mpigc.sim import Network, Simulator
 
 
 def _config(*overrides: str):
@@ -78,46 +76,6 @@ def test_decode_times_and_coef_error_match_the_decoder_and_the_vectors():
     assert whole.weight == 1.0 and _decode_check(whole, rng) > 0  # each chunk heard exactly once: exact
     everyone = make_scheme(_config("code.load=2", "code.workers=6").codes[0], 6, 0)
     assert everyone.p == 0 and _decode_check(everyone, rng) > 0  # p = 0: exact once every worker is heard
-
-
-class _Frozen:
-    """A workload whose model never moves; it records every decoded gradient it is handed."""
-
-    def __init__(self, workload):
-        self.inner = workload
-        self.estimates: list[np.ndarray] = []
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def update(self, model, gradient):
-        self.estimates.append(np.array(gradient))
-        return model
-
-
-def simulate_estimates(config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decoded gradients of every round (zero for undecodable ones), the true gradient, and the rounds table."""
-    m = config.codes[0].workers
-    delays = build_delays(config, m)
-    (entry,) = plan_entries(config, m, delays)
-    workload = _Frozen(build_workload(config, entry.scheme.plan.chunks))
-    sim = Simulator(entry.scheme, delays, entry.policy, network=Network(), workload=workload)
-    rows = []
-    sim.run(config.run.rounds, lambda batch: rows.extend(batch.rounds))
-    status = np.array([row[2] for row in rows])
-    estimates = np.zeros((len(rows), workload.dim))
-    estimates[status != 2] = workload.estimates
-    truth, _ = workload.inner.full_gradient(workload.inner.initial_model())
-    return estimates, truth, status
-
-
-def z_scores(estimates: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Bias of the mean estimate in standard errors: along the gradient, then per coordinate."""
-    direction = truth / np.linalg.norm(truth)
-    along = estimates @ direction
-    first = (along.mean() - truth @ direction) / (along.std(ddof=1) / np.sqrt(len(along)))
-    coords = (estimates.mean(axis=0) - truth) / (estimates.std(axis=0, ddof=1) / np.sqrt(len(estimates)))
-    return np.concatenate([[first], coords])
 
 
 STRAGGLERS = ("run.verify=true", "run.rounds=1500", "workload.samples=200", "workload.features=4",

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import lambda_trace
 
 from mpigc.codes import make_scheme
 from mpigc.config import CodeConfig
 from mpigc.delays import load_trace
-from mpigc.delays.lambda_traces import trace_dir
 from mpigc.sim.tune import _msgc_decodes, bursty_grid, bursty_params, engine_total, gc_grid, trace_block, tune
 
-LAMBDA = trace_dir()  # $MPIGC_TRACE_DIR (docs/data.md)
 JOBS, MU = 30, 1.0
 
 
@@ -27,9 +26,7 @@ def synthetic() -> tuple[np.ndarray, float]:
 
 def lambda_cut() -> tuple[np.ndarray, float]:
     """10 workers of a Lambda trace: the 5 slowest columns and 5 ordinary ones, 20 rounds."""
-    path = LAMBDA / "cnn-canada-load0.00-batch2048-desktop-r20.csv"
-    if not path.exists():
-        pytest.skip(f"{path} not present")
+    path = lambda_trace("cnn-canada-load0.00-batch2048-desktop-r20.csv")
     values = load_trace(str(path))
     order = np.argsort(values.max(axis=0))
     return values[:, np.concatenate([order[-5:], order[:5]])], 1.1
@@ -43,12 +40,14 @@ def test_every_grid_point_matches_the_engine(make):
     lams = np.arange(1, m)
     tol = np.arange(0, m)
     total, waits = gc_grid(base[:JOBS], slope, MU, tol)
+    assert len(total) == len(waits) == len(tol) == m
     for s, t, n in zip(tol, total, waits):
         assert (t, n) == pytest.approx(engine_total("gc-seq", {"load": int(s) + 1}, base, JOBS, MU, slope), rel=1e-12)
     seen_wait = {"m-sgc": 0, "sr-sgc": 0}
     for scheme in ("m-sgc", "sr-sgc"):
         for B, W in bursty_params(scheme):
             total, waits = bursty_grid(scheme, base, JOBS, slope, MU, B, W, lams)
+            assert len(total) == len(waits) == len(lams) == m - 1
             for lam, t, n in zip(lams, total, waits):
                 ref = engine_total(scheme, {"B": B, "W": W, "lambda": int(lam)}, base, JOBS, MU, slope)
                 assert t == pytest.approx(ref[0], rel=1e-12), (scheme, B, W, lam)

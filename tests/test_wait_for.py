@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from test_stochastic import simulate_estimates, z_scores
+from helpers import simulate_estimates, z_scores
 
 from mpigc.codes import combine, make_scheme
 from mpigc.config import load_config

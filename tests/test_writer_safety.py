@@ -20,8 +20,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers import child_env, own_lines
 
-import mpigc
 from mpigc.results import (
     ROUNDS_DTYPE,
     FileBusyError,
@@ -30,12 +30,6 @@ from mpigc.results import (
     read_runs,
     running_files,
 )
-
-ROOT = os.path.dirname(os.path.dirname(mpigc.__file__))
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
 
 
 def _limit(nbytes: int | None):
@@ -51,17 +45,12 @@ def simulate(out: Path, *sets: str, limit: int | None = None, wait: bool = True)
     cmd = [sys.executable, "-m", "mpigc", "simulate", "--out", str(out)]
     for item in sets:
         cmd += ["--set", item]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
                             cwd=out.parent, preexec_fn=_limit(limit))
     if not wait:
         return proc
     stdout, stderr = proc.communicate(timeout=120)
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
-
-
-def own_lines(stderr: str) -> list[str]:
-    """stderr without simulate's progress lines."""
-    return [line for line in stderr.splitlines() if line.strip() and not line.startswith(("simulating ", "  "))]
 
 
 def sha256(path: Path) -> str:
@@ -83,7 +72,7 @@ def earlier(tmp_path) -> Path:
 
 
 def _assert_failed_cleanly(proc, out: Path, digest: str, before: dict) -> str:
-    lines = own_lines(proc.stderr)
+    lines = own_lines(proc.stderr, progress=False)
     assert proc.returncode == 1, proc.stderr
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert lines[0].startswith("mpigc: error: ") and str(out) in lines[0] and "File too large" in lines[0]
@@ -132,7 +121,7 @@ def test_full_tmpfs_during_the_run(tmp_path):
         assert simulate(out, "run.rounds=300").returncode == 0
         digest, before = sha256(out), snapshot(out)
         proc = simulate(out, 'code.scheme="crc"', 'run.detail="workers"', "run.rounds=10000")
-        lines = own_lines(proc.stderr)
+        lines = own_lines(proc.stderr, progress=False)
         assert proc.returncode == 1 and len(lines) == 1 and "No space left on device" in lines[0], proc.stderr
         assert sha256(out) == digest and snapshot(out) == before
         assert sorted(p.name for p in mnt.iterdir()) == ["r.h5"]   # no side, temporary or lock file left
@@ -157,7 +146,7 @@ def test_a_second_writer_is_refused_at_once_naming_the_first(tmp_path):
         if first.poll() is None:
             first.kill()
             first.communicate()
-    lines = own_lines(second.stderr)
+    lines = own_lines(second.stderr, progress=False)
     assert second.returncode == 2 and len(lines) == 1, second.stderr
     assert str(out) in lines[0] and f"pid {first.pid} on host" in lines[0], lines[0]
     assert took < 30 and held["pid"] == first.pid
@@ -190,11 +179,11 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 def test_a_killed_writer_leaves_its_rows_found_by_info_and_committed_by_the_next(tmp_path):
     out = tmp_path / "r.h5"
-    proc = subprocess.run([sys.executable, "-c", KILLED, str(out)], env=_env(), timeout=60)
+    proc = subprocess.run([sys.executable, "-c", KILLED, str(out)], env=child_env(), timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert len(running_files(out)) == 1 and holder(out) is None        # its lock died with it
     info = subprocess.run([sys.executable, "-m", "mpigc", "info", str(out), "--csv"], capture_output=True,
-                          text=True, env=_env(), timeout=60)
+                          text=True, env=child_env(), timeout=60)
     assert info.returncode == 0 and info.stdout.splitlines()[1].startswith("a,crc,7,"), info.stderr
     with ResultFile(out, keep_open=True) as file:
         file.new_run("b", {}).append("rounds", np.zeros(2, ROUNDS_DTYPE))

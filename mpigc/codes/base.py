@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mpigc.codes.inplace import combine_into, scratch_for
 from mpigc.codes.plan import Plan, make_plan
 
 MessageKey = tuple[int, int]  # (worker, task position)
@@ -70,7 +71,7 @@ def combine(comb: Combination, vectors: dict[MessageKey, np.ndarray], dim: int) 
     if not comb.keys:
         return np.zeros(dim)
     stacked = np.stack([vectors[k] for k in comb.keys])
-    out = (comb.weights @ stacked).reshape(-1)
+    out = (comb.weights.astype(stacked.dtype, copy=False) @ stacked).reshape(-1)  # in the messages' dtype
     return out[:dim]
 
 
@@ -203,11 +204,17 @@ class Scheme(ABC):
 
     def answer(self, instructions: list[tuple[int, np.ndarray]], chunk_grads: dict[int, np.ndarray]) -> np.ndarray:
         """Second phase: one vector, sum over instructed chunks of weights @ parts."""
-        out = None
-        for chunk, weights in instructions:
-            term = weights @ split_parts(chunk_grads[int(chunk)], self.plan.parts)
-            out = term if out is None else out + term
+        any_grad = chunk_grads[int(instructions[0][0])]
+        out = np.empty(split_parts(any_grad, self.plan.parts).shape[1], dtype=any_grad.dtype)
+        self.answer_into(instructions, chunk_grads, out)
         return out
+
+    def answer_into(self, instructions: list[tuple[int, np.ndarray]], chunk_grads: dict[int, np.ndarray],
+                    out: np.ndarray) -> None:
+        """:meth:`answer` written into ``out`` (a message's payload), without d-sized temporaries."""
+        scratch = scratch_for(out)
+        for j, (chunk, weights) in enumerate(instructions):
+            combine_into(out, weights, split_parts(chunk_grads[int(chunk)], self.plan.parts), scratch, add=j > 0)
 
     # -- worker side -------------------------------------------------------
     @abstractmethod
@@ -220,19 +227,25 @@ class Scheme(ABC):
 
     def encode(self, worker: int, position: int, chunk_grads: dict[int, np.ndarray]) -> np.ndarray:
         """Message vector from the worker's chunk gradients (full length d each)."""
+        any_grad = next(iter(chunk_grads.values()))
+        out = np.empty(split_parts(any_grad, self.plan.parts).shape[1], dtype=any_grad.dtype)
+        self.encode_into(worker, position, chunk_grads, out)
+        return out
+
+    def encode_into(self, worker: int, position: int, chunk_grads: dict[int, np.ndarray], out: np.ndarray) -> None:
+        """:meth:`encode` written into ``out`` (a message's payload), without d-sized temporaries."""
         parts = self.plan.parts
         row = self.message_row(worker, position).reshape(self.plan.chunks, parts)
-        out = None
+        scratch = scratch_for(out)
+        first = True
         for chunk in self.plan.orders[worker][: position + 1]:
             coefs = row[chunk]
             if not np.any(coefs):
                 continue
-            term = coefs @ split_parts(chunk_grads[int(chunk)], parts)
-            out = term if out is None else out + term
-        if out is None:
-            any_grad = next(iter(chunk_grads.values()))
-            out = np.zeros(split_parts(any_grad, parts).shape[1])
-        return out
+            combine_into(out, coefs, split_parts(chunk_grads[int(chunk)], parts), scratch, add=not first)
+            first = False
+        if first:
+            out.fill(0.0)
 
     # -- master side -------------------------------------------------------
     def send_mask(self) -> np.ndarray:

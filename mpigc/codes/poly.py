@@ -24,6 +24,10 @@ from mpigc.seeding import stream
 
 POINT_SETS = ("chebyshev", "integers")
 COND_SAMPLES = 200
+#: the most workers poly plans for. Planning costs O(m^3) per sampled condition number (at m = 200 about
+#: two minutes), and past m ~ 40 the decode's condition number exceeds what float64 can decode exactly
+#: (mpigc.core.policy.cond_limit): every round would be reported unsound (status 3) anyway.
+MAX_WORKERS = 100
 CACHE_SIZE = 10_000
 
 
@@ -99,6 +103,13 @@ class PolynomialCode(OneShot):
         self.points = evaluation_points(self.points_name, m)
         self.tolerance = load - l
         self.needed = m - self.tolerance  # messages for an exact decode = number of coefficients of P
+        with np.errstate(over="ignore"):
+            top_power = np.max(np.abs(self.points)) ** (self.needed - 1)   # cheap: before the size limit
+        if not np.isfinite(top_power):
+            raise InputError("code.points", f"{self.points_name} points overflow float64 at m = {m}; use chebyshev")
+        if m > MAX_WORKERS:
+            raise InputError("code.workers", f"poly plans for at most {MAX_WORKERS} workers, got {m}: planning "
+                             "takes minutes there and its decode is not numerically sound past m ~ 40 in float64")
         self.matrix = self._encoding_matrix()
         self._cache: dict[tuple[int, ...], tuple[np.ndarray, float, float]] = {}
         self._worst: float | None = None

@@ -28,8 +28,9 @@ class RunConfig:
     rounds: int = key(100, "int", "rounds to run (jobs for sequential schemes)", lo=1)
     seed: int = key(0, "int", "root seed of every random stream (below 2^64)", lo=0)
     verify: bool = key(False, "bool", "compute the true gradient each round and record grad_error")
-    round_timeout: float | None = key(None, "float", "seconds before a round ends undecoded (at most 1e6); "
-                                      "auto = 10*load*chunk_time", lo=0, lo_open=True)
+    round_timeout: float | None = key(None, "float", "seconds before a round ends undecoded (at most 1e6); auto = "
+                                      "10 x (load*chunk_time + load*measured compute per chunk + a round's message "
+                                      "time)", lo=0, lo_open=True)
     flush_every: int | None = key(None, "int", "rounds buffered per HDF5 write; auto = 1 (run) or 1000 (simulate)",
                                   lo=1)
     flush_seconds: float = key(1.0, "float", "run only: write to the file at most this often (s of wall time; 0 = "
@@ -37,8 +38,8 @@ class RunConfig:
                                lo=0)
     detail: str | None = key(None, "str", "what to record; auto = full (run) or rounds (simulate)",
                              choices=("rounds", "workers", "full"))
-    eval_every: int = key(0, "int", "evaluate the model on held-out rows every this many rounds (0 = never; "
-                          "needs verify = true)", lo=0)
+    eval_every: int = key(0, "int", "evaluate the model on held-out rows every this many rounds (0 = never; needs "
+                          "verify = true)", lo=0)
     target_loss: float | None = key(None, "float", "summary: time and rounds until eval_loss <= this (needs "
                                     "eval_every)", unset="unset")
 
@@ -56,8 +57,8 @@ class CodeConfig:
     assignment: str | None = key(None, "str", "chunks held by each worker; auto = the scheme's own")
     ordering: str = key("natural", "str", "order of chunks inside a worker")
     decode: str = key("exact", "str", "exact, or approximate at the deadline", choices=("exact", "approx"))
-    deadline: float | None = key(None, "float", "seconds (at most 1e6); approximate decoding deadline T_dl", lo=0,
-                                 lo_open=True)
+    deadline: float | None = key(None, "float", "seconds (at most 1e6); approximate decoding deadline T_dl",
+                                 lo=0, lo_open=True)
     transport: str = key("stream", "str", "partial: send coded parts (stream) or notes then requests",
                          choices=("stream", "request"))
     use_partial: bool = key(True, "bool", "partial: count unfinished workers' chunks (false = ablation)")
@@ -84,9 +85,13 @@ class WorkloadConfig:
     samples: int = key(2000, "int", "samples in the dataset", lo=1)
     features: int = key(100, "int", "features per sample", lo=1)
     hidden: int = key(16, "int", "mlp: hidden units", lo=1)
-    dataset: str = key("synthetic", "str", '"synthetic", a directory of X.npy and y.npy (memory-mapped), or a '
-                       ".npz or .h5 file with X and y")
-    step: float = key(0.1, "float", "gradient step size", lo=0, lo_open=True)
+    dataset: str = key("synthetic", "str", '"synthetic", a directory of X.npy and y.npy (memory-mapped), or a .npz '
+                       "or .h5 file with X and y")
+    step: float | None = key(None, "float", "gradient step size; auto = min(0.1, 1/L), L a bound on the curvature "
+                             "from the data's shape (least-squares, logistic on synthetic data; 0.1 otherwise)",
+                             lo=0, lo_open=True)
+    dtype: str = key("float64", "str", "floating type of data, model, gradients, messages and decode",
+                     choices=("float64", "float32"))
     models: int | None = key(None, "int", "sequential: models trained together K; auto = T_seq + 1", lo=1)
     noise: float = key(0.1, "float", "synthetic: label noise", lo=0)
 
@@ -106,28 +111,38 @@ class DelaysConfig:
     per: str = key("chunk", "str", "draw per chunk or once per worker-round", choices=("chunk", "worker"))
     slow: tuple[int, ...] = key((), "ints", "constant: slow workers (0-based)", lo=0)
     factor: float = key(2.0, "float", "slowdown of slow workers / bad rounds", lo=1)
-    alpha: float = key(2.0, "float", "pareto: shape", lo=1, lo_open=True,
-                       message="Pareto shape must be > 1 (infinite mean otherwise)")
+    alpha: float = key(2.0, "float", "pareto: shape",
+                       lo=1, lo_open=True, message="Pareto shape must be > 1 (infinite mean otherwise)")
     p: float = key(0.1, "float", "bimodal: probability a worker-round is slow", **_PROBABILITY)
-    p_bad: float = key(0.1, "float", "gilbert-elliott: good -> bad probability", **_PROBABILITY)
-    p_good: float = key(0.5, "float", "gilbert-elliott: bad -> good probability", **_PROBABILITY)
+    p_bad: float = key(0.1, "float", "gilbert-elliott, fitted: good (fast) -> bad (slow) probability", **_PROBABILITY)
+    p_good: float = key(0.5, "float", "gilbert-elliott, fitted: bad (slow) -> good (fast) probability", **_PROBABILITY)
     B: int = key(1, "int", "bursty: burst length", lo=1)
     W: int = key(2, "int", "bursty: window", lo=1)
     lam: int = key(1, "int", "bursty: stragglers per window", lo=0, name="lambda")
     violate: float = key(0.0, "float", "bursty: probability a round breaks the model", **_PROBABILITY)
     trace: str | None = key(None, "str", "trace: CSV of per-round, per-worker seconds, or an HDF5 result file",
                             unset="unset")
-    slope: float | str | None = key(None, "float", "trace: seconds per unit of normalised load (P3's affine "
-                                    'model), or "fit" (fitted to the trace\'s set)', unset="unset")
+    slope: float | str | None = key(None, "float", "trace: seconds per unit of normalised load (P3's affine model), "
+                                    "or \"fit\" (fitted to the trace's set)", unset="unset")
     wrap: bool = key(True, "bool", "trace: wrap rounds and workers around")
+    speed_sigma: float = key(0.0, "float", "fitted: log-sd of the workers' persistent speed factors", lo=0)
+    floor: float = key(0.0, "float", "fitted: shift of both states' log-normals (trace units)", lo=0)
+    fast_mu: float = key(0.0, "float", "fitted: fast state, mean of log(value/speed - floor)")
+    fast_sigma: float = key(0.1, "float", "fitted: fast state, sd of log(value/speed - floor)", lo=0, lo_open=True)
+    slow_mu: float = key(1.0, "float", "fitted: slow state, mean of log(value/speed - floor)")
+    slow_sigma: float = key(0.1, "float", "fitted: slow state, sd of log(value/speed - floor)", lo=0, lo_open=True)
 
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """``[network]``: simulated link (simulator only)."""
+    """``[network]``: simulated links (simulator only; ``mpigc probe --network`` measures them)."""
 
     latency: float = key(0.0, "float", "seconds per message (simulator)", lo=0)
     bandwidth: float = key(0.0, "float", "bytes/s per link, 0 = infinite (simulator)", lo=0)
+    shared_ingest: bool = key(False, "bool", "messages into rank 0 share one link: each waits until it is free, "
+                              "then takes gap + bytes/bandwidth (false = independent links)")
+    gap: float = key(0.0, "float", "shared_ingest: seconds the link is held per message beyond its bytes (LogGP's g)",
+                     lo=0)
 
 
 @dataclass(frozen=True)

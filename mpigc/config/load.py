@@ -43,8 +43,16 @@ def _unknown_key(table: str, name: str, prefix: str) -> InputError:
     return InputError(f"{prefix}.{name}", f"unknown key (keys of [{table}]: {', '.join(KEYS[table])})")
 
 
+#: tables a config may carry for the reader's information; never read (``[fit]``: how ``mpigc trace fit`` fitted)
+INFORMATIONAL = ("fit",)
+
+
 def _check_tables(raw: Mapping[str, Any]) -> None:
     for name, value in raw.items():
+        if name in INFORMATIONAL:
+            if not isinstance(value, dict):
+                raise InputError(name, f"must be a table [{name}], got {show(value)}")
+            continue
         if name not in KEYS:
             close = difflib.get_close_matches(name, list(KEYS), n=1)
             homes = [t for t in KEYS if name in KEYS[t]]
@@ -162,6 +170,21 @@ def _check_eval(run: RunConfig, codes: tuple[CodeConfig, ...]) -> None:
                                            "at once; see the jobs table's loss instead)")
 
 
+#: rounds a float32 run may have: message headers carry the round as a float32, exact up to 2^24
+FLOAT32_ROUNDS = 2**24
+
+
+def _check_dtype(workload: WorkloadConfig, run: RunConfig, codes: tuple[CodeConfig, ...]) -> None:
+    """float32: rounds that fit a float32 header; not the sequential schemes (they run in float64)."""
+    if workload.dtype != "float32":
+        return
+    if run.rounds > FLOAT32_ROUNDS:
+        raise InputError("workload.dtype", f"float32 messages number rounds up to 2^24 = {FLOAT32_ROUNDS}; "
+                                           f"run.rounds = {run.rounds}")
+    if any(getattr(SCHEMES.lookup(c.scheme, "code.scheme"), "sequential", False) for c in codes):
+        raise InputError("workload.dtype", "float32 is not supported with sequential schemes (they run in float64)")
+
+
 def _check_delays(d: DelaysConfig, workers: int) -> None:
     if d.failures > 0 and d.fail_count > 0:
         raise InputError("delays.fail_count", f"cannot be combined with delays.failures = {d.failures:g}; "
@@ -275,7 +298,9 @@ def load_config(path: str | None, overrides: Sequence[str] = (), backend: str = 
     _check_eval(run, codes)
     delays = DelaysConfig(**checked["delays"])
     _check_delays(delays, workers)
-    config = Config(run=run, codes=codes, workload=WorkloadConfig(**checked["workload"]), delays=delays,
+    workload = WorkloadConfig(**checked["workload"])
+    _check_dtype(workload, run, codes)
+    config = Config(run=run, codes=codes, workload=workload, delays=delays,
                     network=NetworkConfig(**checked["network"]), backend=backend)
     check_memory(config)     # before any command builds an m x N plan or a dataset
     return config

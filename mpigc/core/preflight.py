@@ -18,20 +18,14 @@ from __future__ import annotations
 import os
 
 from mpigc import results
-from mpigc.codes.sgc import is_sequential
 from mpigc.config import Config
-from mpigc.core.entries import Entry, plan_entries, workers_of
-from mpigc.core.inputs import build_delays, build_workload, workload_dim
-
-
-def run_label(entry: Entry, name: str | None, entries: int) -> str:
-    """Return the run name an entry is stored under (before ``-2``, ``-3``... for taken names)."""
-    return name if (name and entries == 1) else entry.label
+from mpigc.core.entries import SEQUENTIAL, RunPlan, plan_run
+from mpigc.core.inputs import build_workload, workload_dim
 
 
 def check_run(config: Config, *, backend: str, name: str | None = None,
-              out: str | os.PathLike | None = None) -> list[Entry]:
-    """Check a resolved config for ``run`` (``backend="mpi"``) or ``simulate`` (``"sim"``).
+              out: str | os.PathLike | None = None) -> RunPlan:
+    """Check a resolved config for ``run`` (``backend="mpi"``) or ``simulate`` (``"sim"``); return its plan.
 
     Builds every scheme entry, checks the straggler model covers the rounds,
     builds each entry's workload for the chunks it will use (the plan's
@@ -41,28 +35,25 @@ def check_run(config: Config, *, backend: str, name: str | None = None,
 
     Returns
     -------
-    list of Entry
-        The planned entries, in config order.
+    RunPlan
+        The plan the run goes on with (:mod:`mpigc.core.lifecycle`): it is not built again.
 
     Raises
     ------
     InputError
         Naming the key (or ``--name``, ``--out``) and the problem.
     """
-    m = workers_of(config)
-    delays = build_delays(config, m)
-    delays.check_rounds(config.run.rounds)
-    entries = plan_entries(config, m, delays)
+    plan = plan_run(config, name)
+    entries = plan.entries
     if name is not None:
         results.check_run_name(name, "--name")
     for entry in entries:
         key = "--name" if (name and len(entries) == 1) else ("code.name" if entry.code.name else "code.scheme")
-        results.check_run_name(run_label(entry, name, len(entries)), key)
-    sequential = is_sequential(config)
+        results.check_run_name(plan.label(entry), key)
     if backend == "mpi" or config.run.verify:
         built: set[int] = set()
         for entry in entries:
-            chunks = int(entry.scheme.units if sequential else entry.scheme.plan.chunks)
+            chunks = int(entry.scheme.units if plan.regime == SEQUENTIAL else entry.scheme.plan.chunks)
             if chunks not in built:
                 # a user dataset is scanned for non-finite values once, by the first build
                 build_workload(config, chunks, check=not built)
@@ -71,4 +62,4 @@ def check_run(config: Config, *, backend: str, name: str | None = None,
         workload_dim(config)  # opens a user dataset: a missing file is bad input now
     if out is not None:
         results.check_writable(out)
-    return entries
+    return plan

@@ -6,10 +6,11 @@ import numpy as np
 from mpigc import report
 from mpigc.core.policy import EXACT, UNDECODABLE
 from mpigc.core.sgc_engine import Closed, SequentialEngine
+from mpigc.results import JobRow, RoundRow
 
 
 def rows_of(closed: Closed, duration: float, clock: float, engine: SequentialEngine, models: int,
-            checks: dict[int, tuple[float, float]]) -> tuple[tuple, list[tuple]]:
+            checks: dict[int, tuple[float, float]]) -> tuple[RoundRow, list[JobRow]]:
     """Return the ``rounds`` row and the ``jobs`` rows of one closed round (both backends)."""
     r = closed.round
     jobs_r = engine.state.jobs[r]
@@ -21,11 +22,13 @@ def rows_of(closed: Closed, duration: float, clock: float, engine: SequentialEng
     status = UNDECODABLE if closed.lost else EXACT
     grad_error = float(np.max(errors)) if errors and not np.all(np.isnan(errors)) else np.nan
     messages = 0 if closed.idle else int(accepted.sum())  # a round without work sends nothing
-    row = (r, duration, status, messages, tasks, coef, grad_error,
-           losses[-1] if losses else np.nan, closed.waitout, -1, np.nan)
-    jobs = [(d.job, engine.model_of(d.job, models), r, clock, checks.get(d.job, (np.nan, np.nan))[1])
+    row = RoundRow(round=r, latency=duration, status=status, messages=messages, chunks_done=tasks, coef_error=coef,
+                   grad_error=grad_error, loss=losses[-1] if losses else np.nan, waitout=closed.waitout)
+    jobs = [JobRow(job=d.job, model=engine.model_of(d.job, models), round_done=r, t_done=clock,
+                   loss=checks.get(d.job, (np.nan, np.nan))[1])
             for d in closed.decodes]
-    jobs += [(t, engine.model_of(t, models), -1, np.nan, np.nan) for t in closed.lost]
+    jobs += [JobRow(job=t, model=engine.model_of(t, models), round_done=-1, t_done=np.nan, loss=np.nan)
+             for t in closed.lost]
     return row, jobs
 
 

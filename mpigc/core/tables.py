@@ -15,11 +15,16 @@ def tables_for(detail: str, sgc: bool = False) -> tuple[str, ...]:
 
 @dataclass
 class RoundTables:
-    """Rows of one or more rounds, as tuples in the results module's dtypes."""
+    """Rows of one or more rounds (``jobs``: sequential runs only), for :func:`mpigc.results.as_rows`.
 
-    rounds: list[tuple] = field(default_factory=list)
-    events: list[tuple] = field(default_factory=list)
-    workers: list[tuple] = field(default_factory=list)
+    Each list holds the table's rows built by field name (``results.RoundRow``...)
+    or structured arrays of them (``results.new_rows``, filled column by column).
+    """
+
+    rounds: list = field(default_factory=list)
+    events: list = field(default_factory=list)
+    workers: list = field(default_factory=list)
+    jobs: list = field(default_factory=list)
 
 
 def summary_attrs(stats: dict) -> dict:

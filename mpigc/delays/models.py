@@ -170,7 +170,7 @@ class GilbertElliottModel(StragglerModel):
 
 
 class GilbertElliott:
-    """Per-worker good/bad Markov chain across rounds, every worker good at round 0.
+    """Per-worker good/bad Markov chain across rounds, every worker good at round 0 unless ``start`` > 0.
 
     Parameters
     ----------
@@ -181,6 +181,10 @@ class GilbertElliott:
         ``run.seed``.
     workers : int
         Number of workers m.
+    start : float
+        Probability a worker starts bad; with ``start`` > 0 round 0's state is
+        ``u < start`` for the first m uniforms of round 0's stream (0: all good,
+        and round 0 draws nothing).
 
     Notes
     -----
@@ -191,13 +195,15 @@ class GilbertElliott:
 
     CHECKPOINT = 1024
 
-    def __init__(self, p_bad: float, p_good: float, seed: int, workers: int) -> None:
+    def __init__(self, p_bad: float, p_good: float, seed: int, workers: int, start: float = 0.0) -> None:
         self.p_bad = float(p_bad)
         self.p_good = float(p_good)
         self.seed = int(seed)
         self.workers = int(workers)
         self._round = 0
         self._state = np.zeros(self.workers, dtype=bool)
+        if start > 0:
+            self._state = stream(self.seed, "delays", 0).random(self.workers) < float(start)
         self._checkpoints: dict[int, np.ndarray] = {0: self._state.copy()}
 
     def bad(self, rnd: int) -> np.ndarray:

@@ -52,7 +52,7 @@ def _fail(source: str, problem: str) -> InputError:
     return InputError(KEY, f"{source}: {problem}")
 
 
-def load_trace(source: str, reader: RunReader | None = None) -> np.ndarray:
+def load_trace(source: str, reader: RunReader | None = None, censored: str = "refuse") -> np.ndarray:
     """Read and validate a trace, shape (rounds, workers), seconds.
 
     Parameters
@@ -61,6 +61,10 @@ def load_trace(source: str, reader: RunReader | None = None) -> np.ndarray:
         A CSV path, ``FILE.h5`` or ``FILE.h5:RUN``.
     reader : RunReader, optional
         Reads HDF5 result files; without one only CSV traces can be read.
+    censored : {"refuse", "keep"}
+        An empty CSV cell is a censored value (``mpigc trace export`` writes
+        one where a STOP cut a worker's round short): refused with a line
+        saying how to drop them, or kept as NaN for a caller that drops them.
 
     Raises
     ------
@@ -71,7 +75,7 @@ def load_trace(source: str, reader: RunReader | None = None) -> np.ndarray:
     match = _H5.match(source)
     if match:
         return _read_result(source, match["path"], match["run"], reader)
-    return _read_csv(source)
+    return _read_csv(source, censored == "keep")
 
 
 def _check_path(source: str, path: str) -> None:
@@ -81,7 +85,7 @@ def _check_path(source: str, path: str) -> None:
         raise _fail(source, "is a directory, not a trace file")
 
 
-def _read_csv(path: str) -> np.ndarray:
+def _read_csv(path: str, keep_censored: bool = False) -> np.ndarray:
     """Parse a CSV trace with the csv module, checking every cell."""
     _check_path(path, path)
     try:
@@ -107,6 +111,12 @@ def _read_csv(path: str) -> np.ndarray:
         for j, cell in enumerate(row):
             col = names[j] if names is not None else f"{j + 1}"
             where = f"line {n}, column {col}"
+            if not cell.strip():
+                if keep_censored:
+                    out[i, j] = np.nan
+                    continue
+                raise _fail(path, f"{where}: empty cell: a censored value (cut short by a STOP); replay and fit "
+                                  "need complete rounds: export with --drop-censored, or fit with --drop-censored")
             try:
                 out[i, j] = float(cell)
             except ValueError:

@@ -41,13 +41,27 @@ from mpi4py import MPI
 
 from mpigc.codes import Combination, Scheme
 from mpigc.codes.base import Decoder, MessageKey
+from mpigc.codes.inplace import add_scaled, scratch_for, step_into
 from mpigc.codes.partial import answered_combination
+from mpigc.core.evaluation import NO_EVAL
+from mpigc.core.gradients import full_gradient
 from mpigc.core.metrics import relative_error
-from mpigc.core.payload import RESULT_HEADER, packed_part_length, unpack
-from mpigc.core.policy import UNDECODABLE, LastMessages, RoundPolicy, last_sends, status_of
+from mpigc.core.payload import CONTROL_HEADER, RESULT_HEADER, packed_part_length, unpack
+from mpigc.core.policy import (
+    NONFINITE,
+    UNDECODABLE,
+    LastMessages,
+    RoundPolicy,
+    Soundness,
+    finite,
+    last_sends,
+    status_of,
+)
 from mpigc.core.tables import RoundTables
 from mpigc.mpi.mailbox import Courier, Inbox
-from mpigc.mpi.protocol import POLL_SLEEP, Kind, control
+from mpigc.mpi.protocol import POLL_SLEEP, Kind, control, header, worker_row
+from mpigc.results import EventRow, RoundRow
+from mpigc.workloads import Objective
 
 
 class Master:
@@ -59,15 +73,21 @@ class Master:
         self.policy = policy
         self.workload = workload
         self.verify = verify
+        self.soundness = Soundness(getattr(workload, "dtype", np.float64))  # what "exact" may mean numerically
         self.m = scheme.plan.workers
         self.parts = scheme.plan.parts
         self.dim = workload.dim
         self.part_len = packed_part_length(self.dim, self.parts)  # the loss travels with the gradient
-        self.model = workload.initial_model()
-        self.inbox = Inbox(comm, self.m, RESULT_HEADER + self.part_len)
-        self.courier = Courier(comm, self.inbox.heard)  # control sends, a few in flight per worker
-        self.acc = np.zeros((self.parts, self.part_len))  # the decoded gradient, built in place every round
-        self.scratch = np.empty(self.part_len)  # one weighted vector, for decoding without temporaries
+        self.dtype = np.dtype(workload.dtype)
+        self.inbox = Inbox(comm, self.m, RESULT_HEADER + self.part_len, self.dtype)
+        self.courier = Courier(comm, self.inbox.heard, dtype=self.dtype)  # control sends, a few in flight per worker
+        # The model lives in the payload of a START buffer: the update writes the next model into
+        # another one (no copy into a fresh START), and a buffer is reused once no send reads it.
+        self.starts = [np.empty(CONTROL_HEADER + self.dim, self.dtype)]
+        self.start_buf = self.starts[0]
+        self.start_buf[CONTROL_HEADER:] = workload.initial_model()
+        self.acc = np.zeros((self.parts, self.part_len), self.dtype)  # the decoded gradient, built in place
+        self.scratch = scratch_for(self.acc)  # one block of a weighted vector: decoding without d-sized temporaries
         self.held: dict[MessageKey, np.ndarray] = {}  # vectors the decode may still weigh
         self.applied: set[MessageKey] = set()  # messages already in ``acc``
         self.peak_held = 0  # the most vectors ever kept between messages (tests and benchmarks read it)
@@ -75,12 +95,27 @@ class Master:
         self.rows = RoundTables()
         self.last_sends = last_sends(scheme)  # code.wait_for counts workers whose last message came
 
+    @property
+    def model(self) -> np.ndarray:
+        """The current model θ: the payload of the next START."""
+        return self.start_buf[CONTROL_HEADER:]
+
+    def _free_start(self) -> np.ndarray:
+        """Return a START buffer no send reads, other than the current model's (allocated if none)."""
+        for buf in self.starts:
+            if buf is not self.start_buf and not self.courier.holds(buf):
+                return buf
+        self.starts.append(np.empty_like(self.start_buf))  # a worker far behind still reads the others
+        return self.starts[-1]
+
     def prepare(self) -> None:
-        """Build what rank 0 needs before the clock starts: every chunk with verification, the accumulator's pages."""
+        """Build what rank 0 needs before the clock starts: every chunk with verification, the buffers' pages."""
         if self.verify:
-            self.workload.full_gradient(self.model)
+            full_gradient(self.workload, self.model)  # a plug-in's failure named
         self.acc.fill(0.0)
         self.scratch.fill(0.0)
+        self._free_start().fill(0.0)
+        self.inbox.warm()
 
     def _poll(self) -> list[tuple[int, np.ndarray, int]]:
         """Completed receives; a START deferred for a worker that has now caught up goes out."""
@@ -92,7 +127,12 @@ class Master:
     def round(self, rnd: int) -> RoundTables:
         """Run round ``rnd`` to its decode; return its rows (and stale traffic seen meanwhile)."""
         self.rows = RoundTables()
-        start_buf = control(Kind.START, rnd, self.model)  # built off the clock, as the simulator's t = 0
+        if self.courier.holds(self.start_buf):  # an undecodable round kept the model while a START is in flight
+            spare = self._free_start()
+            spare[:] = self.start_buf
+            self.start_buf = spare
+        start_buf = self.start_buf  # header written off the clock, as the simulator's t = 0
+        start_buf[:CONTROL_HEADER] = (Kind.START, rnd, 0)
         scheme = self.scheme.for_round(rnd)  # the round's plan (off the clock): the scheme itself unless it changes
         start = MPI.Wtime()
         for w in range(self.m):  # one buffer, read by every send (a worker that is behind gets it later)
@@ -110,22 +150,25 @@ class Master:
         latency = MPI.Wtime() - start
         for w in range(self.m):
             self.courier.stop(w, rnd)
-        status = status_of(comb)
-        grad_error, loss = self._check_and_update(grad, decoded_loss, status)
+        status, grad_error, loss = self._check_and_update(rnd, grad, decoded_loss, comb)
         # after the latency, the STOPs and the update: the held-out evaluation is on no round's clock
-        evals = self.evaluator.fields(rnd, self.model) if self.evaluator is not None else ()
+        eval_loss, eval_accuracy = self.evaluator.fields(rnd, self.model) if self.evaluator is not None else NO_EVAL
         heard: dict[int, int] = {}
         for w, p in arrivals:
             heard[w] = max(heard.get(w, 0), p + 1)
-        self.rows.rounds.append((rnd, latency, status, len(arrivals) + len(answers), sum(heard.values()),
-                                 comb.coef_error, grad_error, loss, 0, comb.level, comb.cond, *evals))
+        self.rows.rounds.append(RoundRow(
+            round=rnd, latency=latency, status=status, messages=len(arrivals) + len(answers),
+            chunks_done=sum(heard.values()), coef_error=comb.coef_error, grad_error=grad_error, loss=loss,
+            waitout=0, level=comb.level, cond=comb.cond, eval_loss=eval_loss, eval_accuracy=eval_accuracy))
         used = comb.used
-        nbytes = 8 * (RESULT_HEADER + self.part_len)
+        nbytes = self.dtype.itemsize * (RESULT_HEADER + self.part_len)
         for (w, p), t in sorted(arrivals.items(), key=lambda kv: kv[1]):
             chunk = int(scheme.plan.orders[w][p]) if len(scheme.sends_after(w)) > 1 else -1
-            self.rows.events.append((rnd, -1, w, p, chunk, t, nbytes, False, (w, p) in used))
+            self.rows.events.append(EventRow(round=rnd, job=-1, worker=w, task=p, chunk=chunk, t_arrive=t,
+                                             nbytes=nbytes, stale=False, used=(w, p) in used))
         for w, t in sorted(answers.items(), key=lambda kv: kv[1]):
-            self.rows.events.append((rnd, -1, w, -1, -1, t, nbytes, False, (w, -1) in used))
+            self.rows.events.append(EventRow(round=rnd, job=-1, worker=w, task=-1, chunk=-1, t_arrive=t,
+                                             nbytes=nbytes, stale=False, used=(w, -1) in used))
         return self.rows
 
     def _gather(self, rnd: int, start: float, decoder: Decoder) -> dict[MessageKey, float]:
@@ -178,7 +221,7 @@ class Master:
         instructions = decoder.instructions()
         for w, rows in instructions.items():
             payload = np.concatenate([np.concatenate([[chunk], weights]) for chunk, weights in rows])
-            self.courier.send(w, control(Kind.INSTRUCT, rnd, payload))  # w was heard this round
+            self.courier.send(w, control(Kind.INSTRUCT, rnd, payload, self.dtype))  # w was heard this round
         clock = MPI.Wtime
         due = start + self.policy.answers_due(clock() - start)
         waiting = set(instructions)
@@ -217,38 +260,52 @@ class Master:
         """``acc += weights @ [vectors of keys]`` in place, one vector at a time; each vector is then released.
 
         With d = 270 000 the stacked form allocated and copied 2 MB several
-        times per message on rank 0's critical path.
+        times per message on rank 0's critical path; a d-sized product per
+        term still cost an extra pass, so each term goes through one
+        cache-sized block (:func:`~mpigc.codes.inplace.add_scaled`).
         """
-        tmp = self.scratch
         for j, key in enumerate(keys):
             vec = self.held.pop(key)
             for r in range(self.parts):
                 if weights[r, j] != 0.0:
-                    np.multiply(vec, weights[r, j], out=tmp)
-                    self.acc[r] += tmp
+                    add_scaled(self.acc[r], weights[r, j], vec, self.scratch)
             self.applied.add(key)
             self.inbox.release(key[0], vec)
 
     def _other(self, w: int, buf: np.ndarray, count: int, now: float) -> None:
         """Return a stale result or answer, or a worker's round report: record it, never decode it."""
-        kind, rnd = int(buf[0]), int(buf[1])
-        if kind in (Kind.RESULT, Kind.ANSWER):
-            p, chunk = int(buf[2]), int(buf[3])
-            self.rows.events.append((rnd, -1, w, p, chunk, now, 8 * count, True, False))
-        elif kind == Kind.REPORT:
-            busy, injected, done, failed, overrun = buf[4:RESULT_HEADER]
-            self.rows.workers.append((rnd, w, busy, injected, int(done), bool(failed), overrun))
+        head = header(buf)
+        if head.kind in (Kind.RESULT, Kind.ANSWER):
+            self.rows.events.append(EventRow(round=head.round, job=-1, worker=w, task=head.position,
+                                             chunk=head.chunk, t_arrive=now, nbytes=self.dtype.itemsize * count,
+                                             stale=True, used=False))
+        elif head.kind == Kind.REPORT:
+            self.rows.workers.append(worker_row(w, head))
         self.inbox.release(w, buf)
 
-    def _check_and_update(self, grad: np.ndarray, decoded_loss: float, status: int) -> tuple[float, float]:
+    def _check_and_update(self, rnd: int, grad: np.ndarray, decoded_loss: float,
+                          comb: Combination) -> tuple[int, float, float]:
+        """Return the round's status (exact only if sound), gradient error and loss; update the model."""
+        status = status_of(comb)
         loss = decoded_loss if status == 0 else float("nan")
-        grad_error = float("nan")
+        grad_error, truth = float("nan"), None
         if self.verify:
-            truth, loss = self.workload.full_gradient(self.model)
+            truth, loss = full_gradient(self.workload, self.model)
             grad_error = relative_error(grad, truth)
-        if status != UNDECODABLE:
-            self.model = self.workload.update(self.model, grad)
-        return grad_error, loss
+        sound = finite(grad, truth, loss if self.verify or status == 0 else None)
+        status = self.soundness.judge(status, comb.cond, grad_error, sound, rnd)
+        if status not in (UNDECODABLE, NONFINITE):
+            self._update(grad)
+        return status, grad_error, loss
+
+    def _update(self, grad: np.ndarray) -> None:
+        """Write the next model into a free START buffer (``workload.update``; in place for the plain step)."""
+        nxt = self._free_start()
+        if type(self.workload).update is Objective.update:
+            step_into(nxt[CONTROL_HEADER:], self.model, self.workload.step, grad, self.scratch)
+        else:  # a workload with its own update rule
+            nxt[CONTROL_HEADER:] = self.workload.update(self.model, grad)
+        self.start_buf = nxt
 
     def finish(self, drain: Callable[[RoundTables], None]) -> None:
         """End the run: tell workers, drain every late result and report until each worker's FINAL.
@@ -260,7 +317,7 @@ class Master:
         0 names it on stderr after a while (:meth:`Inbox.drain`).
         """
         self.courier.deferred.clear()
-        end = control(Kind.END, -1)
+        end = control(Kind.END, -1, dtype=self.dtype)
         for w in range(self.m):
             self.courier.send(w, end)
         self.rows = RoundTables()

@@ -1,9 +1,12 @@
 """Message framing between rank 0 and the workers.
 
-Every message is one float64 buffer: a fixed header, then an optional
+Every message is one buffer of the run's dtype (``workload.dtype``:
+float64, or float32 with half the bytes): a fixed header, then an optional
 payload. The round travels in the header, never in the MPI tag (tags may be
 as small as 32767), so a late result is recognised as stale by its round.
-Integers up to 2**53 are exact in float64.
+Integers up to 2**53 are exact in float64, up to 2**24 in float32 (the
+config loader refuses float32 runs with more rounds); float32 headers hold
+a worker's busy and injected seconds to 7 significant digits.
 
 Control (rank 0 → worker, tag ``TAG_CONTROL``): ``[kind, round, 0] + model``.
 Results (worker → rank 0, tag ``TAG_RESULT``):
@@ -21,10 +24,14 @@ from __future__ import annotations
 import os
 import time
 from enum import IntEnum
+from typing import NamedTuple
 
 import numpy as np
+from mpi4py import MPI
+from mpi4py.util.dtlib import from_numpy_dtype
 
 from mpigc.core.payload import RESULT_HEADER
+from mpigc.results import WorkerRow
 
 TAG_CONTROL = 11
 TAG_RESULT = 12
@@ -58,22 +65,65 @@ class Kind(IntEnum):
     ANSWER = 13  # request transport: the one combined vector of a worker
 
 
-def control(kind: Kind, rnd: int, payload: np.ndarray | None = None) -> np.ndarray:
-    """Return a control buffer."""
-    head = np.array([kind, rnd, 0], dtype=np.float64)
-    return head if payload is None else np.concatenate([head, payload])
+def control(kind: Kind, rnd: int, payload: np.ndarray | None = None, dtype: np.dtype = np.float64) -> np.ndarray:
+    """Return a control buffer of ``dtype`` (the payload is cast to it)."""
+    head = np.array([kind, rnd, 0], dtype=dtype)
+    return head if payload is None else np.concatenate([head, np.asarray(payload, dtype=dtype)])
 
 
 def result(kind: Kind, rnd: int, position: int = -1, chunk: int = -1, busy: float = 0.0, injected: float = 0.0,
            tasks_done: int = 0, failed: bool = False, overrun: float = 0.0,
-           vector: np.ndarray | None = None) -> np.ndarray:
-    """Return a result buffer (header plus optional vector)."""
+           vector: np.ndarray | None = None, dtype: np.dtype = np.float64) -> np.ndarray:
+    """Return a result buffer of ``dtype`` (header plus optional vector)."""
     size = RESULT_HEADER + (0 if vector is None else len(vector))
-    buf = np.empty(size, dtype=np.float64)
-    buf[:RESULT_HEADER] = (kind, rnd, position, chunk, busy, injected, tasks_done, failed, overrun)
+    buf = np.empty(size, dtype=dtype)
+    write_header(buf, kind, rnd, position, chunk, busy, injected, tasks_done, failed, overrun)
     if vector is not None:
         buf[RESULT_HEADER:] = vector
     return buf
+
+
+def write_header(buf: np.ndarray, kind: Kind, rnd: int, position: int = -1, chunk: int = -1, busy: float = 0.0,
+                 injected: float = 0.0, tasks_done: int = 0, failed: bool = False, overrun: float = 0.0) -> None:
+    """Fill a result buffer's header in place (its payload was written there already)."""
+    buf[:RESULT_HEADER] = (kind, rnd, position, chunk, busy, injected, tasks_done, failed, overrun)
+
+
+def mpi_type(dtype: np.dtype) -> MPI.Datatype:
+    """Return the MPI datatype of a numpy float dtype (float64: DOUBLE, float32: FLOAT)."""
+    return from_numpy_dtype(np.dtype(dtype))
+
+
+class ResultHeader(NamedTuple):
+    """The header of a result message (worker → rank 0), decoded: the one reading of its slots."""
+
+    kind: int
+    round: int
+    position: int
+    chunk: int
+    busy: float
+    injected: float
+    tasks_done: int
+    failed: bool
+    overrun: float
+
+
+def header(buf: np.ndarray) -> ResultHeader:
+    """Decode a result message's header (reads its slots; the vector is never touched)."""
+    kind, rnd, position, chunk, busy, injected, done, failed, overrun = buf[:RESULT_HEADER].tolist()
+    return ResultHeader(int(kind), int(rnd), int(position), int(chunk), busy, injected, int(done), bool(failed),
+                        overrun)
+
+
+def worker_row(w: int, head: ResultHeader) -> WorkerRow:
+    """Return the ``workers`` row (round, worker ``w``'s statistics) a RESULT or REPORT header carries."""
+    return WorkerRow(round=head.round, worker=w, busy=head.busy, injected=head.injected,
+                     tasks_done=head.tasks_done, failed=head.failed, overrun=head.overrun)
+
+
+def vector(buf: np.ndarray, count: int) -> np.ndarray:
+    """Return the vector of a result message of ``count`` slots: a view into ``buf``, not a copy."""
+    return buf[RESULT_HEADER:count]
 
 
 def idle_sleep(world_size: int, cores: int | None = None) -> float:

@@ -4,12 +4,9 @@ from __future__ import annotations
 import mpi4py
 from mpi4py import MPI
 
-from mpigc.config import Config
-from mpigc.core import provenance
 
-
-def run_attrs(config: Config, code, label: str, comm: MPI.Comm, hosts) -> dict:
-    """Provenance of an MPI run: library, hosts, world size, the resolved config.
+def mpi_attrs(comm: MPI.Comm, hosts) -> dict:
+    """Return what an MPI run adds to its provenance: library, hosts, world size, mpi4py's version.
 
     ``mpi_library`` is the first non-empty line of ``MPI.Get_library_version()``
     with NULs removed: Open MPI's string ends in a NUL, which HDF5 variable-length
@@ -17,5 +14,5 @@ def run_attrs(config: Config, code, label: str, comm: MPI.Comm, hosts) -> dict:
     """
     lines = (line.strip() for line in MPI.Get_library_version().replace("\0", "").splitlines())
     library = next((line for line in lines if line), "unknown")
-    return provenance.run_attrs("mpi", config, code, label, code.workers, world_size=comm.size,
-                                mpi_library=library, hosts=sorted(set(hosts)), mpi4py=mpi4py.__version__)
+    return {"world_size": comm.size, "mpi_library": library, "hosts": sorted(set(hosts)),
+            "mpi4py": mpi4py.__version__}

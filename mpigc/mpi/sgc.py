@@ -26,27 +26,27 @@ everything up to each worker's FINAL.
 """
 from __future__ import annotations
 
-import sys
 import time
+from collections.abc import Iterator
 
 import numpy as np
 from mpi4py import MPI
 
-from mpigc import interrupts, results
 from mpigc.codes.sgc import build_sequential
 from mpigc.config import Config
+from mpigc.core.entries import Entry, RunPlan
 from mpigc.core.inputs import build_delays, build_workload
+from mpigc.core.lifecycle import Sequential
 from mpigc.core.metrics import relative_error
 from mpigc.core.payload import CONTROL_HEADER, RESULT_HEADER
-from mpigc.core.progress import progress_printer
 from mpigc.core.sgc_engine import NO_WAIT, SequentialEngine, round_times
-from mpigc.core.sgc_tables import rows_of, sequential_stats
-from mpigc.core.tables import summary_attrs, tables_for
+from mpigc.core.sgc_tables import rows_of
+from mpigc.core.tables import RoundTables
 from mpigc.delays import DelayModel
 from mpigc.mpi.mailbox import ControlInbox, Courier, Inbox, Outbox, serve_rounds
-from mpigc.mpi.protocol import POLL_SLEEP, TAG_RESULT, Kind, control, result, sleep_until
-from mpigc.mpi.provenance import run_attrs
+from mpigc.mpi.protocol import POLL_SLEEP, TAG_RESULT, Kind, control, header, result, sleep_until, vector, worker_row
 from mpigc.mpi.worker import rows_per_block
+from mpigc.results import EventRow, WorkerRow
 
 
 def slot_payload(jobs: np.ndarray, kinds: np.ndarray, thetas: list[np.ndarray], dim: int) -> np.ndarray:
@@ -165,26 +165,28 @@ class SeqMaster:
         self.store: dict[tuple[int, int], np.ndarray] = {}  # (round, worker) -> (P, d+1) accepted results
         self.inbox = Inbox(comm, self.m, self.size)
         self.courier = Courier(comm, self.inbox.heard)  # control sends, a few in flight per worker
-        self.events: list[tuple] = []
-        self.workers: list[tuple] = []
+        self.events: list[EventRow] = []
+        self.workers: list[WorkerRow] = []
+
+    def take(self, table: str) -> list[tuple]:
+        """Return the ``workers`` or ``events`` rows recorded since the last call."""
+        rows = getattr(self, table)
+        setattr(self, table, [])
+        return rows
 
     def prepare(self) -> None:
         """With verification, build every unit chunk before the clock starts."""
         if self.verify:
             self.workload.full_gradient(self.models[0])
 
-    def _worker_row(self, w: int, buf: np.ndarray) -> None:
-        """Return the ``workers`` row a RESULT or REPORT carries: one per (round, worker)."""
-        busy, injected, done, failed, overrun = buf[4:RESULT_HEADER]
-        self.workers.append((int(buf[1]), w, busy, injected, int(done), bool(failed), overrun))
-
     def _other(self, w: int, buf: np.ndarray, count: int, now: float) -> None:
         """Return a stale result or a straggler's REPORT: record it, never decode it."""
-        kind = int(buf[0])
-        if kind == Kind.RESULT:
-            self.events.append((int(buf[1]), -1, w, -1, -1, now, 8 * count, True, False))
-        if kind in (Kind.RESULT, Kind.REPORT):
-            self._worker_row(w, buf)
+        head = header(buf)
+        if head.kind == Kind.RESULT:
+            self.events.append(EventRow(round=head.round, job=-1, worker=w, task=-1, chunk=-1, t_arrive=now,
+                                        nbytes=8 * count, stale=True, used=False))
+        if head.kind in (Kind.RESULT, Kind.REPORT):
+            self.workers.append(worker_row(w, head))  # one per (round, worker)
         self.inbox.release(w, buf)
 
     def round(self, r: int) -> tuple:
@@ -192,7 +194,8 @@ class SeqMaster:
         engine = self.engine
         jobs, kinds = engine.plan(r)
         if engine.idle(r):  # no worker has a task (SR-SGC's tail): no START, 0 s, nothing recorded
-            self.workers += [(r, w, 0.0, 0.0, 0, False, 0.0) for w in range(self.m)]  # as the simulator's rows
+            self.workers += [WorkerRow(round=r, worker=w, busy=0.0, injected=0.0, tasks_done=0, failed=False)
+                             for w in range(self.m)]  # as the simulator's rows
             return engine.skip(r), 0.0
         if r < engine.jobs:
             self.theta[r] = self.models[r % len(self.models)].copy()
@@ -211,11 +214,13 @@ class SeqMaster:
             self.courier.retry()  # a deferred START goes out once its worker catches up
             now = clock() - start
             for w, buf, count in got:
-                if int(buf[0]) != Kind.RESULT or int(buf[1]) != r:
+                head = header(buf)
+                if head.kind != Kind.RESULT or head.round != r:
                     self._other(w, buf, count, now)
                     continue
-                arrived[w] = (now, buf[RESULT_HEADER:count].reshape(self.p, self.dim + 1).copy())
-                self._worker_row(w, buf)
+                # kept across rounds (a job decodes T_seq rounds later) while the buffer goes back to the pool
+                arrived[w] = (now, vector(buf, count).reshape(self.p, self.dim + 1).copy())
+                self.workers.append(worker_row(w, head))
                 self.inbox.release(w, buf)
                 if len(arrived) == 1:
                     cut = engine.cutoff(now)
@@ -240,7 +245,8 @@ class SeqMaster:
         for w, (t, vec) in arrived.items():
             used = not closed.strag[w]
             first = jobs[w][jobs[w] >= 0]
-            self.events.append((r, int(first[0]) if first.size else -1, w, -1, -1, t, 8 * self.size, False, used))
+            self.events.append(EventRow(round=r, job=int(first[0]) if first.size else -1, worker=w, task=-1,
+                                        chunk=-1, t_arrive=t, nbytes=8 * self.size, stale=False, used=used))
             if used:
                 self.store[(r, w)] = vec
         return closed, duration
@@ -278,82 +284,44 @@ class SeqMaster:
         self.courier.wait()
 
 
-def run_sequential_entry(comm: MPI.Comm, config: Config, code, file, name: str | None, hosts) -> tuple | None:
-    """Run one sequential scheme entry on ``comm``; rank 0 returns its summary row."""
-    m = int(code.workers)
-    scheme = build_sequential(code, m, config.run.seed)
-    models = config.workload.models or scheme.T + 1
-    delays = build_delays(config, m)
-    workload = build_workload(config, scheme.units, check=False)
-    if comm.rank != 0:
-        worker = SeqWorker(comm, scheme, delays, workload, config.delays.compute)
-        worker.prepare()
-        comm.Barrier()
-        worker.run()
-        return None
-    engine = SequentialEngine(scheme, config.run.rounds, code.mu)
-    label = name or code.name or code.scheme
-    detail = config.run.detail
-    tables = tables_for(detail, sgc=True)
-    writer = None
-    if file is not None:
-        attrs = {**run_attrs(config, code, label, comm, hosts), "models": models, "T_seq": scheme.T,
-                 "load": scheme.load, "regime": "sequential"}
-        writer = file.new_run(label, attrs, tables)
-        label = writer.name
-    master = SeqMaster(comm, engine, workload, models, config.run.verify)
-    master.prepare()
-    comm.Barrier()  # every rank has built its data: round 0 measures the scheme, not start-up
-    print(f"running {label} ({code.scheme}, {m} workers, {config.run.rounds} jobs, T_seq = {scheme.T})",
-          file=sys.stderr, flush=True)
-    progress = progress_printer(label, engine.rounds)
-    rounds, jobs, clock = [], [], 0.0
-    pending: tuple[list, list] = ([], [])
-    cpu0, wall0 = time.process_time(), time.perf_counter()  # rank 0's own cost of the round loop
+class MpiSequential(Sequential):
+    """Rank 0's rounds of one sequential entry on ``comm`` (:class:`SeqMaster`); workers: :meth:`serve`."""
 
-    def totals(**extra) -> dict:
-        """Summary so far (``loop``: rank 0's wall time per round, as single-round runs), into the attrs."""
-        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        stats = sequential_stats(results.as_rows("rounds", rounds), np.array(jobs, dtype=results.JOBS_DTYPE))
-        stats["loop"] = wall / len(rounds) if rounds else float("nan")
-        if writer is not None:
-            _append(writer, tables, pending, master)
-            writer.set_attrs(**summary_attrs(stats), master_cpu_s=cpu, master_wall_s=wall,
-                             **extra)
-        return stats
+    def __init__(self, plan: RunPlan, entry: Entry, comm: MPI.Comm) -> None:
+        super().__init__(plan, entry)
+        config = self.config
+        self.comm = comm
+        self.engine = SequentialEngine(entry.scheme, config.run.rounds, entry.code.mu)
+        self.master = SeqMaster(comm, self.engine, build_workload(config, entry.scheme.units, check=False),
+                                entry.models, config.run.verify)
 
-    try:
+    def prepare(self) -> None:
+        """Build rank 0's data; wait for every rank's: round 0 measures the scheme, not start-up."""
+        self.master.prepare()
+        self.comm.Barrier()
+
+    def batches(self) -> Iterator[RoundTables]:
+        """Each round's rows: its ``rounds`` row, the jobs it decoded or lost, reports and traffic seen."""
+        master, engine, clock = self.master, self.engine, 0.0
         for r in range(engine.rounds):
             closed, duration = master.round(r)
             clock += duration  # the run clock counts rounds only, not the bookkeeping between them
-            row, job_rows = rows_of(closed, duration, clock, engine, models, master.decode(closed))
-            with interrupts.deferred():  # a round's rows go to the writer whole
-                rounds.append(row)
-                jobs += job_rows
-                pending[0].append(row)
-                pending[1].extend(job_rows)
-                if writer is not None and (r + 1) % config.run.flush_every == 0:
-                    _append(writer, tables, pending, master)
-            progress(r + 1)
-    except interrupts.Interrupted as stop:
-        totals(interrupted=stop.name)  # launch closes the file, which writes them
-        raise
-    stats = totals()  # the loop's time, before the final drain
-    master.finish()
-    if writer is not None:
-        _append(writer, tables, pending, master)  # reports and late results drained by finish
-        writer.flush(force=True)
-    return (label, code.scheme, stats)
+            row, job_rows = rows_of(closed, duration, clock, engine, self.entry.models, master.decode(closed))
+            yield RoundTables(rounds=[row], jobs=job_rows, workers=master.take("workers"),
+                              events=master.take("events"))
 
+    def finish(self) -> RoundTables:
+        """End the workers' loop; the reports and late results drained until every FINAL."""
+        self.master.finish()
+        return RoundTables(workers=self.master.take("workers"), events=self.master.take("events"))
 
-def _append(writer, tables, pending: tuple[list, list], master: SeqMaster) -> None:
-    """Hand the buffered rounds, jobs, workers and events rows to the writer; flush (at most every flush_seconds)."""
-    for table, rows in (("rounds", pending[0]), ("jobs", pending[1])):
-        if rows:
-            writer.append(table, results.as_rows(table, rows))
-        rows.clear()
-    for table, rows in (("workers", master.workers), ("events", master.events)):
-        if table in tables and rows:
-            writer.append(table, np.array(rows, dtype=results.TABLES[table]))
-        rows.clear()
-    writer.flush()
+    @staticmethod
+    def serve(comm: MPI.Comm, config: Config, code) -> None:
+        """Serve the entry ``code`` as a worker: build its unit chunks, then serve rounds until END."""
+        m = int(code.workers)
+        scheme = build_sequential(code, m, config.run.seed)
+        worker = SeqWorker(comm, scheme, build_delays(config, m), build_workload(config, scheme.units, check=False),
+                           config.delays.compute)
+        worker.prepare()
+        comm.Barrier()
+        worker.run()

@@ -23,10 +23,11 @@ import numpy as np
 from mpi4py import MPI
 
 from mpigc.codes import Scheme
-from mpigc.core.payload import CONTROL_HEADER, pack
+from mpigc.core.gradients import chunk_gradient_into
+from mpigc.core.payload import CONTROL_HEADER, RESULT_HEADER, gradient_view, pack_into, packed_part_length, write_loss
 from mpigc.delays import DelayModel
 from mpigc.mpi.mailbox import ControlInbox, Outbox, serve_rounds
-from mpigc.mpi.protocol import BLOCK_TIME, POLL_SLEEP, TAG_RESULT, Kind, result, sleep_until
+from mpigc.mpi.protocol import BLOCK_TIME, POLL_SLEEP, TAG_RESULT, Kind, result, sleep_until, write_header
 
 #: fewest rows per gradient block: each block also allocates and adds one d-vector, about
 #: the work of one row for the linear models (measured at d = 100 000: 1-row blocks took
@@ -66,10 +67,16 @@ class Worker:
         self.order = scheme.plan.orders[self.w]
         self.sends = set(int(p) for p in scheme.sends_after(self.w))
         self.outbox = Outbox(comm)
+        self.dtype = workload.dtype
         # START carries the model (d values); INSTRUCT up to (chunk, l weights) per held chunk,
         # which is longer than d for tiny models
         instructions = len(self.order) * (1 + scheme.plan.parts)
-        self.control = ControlInbox(comm, CONTROL_HEADER + max(workload.dim, instructions), self.outbox)
+        self.control = ControlInbox(comm, CONTROL_HEADER + max(workload.dim, instructions), self.outbox, self.dtype)
+        self.vector_len = scheme.plan.parts * packed_part_length(workload.dim, scheme.plan.parts)
+        self.message_len = RESULT_HEADER + packed_part_length(workload.dim, scheme.plan.parts)
+        self.packed: dict[int, np.ndarray] = {}  # per held chunk, its packed gradient: reused every round
+        self.spare: np.ndarray | None = None  # l > 1: the gradient before it is laid out in parts
+        self.chunk_seconds = float("nan")  # median wall time of one chunk's gradient, measured by prepare
         self.idle_sleep = self.control.idle_sleep  # longest sleep while waiting for START or STOP
         self.grads: dict[int, np.ndarray] = {}  # this round's chunk gradients (kept for answers)
         self.block_rows: int | None = None  # rows per gradient block between stop checks (set by prepare)
@@ -105,13 +112,52 @@ class Worker:
         return self.ended or self.answered
 
     def _answer(self, rnd: int, payload: np.ndarray) -> None:
-        rows = payload.reshape(-1, 1 + self.scheme.plan.parts)
+        rows = payload.reshape(-1, 1 + self.scheme.plan.parts).astype(np.float64)
         orders = [(int(row[0]), row[1:]) for row in rows]
-        vector = self.scheme.answer(orders, self.grads)
-        self._send(result(Kind.ANSWER, rnd, vector=vector))
+        buf = self.outbox.buffer(self.message_len, self.dtype)
+        if type(self.scheme).answer is Scheme.answer:
+            self.scheme.answer_into(orders, self.grads, buf[RESULT_HEADER:])
+        else:  # a plug-in scheme with its own answer
+            buf[RESULT_HEADER:] = self.scheme.answer(orders, self.grads)
+        write_header(buf, Kind.ANSWER, rnd)
+        self.outbox.send(buf, 0, TAG_RESULT, recycle=True)
 
     def _send(self, buf: np.ndarray) -> None:
         self.outbox.send(buf, 0, TAG_RESULT)
+
+    def _send_result(self, scheme: Scheme, rnd: int, position: int, chunk: int) -> None:
+        """Send RESULT after ``position``: the coded vector written straight into a reused message buffer."""
+        if not scheme.carries_vectors:
+            self._send(result(Kind.RESULT, rnd, position, chunk, dtype=self.dtype))
+            return
+        buf = self.outbox.buffer(self.message_len, self.dtype)
+        if type(scheme).encode is Scheme.encode:
+            scheme.encode_into(self.w, position, self.grads, buf[RESULT_HEADER:])
+        else:  # a plug-in scheme with its own encode
+            buf[RESULT_HEADER:] = scheme.encode(self.w, position, self.grads)
+        write_header(buf, Kind.RESULT, rnd, position, chunk)
+        self.outbox.send(buf, 0, TAG_RESULT, recycle=True)
+
+    def _gradient(self, model: np.ndarray, chunk: int, stop) -> np.ndarray | None:
+        """Chunk ``chunk``'s packed gradient and loss, computed into its reused buffer; None if stopped."""
+        packed = self.packed.get(chunk)
+        if packed is None:
+            packed = self.packed[chunk] = np.empty(self.vector_len, self.dtype)
+        parts = self.scheme.plan.parts
+        into = gradient_view(packed, self.workload.dim, parts)
+        if into is None:
+            if self.spare is None:
+                self.spare = np.empty(self.workload.dim, self.dtype)
+            into = self.spare
+        # a plug-in's failure is named
+        loss = chunk_gradient_into(self.workload, model, chunk, into, self.block_rows, stop)
+        if loss is None:
+            return None
+        if into is self.spare:
+            pack_into(packed, into, loss, parts)
+        else:
+            write_loss(packed, loss, parts)  # the gradient is in place already (l = 1)
+        return packed
 
     def prepare(self) -> None:
         """Build this worker's chunks, warm up the kernels and size the gradient blocks, before the clock starts.
@@ -124,13 +170,17 @@ class Worker:
         block is computed unblocked, exactly as :meth:`chunk_gradient` does.
         """
         model = self.workload.initial_model()
-        per_row = []
+        per_row, per_chunk = [], []
         for chunk in self.scheme.held_chunks(self.w):  # a per-round plan's worker holds every chunk it may draw
             self.workload.chunk_data(int(chunk))
             tic = time.perf_counter()
-            self.workload.chunk_gradient(model, int(chunk))
-            per_row.append((time.perf_counter() - tic) / self.workload.chunk_rows(int(chunk)))
+            self._gradient(model, int(chunk), None)  # also faults in the chunk's reused gradient buffer
+            per_chunk.append(time.perf_counter() - tic)
+            per_row.append(per_chunk[-1] / self.workload.chunk_rows(int(chunk)))
         self.block_rows = rows_per_block(float(np.median(per_row))) if per_row else None
+        self.chunk_seconds = float(np.median(per_chunk)) if per_chunk else 0.0
+        if self.scheme.carries_vectors:
+            self.outbox.warm(self.message_len, self.dtype)  # round 0's messages fault in no pages
 
     # -- loop --------------------------------------------------------------
     def run(self) -> None:
@@ -159,7 +209,7 @@ class Worker:
             nap = min(2 * nap, self.idle_sleep)
             self._poll(rnd)
         self._send(result(Kind.REPORT, rnd, busy=busy, injected=injected, tasks_done=done, failed=failed,
-                          overrun=overrun))
+                          overrun=overrun, dtype=self.dtype))
 
     def _work(self, rnd: int, model: np.ndarray, durations: np.ndarray, start: float, clock) -> tuple:
         """Compute, pace and send this round's chunks until done or stopped; (done, busy, injected, overrun)."""
@@ -179,10 +229,10 @@ class Worker:
         if stop():
             return done, clock() - start, injected, overrun
         for position, chunk in enumerate(order):
-            out = self.workload.chunk_gradient_blocks(model, int(chunk), self.block_rows, stop)
-            if out is None:  # stopped between blocks
+            packed = self._gradient(model, int(chunk), stop)  # the loss decodes with the gradient
+            if packed is None:  # stopped between blocks
                 return done, clock() - start, injected, overrun
-            grads[int(chunk)] = pack(*out, self.scheme.plan.parts)  # the loss decodes with the gradient
+            grads[int(chunk)] = packed
             computed = clock()
             if self.compute == "real":
                 target = computed + max(0.0, durations[position] - self.delays.chunk_time)
@@ -197,6 +247,5 @@ class Worker:
                 return done, clock() - start, injected, overrun
             done += 1
             if position in sends:
-                vector = scheme.encode(self.w, position, grads) if scheme.carries_vectors else None
-                self._send(result(Kind.RESULT, rnd, position, int(chunk), vector=vector))
+                self._send_result(scheme, rnd, position, int(chunk))
         return done, clock() - start, injected, overrun

@@ -21,10 +21,16 @@ from mpigc.results.schema import (
                                   EVENTS_DTYPE,
                                   JOBS_DTYPE,
                                   ROUNDS_DTYPE,
+                                  ROWS,
                                   SCHEMA_VERSION,
                                   TABLES,
                                   WORKERS_DTYPE,
+                                  EventRow,
+                                  JobRow,
+                                  RoundRow,
+                                  WorkerRow,
                                   as_rows,
+                                  new_rows,
                                   provenance,
 )
 from mpigc.results.stamp import file_attr, set_file_attr
@@ -34,11 +40,11 @@ from mpigc.results.writer import (
                                   RunWriter,
                                   check_run_name,
                                   check_writable,
-                                  mark_interrupted,
 )
 
 __all__ = ["CHUNK_ROWS", "DEFAULTS", "EVENTS_DTYPE", "JOBS_DTYPE", "ROUNDS_DTYPE", "SCHEMA_VERSION", "TABLES",
            "WORKERS_DTYPE", "FileBusyError", "ResultFile", "ResultWriteError", "RunData", "RunWriter",
-           "check_run_name", "check_writable", "holder", "mark_interrupted", "provenance", "read_matrix",
+           "check_run_name", "check_writable", "holder", "provenance", "read_matrix",
            "read_rows", "read_runs", "run_names", "running_files"]
+__all__ += ["ROWS", "EventRow", "JobRow", "RoundRow", "WorkerRow", "new_rows"]
 __all__ += ["as_rows", "DamagedRun", "RunScan", "file_attr", "scan_runs", "set_file_attr"]

@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 from mpigc.errors import InputError
@@ -29,9 +30,20 @@ class FileBusyError(InputError):
     """Another job is writing the result file (bad input: exit 2 before any work)."""
 
 
-def lock_path(path: str | os.PathLike) -> Path:
-    """Return the lock file of the result file ``path``: ``<path>.lock``."""
+def target(path: str | os.PathLike) -> Path:
+    """Return the file a result path names: ``path`` itself, or the file its symlink points to.
+
+    Writing through a symlink writes into its target (the link stays), and
+    the lock, side files and commit copies sit next to the target, so a
+    link and its target are one file to every writer and reader.
+    """
     p = Path(path)
+    return Path(os.path.realpath(p)) if p.is_symlink() else p
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    """Return the lock file of the result file ``path``: ``<path>.lock`` (beside a symlink's target)."""
+    p = target(path)
     return p.with_name(p.name + ".lock")
 
 
@@ -83,7 +95,7 @@ class WriterLock:
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
+        self.path = target(path)
         self.file = lock_path(path)
         self._fd: int | None = None
 
@@ -138,6 +150,36 @@ class WriterLock:
             return os.stat(self.file).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
             return False
+
+    def intact(self) -> bool:
+        """Whether the lock file this process holds is still the one at the lock path.
+
+        False if someone removed it (or replaced it) while we held it: then
+        another writer may have started, and a commit must not go ahead on
+        the old lock.
+        """
+        return self._fd is not None and self._same_file(self._fd)
+
+    def retake(self, wait: float) -> None:
+        """Take the lock again after it was removed under us, waiting up to ``wait`` seconds for its new holder.
+
+        Raises
+        ------
+        FileBusyError
+            If another job still holds it after ``wait`` seconds.
+        """
+        if self._fd is not None:
+            os.close(self._fd)                      # the removed file: locking it protects nothing
+            self._fd = None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                self.acquire()
+                return
+            except FileBusyError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
 
     def release(self) -> None:
         """Give the lock up and remove the lock file (safe to call twice)."""

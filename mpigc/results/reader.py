@@ -27,6 +27,7 @@ import h5py
 import numpy as np
 
 from mpigc.errors import InputError
+from mpigc.results import sides
 from mpigc.results.schema import (
     _JSON_KEYS,
     DEFAULTS,
@@ -35,7 +36,7 @@ from mpigc.results.schema import (
     _open_read,
     _plain,
 )
-from mpigc.results.store import running_files
+from mpigc.results.store import damaged_files, running_files
 
 #: what ``on_damage`` of :func:`read_runs` accepts
 ON_DAMAGE = ("raise", "skip")
@@ -69,6 +70,10 @@ class RunScan:
 
     runs: list[RunData] = field(default_factory=list)
     damaged: list[DamagedRun] = field(default_factory=list)
+    #: files named like side files that mpigc did not make or made with another schema: left alone
+    ignored: list[DamagedRun] = field(default_factory=list)
+    #: damaged side files a writer set aside (``<stem>.damaged<k><suffix>``): not runs of the file
+    set_aside: list[DamagedRun] = field(default_factory=list)
 
 
 def scan_runs(path: str | os.PathLike, names: Sequence[str] | None = None,
@@ -99,13 +104,15 @@ def scan_runs(path: str | os.PathLike, names: Sequence[str] | None = None,
         mpigc result file, or lacks one of ``names``.
     """
     key = os.fspath(path)
-    sides = running_files(path)
+    side_paths = running_files(path)
     groups: list[tuple[str, Path, bool]] = []      # (run name, file, side file?)
     scan = RunScan()
-    if os.path.exists(key) or not sides:
+    if os.path.exists(key) or not side_paths:
         with _open_read(path) as f:
             groups += [(n, Path(key), False) for n in _list_runs(f, key)]
-    for side in sides:
+    for side in side_paths:
+        if not _side_ok(side, scan):
+            continue
         try:
             with h5py.File(side, "r", swmr=True, locking=False) as f:
                 groups += [(n, side, True) for n in (_list_runs(f, str(side)) if "runs" in f else [])]
@@ -142,7 +149,21 @@ def scan_runs(path: str | os.PathLike, names: Sequence[str] | None = None,
             scan.runs.append(item)
         elif item is not None:
             scan.damaged.append(item)
+    for aside in damaged_files(path):
+        scan.set_aside.append(DamagedRun(aside.name, f"side file set aside, not merged: {sides.verify(aside).reason}"))
     return scan
+
+
+def _side_ok(side: Path, scan: RunScan) -> bool:
+    """Whether a side file's run may be read: its writer lives, or it verifies whole (else it is named)."""
+    if sides.is_live(side):
+        return True
+    verdict = sides.verify(side)
+    if verdict.kind == sides.DAMAGED:
+        scan.damaged.append(DamagedRun(side.name, f"side file left by a job that ended: {verdict.reason}"))
+    elif not verdict.healthy:
+        scan.ignored.append(DamagedRun(side.name, f"named like a side file but {verdict.reason}; left alone"))
+    return verdict.healthy
 
 
 def read_runs(path: str | os.PathLike, names: Sequence[str] | None = None, *,

@@ -1,4 +1,22 @@
-"""The result schema: table dtypes, provenance, attribute encoding, opening files."""
+"""The result schema: table dtypes, provenance, attribute encoding, opening files.
+
+Fields and attributes with a meaning beyond their name (docs/results-safety.md):
+
+* ``rounds.status``: 0 exact, 1 approximate, 2 undecodable, 3 unsound (the
+  scheme decoded exactly on paper, but the decode's condition number ``cond``
+  exceeds ``mpigc.core.policy.cond_limit(dtype)`` or, with ``run.verify``,
+  ``grad_error`` exceeds ``grad_tolerance(dtype)``: 1e-6 for float64, 1e-3
+  for float32), 4 non-finite (NaN or infinity in the decoded gradient or
+  loss, or in the true gradient: the model is not updated).
+* run attribute ``interrupted``: why a run stopped early: a signal's name
+  (``SIGTERM``, ``SIGINT``), ``killed`` (its job died; set by the next
+  writer) or ``failed`` (a plug-in failed; ``mpigc simulate``).
+* side files only (``<stem>.running<k><suffix>``; never copied into the
+  result file): root attributes ``mpigc_schema`` and ``mpigc_side`` (JSON:
+  the writer's host, pid, started, token, result file name) and the root
+  dataset ``mpigc_ledger`` (uint64, one row per table of :data:`TABLES` in
+  order: rows written, CRC-32 of their bytes); see :mod:`mpigc.results.sides`.
+"""
 from __future__ import annotations
 
 import datetime as _dt
@@ -6,6 +24,7 @@ import json
 import os
 import platform
 import socket
+from collections import namedtuple
 from typing import Any
 
 import h5py
@@ -43,37 +62,86 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 
-def as_rows(table: str, rows: Any) -> np.ndarray:
-    """Return ``rows`` (tuples in field order, or records) as a 1-D array of the table's dtype.
+def _row_type(table: str) -> type:
+    """Return a named tuple type of ``table``'s fields in dtype order, its optional fields defaulted."""
+    names = TABLES[table].names
+    optional = DEFAULTS[table]
+    if list(optional) != list(names[len(names) - len(optional):]):
+        raise AssertionError(f"{table}: the fields with defaults must come last")
+    row = namedtuple(f"{table[:-1].title()}Row", names, defaults=tuple(optional.values()) or None)  # noqa: PYI024
+    row.__doc__ = f"One row of the ``{table}`` table, built by field name: {', '.join(names)}."
+    return row
 
-    Tuples may stop before the table's trailing optional fields (those in
-    :data:`DEFAULTS`, e.g. ``eval_loss``): producers written before a field
-    was added keep working, and the missing fields get their defaults.
+
+#: one row type per table, generated from :data:`TABLES`: build rows by field name, never by position
+ROWS: dict[str, type] = {table: _row_type(table) for table in TABLES}
+RoundRow, EventRow, WorkerRow, JobRow = (ROWS[t] for t in ("rounds", "events", "workers", "jobs"))
+
+
+def new_rows(table: str, n: int) -> np.ndarray:
+    """Return ``n`` rows of ``table`` (zeros, optional fields at their defaults) to fill column by column."""
+    out = np.zeros(n, dtype=TABLES[table])
+    for name, value in DEFAULTS[table].items():
+        out[name] = value
+    return out
+
+
+def as_rows(table: str, rows: Any, copy: bool = False) -> np.ndarray:
+    """Return ``rows`` as a 1-D array of the table's dtype: the one conversion of rows.
+
+    ``rows`` may be a structured array or record (fields by name; optional
+    fields left out get their defaults, unknown ones are an error), a list
+    of such arrays (concatenated), or a list of rows (:data:`ROWS` named
+    tuples, or tuples in field order that may stop before the optional
+    fields). With ``copy`` the result never shares memory with ``rows``.
 
     Raises
     ------
     ValueError
-        A tuple leaves out a field without a default, or has too many fields.
+        A field without a default is missing, or a field is unknown.
     """
     dtype = TABLES[table]
+    if isinstance(rows, np.void):
+        rows = np.array([rows])
+    if isinstance(rows, np.ndarray) and rows.dtype.names is not None:
+        return _records(table, rows.reshape(-1), copy)
+    if isinstance(rows, (list, tuple)) and rows and isinstance(rows[0], np.ndarray):
+        return np.concatenate([_records(table, r.reshape(-1), False) for r in rows])
     if isinstance(rows, np.ndarray) or not isinstance(rows, (list, tuple)):
         return np.atleast_1d(np.array(rows, dtype=dtype))
-    names = dtype.names
-    pads: dict[int, tuple] = {}
+    return np.array([_padded(table, row) for row in rows], dtype=dtype).reshape(-1)
 
-    def pad(row: tuple) -> tuple:
-        n = len(row)
-        if n == len(names):
-            return row
-        if n not in pads:
-            missing = [f for f in names[n:] if f not in DEFAULTS[table]]
-            if n > len(names) or missing:
-                raise ValueError(f"{table}: a row of {n} fields; expected {len(names)}"
-                                 + (f" (no default for {missing[0]!r})" if missing else ""))
-            pads[n] = tuple(DEFAULTS[table][f] for f in names[n:])
-        return tuple(row) + pads[n]
 
-    return np.array([pad(row) for row in rows], dtype=dtype).reshape(-1)
+def _records(table: str, flat: np.ndarray, copy: bool) -> np.ndarray:
+    """Return ``flat`` in ``table``'s dtype, its missing optional fields at their defaults."""
+    dtype = TABLES[table]
+    if flat.dtype == dtype:
+        return flat.copy() if copy else flat
+    extra = set(flat.dtype.names) - set(dtype.names)
+    if extra:
+        raise ValueError(f"{table}: unknown fields {sorted(extra)}")
+    out = np.empty(flat.size, dtype=dtype)
+    for fname in dtype.names:
+        if fname in flat.dtype.names:
+            out[fname] = flat[fname]
+        elif fname in DEFAULTS[table]:
+            out[fname] = DEFAULTS[table][fname]
+        else:
+            raise ValueError(f"{table}: missing field {fname!r}")
+    return out
+
+
+def _padded(table: str, row: tuple) -> tuple:
+    """Return ``row`` in field order, with the optional fields it stops before at their defaults."""
+    names = TABLES[table].names
+    n = len(row)
+    if n == len(names):
+        return row
+    missing = [f for f in names[n:] if f not in DEFAULTS[table]]
+    if n > len(names) or missing:
+        raise ValueError(f"{table}: a row of {n} fields; expected {len(names)}"
+                         + (f" (no default for {missing[0]!r})" if missing else ""))
+    return tuple(row) + tuple(DEFAULTS[table][f] for f in names[n:])
 
 
 SCHEMA_VERSION = 1

@@ -32,7 +32,10 @@ from typing import TypeVar
 
 import h5py
 
+from mpigc.results import sides
+from mpigc.results.lock import target
 from mpigc.results.schema import _MARKER, SCHEMA_VERSION
+from mpigc.results.sides import Verdict
 
 T = TypeVar("T")
 
@@ -47,7 +50,7 @@ class ResultWriteError(Exception):
 
 def running_files(path: str | os.PathLike) -> list[Path]:
     """Return the side files of ``path`` (runs in progress or left by a killed job), oldest first."""
-    p = Path(path)
+    p = target(path)
     pattern = re.compile(re.escape(p.stem) + r"\.running(\d+)" + re.escape(p.suffix) + r"\Z")
     try:
         names = os.listdir(p.parent if str(p.parent) else ".")
@@ -59,7 +62,7 @@ def running_files(path: str | os.PathLike) -> list[Path]:
 
 def side_path(path: str | os.PathLike, k: int) -> Path:
     """Return the ``k``-th side file of ``path``."""
-    p = Path(path)
+    p = target(path)
     return p.with_name(f"{p.stem}.running{k}{p.suffix}")
 
 
@@ -140,6 +143,7 @@ def commit(path: Path, apply: Callable[[h5py.File], T]) -> T:
     ResultWriteError
         If anything fails; ``path`` is then unchanged (byte-identical).
     """
+    path = target(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     exists = path.exists()
     try:
@@ -201,25 +205,62 @@ def run_names_with_sides(path: Path) -> list[str]:
     return names
 
 
-def merge_side(runs: h5py.Group, side: Path, recovered: bool) -> None:
-    """Copy every run of a side file into ``runs`` (renamed if taken); a damaged one is set aside.
+def merge_side(runs: h5py.Group, side: Path, recovered: bool) -> Verdict:
+    """Copy the run of a verified side file into ``runs`` (renamed if taken); return the verdict.
 
-    A side file its writer never closed (plain HDF5 opens refuse it) holds
-    a killed job's run: with ``recovered`` it is marked ``interrupted = "killed"``.
+    Only a healthy side file (:func:`mpigc.results.sides.verify`) is copied,
+    and of each table only the rows its ledger confirms. A side file its
+    writer never closed (plain HDF5 opens refuse it) holds a killed job's
+    run: with ``recovered`` it is marked ``interrupted = "killed"``. The
+    caller decides what becomes of a file that is not healthy.
     """
-    killed = False
+    verdict = sides.verify(side)
+    if not verdict.healthy:
+        return verdict
     try:
-        try:
-            src = h5py.File(side, "r", locking=False)
-        except OSError:
-            src = h5py.File(side, "r", swmr=True, locking=False)
-            killed = True
+        src, killed = h5py.File(side, "r", locking=False), False
     except OSError:
-        os.replace(side, side.with_name(side.name.replace(".running", ".damaged", 1)))
-        return
+        src, killed = h5py.File(side, "r", swmr=True, locking=False), True
     with src:
-        for name, group in src["runs"].items() if "runs" in src else ():
+        for name, group in src["runs"].items():
             unique = unique_name(runs, name)
-            runs.copy(group, unique)
+            try:
+                runs.copy(group, unique)
+                for table, n in (verdict.rows or {}).items():
+                    if table in runs[unique] and runs[unique][table].shape[0] > n:
+                        runs[unique][table].resize((n,))    # rows the ledger never confirmed
+            except (OSError, RuntimeError, ValueError, KeyError) as exc:
+                if unique in runs:
+                    del runs[unique]
+                return sides.Verdict(sides.DAMAGED, f"cannot be copied ({sides._why(exc)})")
             if recovered and killed and not runs[unique].attrs.get("interrupted"):
                 runs[unique].attrs["interrupted"] = "killed"   # its job died without closing it
+    return verdict
+
+
+def damaged_files(path: str | os.PathLike) -> list[Path]:
+    """Return the side files set aside as damaged (``<stem>.damaged<k><suffix>``), oldest first."""
+    p = target(path)
+    pattern = re.compile(re.escape(p.stem) + r"\.damaged(\d+)" + re.escape(p.suffix) + r"(?:\.(\d+))?\Z")
+    try:
+        names = os.listdir(p.parent if str(p.parent) else ".")
+    except OSError:
+        return []
+    found = [(int(m.group(1)), int(m.group(2) or 0), p.with_name(n)) for n in names if (m := pattern.match(n))]
+    return [f for *_, f in sorted(found)]
+
+
+def stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Return what a killed commit or run start left beside ``path``: commit copies and unswitched side files.
+
+    Only the holder of the result file's lock creates these, so the holder
+    may remove every one it did not make itself.
+    """
+    p = Path(path)
+    side = re.escape(p.stem) + r"\.running\d+" + re.escape(p.suffix)
+    pattern = re.compile(r"\.(?:" + re.escape(p.name) + r"\.\d+\.tmp|" + side + r"\.new)\Z")
+    try:
+        names = os.listdir(p.parent if str(p.parent) else ".")
+    except OSError:
+        return []
+    return sorted(p.with_name(n) for n in names if pattern.match(n))

@@ -32,74 +32,25 @@ The default ``ResultFile(path)`` commits at every ``new_run`` and ``flush``
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 
 from mpigc import interrupts
-from mpigc.results import store
-from mpigc.results.checks import _check_file, check_run_name, check_writable
-from mpigc.results.lock import FileBusyError, WriterLock
-from mpigc.results.schema import (
-    CHUNK_ROWS,
-    DEFAULTS,
-    TABLES,
-    _encode_attrs,
-    _write_attrs,
-    as_rows,
-)
+from mpigc.results import sides, store
+from mpigc.results.checks import _check_file, check_name_length, check_run_name, check_writable
+from mpigc.results.lock import FileBusyError, WriterLock, target
+from mpigc.results.runwriter import RunWriter, _create_table
+from mpigc.results.schema import TABLES, _encode_attrs, _write_attrs
 from mpigc.results.store import ResultWriteError, running_files
 
+#: seconds a job whose lock file was removed under it waits for the lock's new holder before its commit
+RETAKE_WAIT = 60.0
+
 __all__ = ["FileBusyError", "ResultFile", "ResultWriteError", "RunWriter", "check_run_name", "check_writable",
-           "mark_interrupted", "running_files"]
-
-
-def _as_rows(table: str, rows: Any) -> np.ndarray:
-    """Convert ``rows`` to a 1-D array of the table's dtype, filling optional fields."""
-    dtype = TABLES[table]
-    if isinstance(rows, np.void):
-        rows = np.array([rows])
-    if not (isinstance(rows, np.ndarray) and rows.dtype.names is not None):
-        return as_rows(table, rows)   # e.g. a list of tuples, maybe without trailing optional fields
-    flat = rows.reshape(-1)
-    if flat.dtype == dtype:
-        return flat.copy()
-    extra = set(flat.dtype.names) - set(dtype.names)
-    if extra:
-        raise ValueError(f"{table}: unknown fields {sorted(extra)}")
-    out = np.empty(flat.size, dtype=dtype)
-    for fname in dtype.names:
-        if fname in flat.dtype.names:
-            out[fname] = flat[fname]
-        elif fname in DEFAULTS[table]:
-            out[fname] = DEFAULTS[table][fname]
-        else:
-            raise ValueError(f"{table}: missing field {fname!r}")
-    return out
-
-
-def _create_table(group: h5py.Group, table: str) -> h5py.Dataset:
-    """Create an empty, chunked, resizable table dataset in a run group."""
-    return group.create_dataset(table, shape=(0,), maxshape=(None,), dtype=TABLES[table], chunks=(CHUNK_ROWS,))
-
-
-def _write_rows(group: h5py.Group, rows: dict[str, list[np.ndarray]], written: dict[str, int]) -> None:
-    """Append buffered rows to a run group's tables (creating tables not declared)."""
-    for table, chunks in rows.items():
-        data = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
-        ds = group[table] if table in group else _create_table(group, table)
-        n = ds.shape[0]
-        ds.resize((n + data.size,))
-        ds[n:] = data
-        # Written now, while ``ds`` is alive: a failure raises here. Left to the dataset's close
-        # when ``ds`` goes away, it would be printed and ignored by h5py's deallocator.
-        ds.flush()
-        written[table] = n + data.size
+           "running_files"]
 
 
 class ResultFile:
@@ -133,7 +84,7 @@ class ResultFile:
     """
 
     def __init__(self, path: str | os.PathLike, *, keep_open: bool = False, min_interval: float = 0.0) -> None:
-        self.path = Path(path)
+        self.path = target(path)
         self.keep_open = bool(keep_open)
         self.min_interval = float(min_interval)
         self._writers: list[RunWriter] = []
@@ -155,6 +106,7 @@ class ResultFile:
         InputError
             If the file exists and is not an mpigc result file.
         """
+        check_name_length(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
         try:
@@ -163,27 +115,61 @@ class ResultFile:
             self._lock.release()
             raise
 
-    def _commit(self, apply) -> Any:
-        """Commit a change to ``path``, taking in runs that dead jobs left in side files first."""
+    def _commit(self, apply, after=None) -> Any:
+        """Commit a change to ``path``, taking in runs that dead jobs left in side files first.
+
+        Side files whose writer lives (it holds their flock) are left alone,
+        whether or not the lock file is still there; a damaged one is set
+        aside (renamed ``.damaged``), one mpigc did not make (or of another
+        schema version) is left where it is. ``after`` runs once the change
+        is in place, before a signal held during the commit is raised.
+        """
         held = self._lock.held
         if not held:
             self.acquire()
+        elif not self._lock.intact():
+            self._retake()
+        taken: list[tuple[Path, int]] = []
         try:
-            orphans = [p for p in running_files(self.path) if p not in {w._side for w in self._writers}]
+            for stale in store.stale_temporaries(self.path):   # a killed commit's copy, a killed start's file
+                fd = sides.take_orphan(stale)
+                if fd is not None:
+                    store._unlink(stale)
+                    os.close(fd)
+            mine = {w._side for w in self._writers}
+            for side in running_files(self.path):
+                fd = None if side in mine else sides.take_orphan(side)
+                if fd is not None:
+                    taken.append((side, fd))
+            verdicts: dict[Path, sides.Verdict] = {}
 
             def change(f: h5py.File) -> Any:
                 runs = store.init_file(f)
-                for side in orphans:
-                    store.merge_side(runs, side, recovered=True)
+                for side, _ in taken:
+                    verdicts[side] = store.merge_side(runs, side, recovered=True)
                 return apply(f)
-            with interrupts.deferred():
+            with interrupts.deferred():   # the commit and what it makes obsolete, as one step
                 result = store.commit(self.path, change)
-            for side in orphans:
-                store._unlink(side)
+                for side, _ in taken:
+                    _settle(side, verdicts[side])
+                if after is not None:
+                    after()
             return result
         finally:
+            for _, fd in taken:
+                os.close(fd)
             if not held:
                 self._lock.release()
+
+    def _retake(self) -> None:
+        """Our lock file was removed: take the lock again (waiting for a job that took it) or fail."""
+        try:
+            self._lock.retake(RETAKE_WAIT)
+        except FileBusyError as exc:
+            kept = ", ".join(str(w._side) for w in self._writers if w._side is not None)
+            raise ResultWriteError(f"the lock file of {self.path} was removed while this job ran and {exc.problem}"
+                                   f"; this job's runs are kept in {kept or 'no side file'} (the next writer "
+                                   f"of {self.path} commits them)") from exc
 
     def new_run(self, name: str, attrs: dict, tables: Iterable[str] = ("rounds",)) -> RunWriter:
         """Create run ``<unique name>`` with ``attrs`` and empty ``tables``; return its writer.
@@ -226,9 +212,7 @@ class ResultFile:
                     raise ResultWriteError(f"cannot create {side}: {store.reason(exc)}; "
                                            f"{self.path} is unchanged") from exc
                 writer = RunWriter(self, unique, tables, _side=fresh, _h5=f)
-                writer._guard(lambda: (create(store.init_file(f).create_group(unique)), _start_swmr(f),
-                                       os.replace(fresh, side)))
-                writer._side = side
+                writer.start_side(create, fresh, side)
         self._writers.append(writer)
         return writer
 
@@ -237,45 +221,106 @@ class ResultFile:
         for writer in self._writers:
             writer.flush(force=True)
 
-    def close(self) -> None:
+    def close(self, mark_on_signal: RunWriter | None = None) -> None:
         """Write everything buffered, commit the side files and release the file (safe to call twice).
+
+        The whole close runs under :func:`mpigc.interrupts.deferred`: a signal
+        arriving during the final merge lets that merge finish, and its side
+        files go with it, before :class:`~mpigc.interrupts.Interrupted` is
+        raised, so a second ``close()`` (the interrupt path's) has nothing
+        left to commit and the run is written exactly once. If the signal
+        came before the commit wrote its runs, ``mark_on_signal``'s run is
+        marked ``interrupted`` in that same commit.
 
         After a failed write nothing more is written: the side files of runs
         that had ended stay next to the file (readers list them; the next
         writer commits them).
-        """
-        try:
-            if not self._failed:
-                self.flush()
-        finally:
-            sides = []
-            for writer in self._writers:
-                if writer._h5 is not None:
-                    f, writer._h5 = writer._h5, None
-                    try:
-                        f.close()
-                    except Exception:  # noqa: BLE001 - a failed close leaves the side file as it was
-                        store.discard(f)
-                if writer._side is not None and writer._side.exists():
-                    sides.append(writer)
-            try:
-                if sides and not self._failed:
-                    self._commit_sides(sides)
-            finally:
-                self._lock.release()
 
-    def _commit_sides(self, sides: list[RunWriter]) -> None:
+        Raises
+        ------
+        ResultWriteError
+            If a write or the commit fails, or a run's side file was removed
+            or replaced by another process (that run is then not in the file):
+            the job must not report success.
+        """
+        with interrupts.deferred():
+            try:
+                if not self._failed:
+                    self.flush()
+            finally:
+                for writer in self._writers:
+                    if writer._h5 is not None:
+                        f, writer._h5 = writer._h5, None
+                        try:
+                            f.close()
+                        except Exception:  # noqa: BLE001 - a failed close leaves the side file as it was
+                            store.discard(f)
+                ours = [w for w in self._writers if w._side is not None]
+                lost = [w for w in ours if w._fd is not None and not sides.same_file(w._side, w._fd)]
+                try:
+                    if ours and not self._failed:
+                        self._commit_sides([w for w in ours if w not in lost], mark_on_signal)
+                finally:
+                    for writer in self._writers:
+                        writer.release_side()      # a side file left now is the next writer's to commit
+                    self._lock.release()
+        if lost:
+            self._failed = True
+            names = ", ".join(f"{w.name} ({w._side})" for w in lost)
+            raise ResultWriteError(f"the side file of run(s) {names} was removed or replaced by another process "
+                                   f"while this job ran; those runs are not in {self.path}")
+
+    def _commit_sides(self, own: list[RunWriter], mark_on_signal: RunWriter | None) -> None:
+        verdicts: dict[Path, sides.Verdict] = {}
+
         def merge(f: h5py.File) -> None:
-            for writer in sides:
-                store.merge_side(f["runs"], writer._side, recovered=False)
+            runs = f["runs"]
+            for writer in own:
+                before = set(runs)
+                verdicts[writer._side] = store.merge_side(runs, writer._side, recovered=False)
+                writer._merged = next(iter(set(runs) - before), None)
+            stop = interrupts.received()   # a signal held back since the commit began
+            if stop is not None and mark_on_signal is not None and mark_on_signal._merged is not None:
+                _mark(runs[mark_on_signal._merged], stop.name)
+
+        def settle() -> None:
+            for writer in own:
+                _settle(writer._side, verdicts[writer._side])
         try:
-            self._commit(merge)
+            self._commit(merge, after=settle)
         except ResultWriteError as exc:
-            kept = ", ".join(str(w._side) for w in sides)
+            kept = ", ".join(str(w._side) for w in own)
             raise ResultWriteError(f"{exc}; the runs of this job are kept in {kept}") from exc.__cause__
-        for writer in sides:
-            store._unlink(writer._side)
+        bad = [(w, verdicts[w._side]) for w in own if not verdicts[w._side].healthy]
+        for writer in own:
             writer._side = None
+        if bad:
+            raise ResultWriteError("; ".join(f"run {w.name}: its side file is {v.kind} ({v.reason}), not merged"
+                                             for w, v in bad))
+
+    def mark_interrupted(self, writer: RunWriter, signal_name: str) -> None:
+        """Record that ``writer``'s run was stopped by ``signal_name`` (attribute ``interrupted``).
+
+        The only way a run is marked interrupted. While the run is open the
+        mark goes with its next write; once its side file was committed (a
+        signal during the final merge) the merged run is checked and, only
+        if that commit did not already carry the mark, marked by a commit of
+        its own. Nothing happens after a failed write (the file writes no
+        more).
+        """
+        if self._failed:
+            return
+        if writer._merged is None:
+            writer.set_attrs(interrupted=signal_name)
+            if writer._h5 is None and writer._side is None:
+                writer.flush(force=True)   # a file without side files: the mark is a commit of its own
+            return
+        name = writer._merged
+        with h5py.File(self.path, "r", locking=False) as f:
+            group = f.get(f"runs/{name}")
+            done = group is None or group.attrs.get("interrupted") in (signal_name, signal_name.encode())
+        if not done:
+            self._commit(lambda f: _mark(f["runs"][name], signal_name))
 
     def __enter__(self) -> ResultFile:
         return self
@@ -284,9 +329,12 @@ class ResultFile:
         self.close()
 
 
-def _start_swmr(f: h5py.File) -> None:
-    f.flush()
-    f.swmr_mode = True
+def _settle(side: Path, verdict: sides.Verdict) -> None:
+    """After a commit: remove a merged side file, set a damaged one aside, leave one mpigc did not make."""
+    if verdict.healthy:
+        store._unlink(side)
+    elif verdict.kind == sides.DAMAGED and side.exists():
+        sides.set_aside(side)
 
 
 def _create_run(runs: h5py.Group, name: str, create) -> str:
@@ -295,110 +343,8 @@ def _create_run(runs: h5py.Group, name: str, create) -> str:
     return unique
 
 
-@dataclass
-class RunWriter:
-    """Buffered writer of one run's tables and attributes (made by ``ResultFile.new_run``)."""
-
-    file: ResultFile
-    name: str
-    tables: list[str]
-    written: dict[str, int] = field(default_factory=dict)
-    _rows: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
-    _attrs: dict[str, Any] = field(default_factory=dict, repr=False)
-    _last: float = field(default_factory=time.monotonic, repr=False)
-    _side: Path | None = field(default=None, repr=False)      # keep_open: this run's side file
-    _h5: h5py.File | None = field(default=None, repr=False)   # ... open in SWMR mode until close
-
-    def append(self, table: str, rows: np.ndarray) -> None:
-        """Buffer ``rows`` (a structured array of ``TABLES[table]`` dtype, or convertible)."""
-        if table not in TABLES:
-            raise ValueError(f"unknown table {table!r}; known: {sorted(TABLES)}")
-        arr = _as_rows(table, rows)
-        if arr.size:
-            self._rows.setdefault(table, []).append(arr)
-
-    def pending(self, table: str = "rounds") -> int:
-        """Return the number of buffered, not yet written rows of ``table``."""
-        return sum(a.size for a in self._rows.get(table, []))
-
-    def set_attrs(self, **attrs: Any) -> None:
-        """Set run attributes (e.g. summary statistics), written on the next write."""
-        _encode_attrs(attrs)      # fail now, not at flush time
-        self._attrs.update(attrs)
-
-    def flush(self, force: bool = False) -> None:
-        """Append every buffered row and attribute to the run.
-
-        With the file's ``min_interval`` > 0 this writes only if that many
-        seconds have passed since this writer's last write (or ``force``).
-        The write is never torn by SIGTERM/SIGINT (see ``mpigc.interrupts``).
-
-        Raises
-        ------
-        ResultWriteError
-            If the write fails (full disk, quota): the result file is
-            unchanged, this run's rows are lost, and the file writes no more.
-        """
-        if not self._rows and not self._attrs:
-            return
-        now = time.monotonic()
-        if not force and now - self._last < self.file.min_interval:
-            return
-        encoded, json_keys = _encode_attrs(self._attrs)
-
-        def write(group: h5py.Group) -> None:
-            _write_rows(group, self._rows, self.written)
-            if encoded:
-                _write_attrs(group, encoded, json_keys)
-
-        if self._h5 is not None:
-            with interrupts.deferred():
-                self._guard(lambda: (write(self._h5["runs"][self.name]), self._h5.flush()))
-        elif self._side is not None or self.file._failed:
-            raise ResultWriteError(f"{self.file.path}: run {self.name} can no longer be written (its file is closed)")
-        else:
-            self.file._commit(lambda f: write(f["runs"][self.name]))
-        self._rows.clear()
-        self._attrs.clear()
-        self._last = now
-
-    def _guard(self, action) -> None:
-        """Run a write to the side file; on failure drop the side file and raise ResultWriteError."""
-        try:
-            action()
-        except (OSError, RuntimeError, ValueError, KeyError) as exc:
-            store.discard(self._h5)
-            self._h5 = None
-            side, self._side = self._side, None
-            if side is not None:
-                store._unlink(side)   # its rows are incomplete, and the disk is full
-            self.file._failed = True
-            others = [str(w._side) for w in self.file._writers if w is not self and w._side is not None]
-            kept = f"; earlier runs of this job are kept in {', '.join(others)}" if others else ""
-            raise ResultWriteError(f"cannot write run {self.name} to {side}: {store.reason(exc)}; "
-                                   f"{self.file.path} is unchanged, this run is lost{kept}") from exc
-
-
-def mark_interrupted(path: str | os.PathLike, signal_name: str, before: Iterable[str]) -> str | None:
-    """Mark the newest run of ``path`` not named in ``before`` as interrupted by ``signal_name``.
-
-    For commands whose writer is out of reach when a signal stops them
-    (``mpigc simulate``): ``before`` lists the runs the file had when the
-    command started. Returns the marked run's name, or None if there is
-    none (no file, or the signal came before the first run was created).
-    The file is committed only if the mark is not there yet.
-    """
-    p = Path(path)
-    if not p.exists():
-        return None
-    known = set(before)
-    new = [name for name in store.run_names_with_sides(p) if name not in known]
-    if not new:
-        return None
-    with h5py.File(p, "r", locking=False) as f:
-        group = f.get(f"runs/{new[-1]}")
-        done = group is not None and group.attrs.get("interrupted") in (signal_name, signal_name.encode())
-    if not done:
+def _mark(group: h5py.Group, signal_name: str) -> None:
+    """Set a run group's ``interrupted`` attribute (unless it already names a signal)."""
+    if not group.attrs.get("interrupted"):
         encoded, json_keys = _encode_attrs({"interrupted": signal_name})
-        ResultFile(p)._commit(lambda f: _write_attrs(f["runs"][new[-1]], encoded, json_keys))
-    return new[-1]
+        _write_attrs(group, encoded, json_keys)

@@ -12,20 +12,17 @@ after the update.
 """
 from __future__ import annotations
 
-import sys
-from typing import TextIO
+from collections.abc import Iterator
 
 import numpy as np
 
-from mpigc import results
-from mpigc.config import Config
-from mpigc.core.inputs import build_delays, build_workload
+from mpigc.core.inputs import build_workload
+from mpigc.core.lifecycle import Sequential
 from mpigc.core.metrics import relative_error
-from mpigc.core.provenance import run_attrs
-from mpigc.core.sgc_engine import SeqEntry, SequentialEngine, plan_sequential, round_times
-from mpigc.core.sgc_tables import rows_of, sequential_stats
-from mpigc.core.tables import summary_attrs, tables_for
-from mpigc.delays import DelayModel
+from mpigc.core.sgc_engine import SequentialEngine, round_times
+from mpigc.core.sgc_tables import rows_of
+from mpigc.core.tables import RoundTables
+from mpigc.results import new_rows
 
 
 class JobTracker:
@@ -61,80 +58,36 @@ class JobTracker:
         return err, loss
 
 
-def simulate_entry(entry: SeqEntry, config: Config, delays: DelayModel, writer=None, log: TextIO = sys.stderr):
-    """Simulate one sequential entry; return (rounds array, jobs array)."""
-    scheme = entry.scheme
-    engine = SequentialEngine(scheme, config.run.rounds, entry.code.mu)
-    tracker = None
-    if config.run.verify:
-        tracker = JobTracker(build_workload(config, scheme.units), scheme, entry.models)
-    rounds, jobs, workers = [], [], []
-    clock = 0.0
-    for r in range(engine.rounds):
-        engine.plan(r)
-        times = round_times(delays, r, scheme)
-        closed = engine.close(r, times)
-        clock += closed.duration
-        checks = {}
-        for dec in closed.decodes:
-            if tracker is not None:
-                vec = sum(a * tracker.result(dec.job, w, int(engine.state.kinds[rr, w, q]))
-                          for (rr, w, q), a in zip(dec.keys, dec.coefs))
-                checks[dec.job] = tracker.apply(dec.job, vec)
-        row, job_rows = rows_of(closed, closed.duration, clock, engine, entry.models, checks)
-        rounds.append(row)
-        jobs += job_rows
-        if config.run.detail in ("workers", "full"):
-            busy = np.minimum(times, closed.duration)
-            done = (engine.state.jobs[r] >= 0).sum(axis=1)
-            # injected = busy, as the single-round simulator: every modelled second is injected
-            workers += [(r, w, busy[w], busy[w], int(done[w]) if not closed.strag[w] else 0, False, 0.0)
-                        for w in range(scheme.m)]
-    out_rounds = results.as_rows("rounds", rounds)
-    out_jobs = np.array(jobs, dtype=results.JOBS_DTYPE)
-    if writer is not None:
-        writer.append("rounds", out_rounds)
-        writer.append("jobs", out_jobs)
-        if workers:
-            writer.append("workers", np.array(workers, dtype=results.WORKERS_DTYPE))
-        writer.flush()
-    return out_rounds, out_jobs
+class SimSequential(Sequential):
+    """Sequential rounds in virtual time: the shared engine's rule on modelled round times."""
 
-
-def simulate_sequential(config: Config, out: str | None, name: str | None = None,
-                        log: TextIO = sys.stderr) -> list[tuple]:
-    """``mpigc simulate`` for a sequential config: every entry, one realisation; summary rows."""
-    m = int(config.codes[0].workers)
-    delays = build_delays(config, m)
-    entries = plan_sequential(config, m, delays)
-    if out is not None:
-        results.check_writable(out)
-    file = results.ResultFile(out, keep_open=True) if out is not None else None
-    if file is not None:
-        file.acquire()  # another job writing there is refused now, before any work
-    tables = tables_for(config.run.detail, sgc=True)
-    try:
-        rows = []
-        for entry in entries:
-            label = name if (name and len(entries) == 1) else entry.label
-            writer = None
-            if file is not None:
-                attrs = run_attrs("sim", config, entry.code, entry.label, m, models=entry.models,
-                                  T_seq=entry.scheme.T, load=entry.scheme.load, regime="sequential")
-                writer = file.new_run(label, attrs, tables)
-                label = writer.name
-            print(f"simulating {label} ({entry.code.scheme}, m = {m}, {config.run.rounds} jobs, "
-                  f"T_seq = {entry.scheme.T})", file=log, flush=True)
-            rnds, jobs = simulate_entry(entry, config, delays, writer, log)
-            stats = sequential_stats(rnds, jobs)
-            if writer is not None:
-                writer.set_attrs(**summary_attrs(stats))
-                writer.flush()
-            print(f"  {label}: total {stats['total_s']:.6g} s over {len(rnds)} rounds, {stats['waitouts']} wait-outs "
-                  f"({stats['safety_waitouts']} safety), {stats['jobs_done']} jobs decoded, {stats['jobs_lost']} lost",
-                  file=log, flush=True)
-            rows.append((label, entry.code.scheme, stats))
-    finally:
-        if file is not None:
-            file.close()  # commits the runs into the file (results.writer)
-    return rows
+    def batches(self) -> Iterator[RoundTables]:
+        """Yield each round's rows: its ``rounds`` row, the jobs it decoded or lost, its ``workers`` rows."""
+        entry, config, delays = self.entry, self.config, self.plan.delays
+        scheme = entry.scheme
+        engine = SequentialEngine(scheme, config.run.rounds, entry.code.mu)
+        tracker = JobTracker(build_workload(config, scheme.units), scheme, entry.models) if config.run.verify else None
+        detail = config.run.detail in ("workers", "full")
+        clock = 0.0
+        for r in range(engine.rounds):
+            engine.plan(r)
+            times = round_times(delays, r, scheme)
+            closed = engine.close(r, times)
+            clock += closed.duration
+            checks = {}
+            for dec in closed.decodes:
+                if tracker is not None:
+                    vec = sum(a * tracker.result(dec.job, w, int(engine.state.kinds[rr, w, q]))
+                              for (rr, w, q), a in zip(dec.keys, dec.coefs))
+                    checks[dec.job] = tracker.apply(dec.job, vec)
+            row, job_rows = rows_of(closed, closed.duration, clock, engine, entry.models, checks)
+            batch = RoundTables(rounds=[row], jobs=job_rows)
+            if detail:
+                busy = np.minimum(times, closed.duration)
+                done = (engine.state.jobs[r] >= 0).sum(axis=1)
+                # injected = busy, as the single-round simulator: every modelled second is injected
+                rows = new_rows("workers", scheme.m)  # column by column: one row per worker
+                rows["round"], rows["worker"], rows["busy"], rows["injected"] = r, np.arange(scheme.m), busy, busy
+                rows["tasks_done"] = np.where(closed.strag, 0, done)
+                batch.workers = [rows]
+            yield batch

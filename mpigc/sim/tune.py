@@ -27,7 +27,7 @@ from mpigc.codes.sgc import build_sequential, scheme_load, sr_sgc_tolerance
 from mpigc.config import CodeConfig, load_config
 from mpigc.core.sgc_engine import SequentialEngine
 from mpigc.report import format_table
-from mpigc.sim.sgc import simulate_sequential
+from mpigc.sim.driver import simulate
 
 SCHEMES = ("m-sgc", "sr-sgc", "gc-seq", "uncoded")
 
@@ -202,7 +202,7 @@ def run_choices(trace: str, choices: dict[str, Choice], jobs: int, mu: float, sl
                 out: str | None, name: str | None = None) -> list[tuple]:
     """Simulate every chosen scheme with the sequential engine (jobs table included) into ``out``."""
     config = load_config(None, choice_overrides(trace, choices, jobs, mu, slope, m), backend="sim")
-    return simulate_sequential(config, out, name, log=io.StringIO())
+    return simulate(config, out, name, log=io.StringIO())
 
 
 def format_choices(trace: str, choices: dict[str, Choice], sims: list[tuple] | None = None) -> str:

@@ -53,11 +53,15 @@ class Objective:
     name = ""
     #: the model predicts labels (``predict_labels``): evaluations then report accuracy
     classifier = False
+    #: ``evaluate`` takes ``out=``: the gradient is written into a given d-vector (no copy on the workers)
+    writes_into = False
+    #: the step when ``workload.step`` is unset and the model knows no bound on its curvature
+    DEFAULT_STEP = 0.1
 
     def __init__(self, workload: Any, chunks: int, seed: int, check: bool = True, reader: Any = None) -> None:
         self.chunks = int(chunks)
         self.seed = int(seed)
-        self.step = float(workload.step)
+        self.dtype = np.dtype(getattr(workload, "dtype", "float64"))
         self.noise = float(workload.noise)
         self.hidden = int(workload.hidden)
         self._planted: np.ndarray | None = None
@@ -72,6 +76,24 @@ class Objective:
         self.dim = self.dimension(self.features, self.hidden)
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._eval: tuple[np.ndarray, np.ndarray, str] | None = None
+        self._block: np.ndarray | None = None  # one block's gradient (chunk_gradient_into with several blocks)
+        self.step = float(workload.step) if workload.step is not None else self.auto_step()
+
+    def curvature_bound(self) -> float | None:
+        """Return an upper bound on L, the Hessian's largest eigenvalue, if the model knows one; else None."""
+        return None
+
+    def auto_step(self) -> float:
+        """Return the step when ``workload.step`` is unset: ``min(DEFAULT_STEP, 1/L)``, L from :meth:`curvature_bound`.
+
+        Gradient descent on an L-smooth f descends for any step below 2/L,
+        so 1/L never diverges; where 1/L exceeds the old default 0.1 the step
+        stays 0.1 (those runs are unchanged).
+        """
+        bound = self.curvature_bound()
+        if bound is None or bound <= 0:
+            return self.DEFAULT_STEP
+        return min(self.DEFAULT_STEP, 1.0 / bound)
 
     @staticmethod
     def dimension(features: int, hidden: int) -> int:
@@ -79,8 +101,8 @@ class Objective:
         return int(features)
 
     def initial_model(self) -> np.ndarray:
-        """Return θ₀ = 0."""
-        return np.zeros(self.dim)
+        """Return θ₀ = 0 (in ``workload.dtype``)."""
+        return np.zeros(self.dim, dtype=self.dtype)
 
     def planted(self) -> np.ndarray:
         """Return the planted parameters of synthetic data, from ``stream(seed, "model")``."""
@@ -109,7 +131,9 @@ class Objective:
         if hit is None:
             if not 0 <= chunk < self.chunks:
                 raise IndexError(f"chunk {chunk} out of range 0..{self.chunks - 1}")
-            hit = self._cache[chunk] = self.data.rows(chunk)
+            x, y = self.data.rows(chunk)
+            # float32: the float64 rows rounded once, so both dtypes train on the same data
+            hit = self._cache[chunk] = (x.astype(self.dtype, copy=False), y.astype(self.dtype, copy=False))
         return hit
 
     def chunk_rows(self, chunk: int) -> int:
@@ -161,8 +185,42 @@ class Objective:
             loss += f
         return grad / self.samples, loss / self.samples
 
+    def chunk_gradient_into(self, model: np.ndarray, chunk: int, out: np.ndarray, block_rows: int | None = None,
+                            should_stop: Callable[[], bool] | None = None) -> float | None:
+        """:meth:`chunk_gradient_blocks` with g_i written into ``out`` (length d); return f_i, or None if stopped.
+
+        A model that ``writes_into`` computes the gradient in ``out`` itself
+        (one block: no d-sized temporary at all); others' gradients are
+        copied in. The values are those of :meth:`chunk_gradient_blocks`.
+        """
+        x, y = self.chunk_data(chunk)
+        rows = len(y)
+        blocks = 1 if block_rows is None or block_rows >= rows else -(-rows // max(1, int(block_rows)))
+        bounds = np.linspace(0, rows, blocks + 1).round().astype(int)
+        loss = self._evaluate_into(model, x[:bounds[1]], y[:bounds[1]], out)
+        if blocks > 1:
+            if self._block is None or self._block.shape != out.shape or self._block.dtype != out.dtype:
+                self._block = np.empty_like(out)
+            for lo, hi in zip(bounds[1:-1], bounds[2:]):
+                if should_stop is not None and should_stop():
+                    return None
+                loss += self._evaluate_into(model, x[lo:hi], y[lo:hi], self._block)  # row views: no copies
+                out += self._block
+        np.divide(out, self.samples, out=out)
+        return loss / self.samples
+
+    def _evaluate_into(self, model: np.ndarray, x: np.ndarray, y: np.ndarray, out: np.ndarray) -> float:
+        """``evaluate`` with its gradient in ``out``; return the loss."""
+        if self.writes_into:
+            grad, loss = self.evaluate(model, x, y, out=out)
+        else:
+            grad, loss = self.evaluate(model, x, y)
+        if grad is not out:
+            out[:] = grad
+        return loss
+
     def full_gradient(self, model: np.ndarray) -> tuple[np.ndarray, float]:
-        """Return Σ_i g_i(θ) and f(θ), computed chunk by chunk."""
+        """Return Σ_i g_i(θ) and f(θ), computed chunk by chunk (accumulated in float64 whatever the dtype)."""
         grad, loss = np.zeros(self.dim), 0.0
         for chunk in range(self.chunks):
             g, f = self.chunk_gradient(model, chunk)

@@ -6,10 +6,31 @@ import numpy as np
 from mpigc.errors import InputError
 from mpigc.seeding import stream
 from mpigc.workloads.base import WORKLOADS, Objective
+from mpigc.workloads.data import SyntheticData
 
 
 class LinearModel(Objective):
     """A linear model θ ∈ R^features with a planted θ* ~ N(0, I/features) for synthetic data."""
+
+    writes_into = True
+    #: the Hessian is X^T D X / n with D ≤ this (1 for least squares, 1/4 for logistic)
+    CURVATURE = 1.0
+    #: deviations t of the largest singular value above its mean √n + √d: P(σ_max > √n + √d + t) ≤ e^{−t²/2}
+    #: (Davidson and Szarek), below 1e-7 at t = 6
+    SIGMA_MARGIN = 6.0
+
+    def curvature_bound(self) -> float | None:
+        """Synthetic data: L ≤ c·(√n + √d + 6)²/n, the Gaussian matrix's largest singular value bound; files: None.
+
+        The rows are standard normal, so the largest eigenvalue of X^T X / n
+        is σ_max(X)²/n with σ_max below √n + √d + t except with probability
+        e^{−t²/2}. It depends on the config alone: every rank and both
+        backends get the same step without reading any data.
+        """
+        if not isinstance(self.data, SyntheticData):
+            return None
+        n, d = self.samples, self.features
+        return self.CURVATURE * (np.sqrt(n) + np.sqrt(d) + self.SIGMA_MARGIN) ** 2 / n
 
     def planted(self) -> np.ndarray:
         """Return θ*, whose scores x·θ* are standard normal on synthetic rows."""
@@ -26,10 +47,11 @@ class LeastSquares(LinearModel):
         """Return x·θ* + noise·ε."""
         return x @ self.truth() + self.noise * eps
 
-    def evaluate(self, model: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-        """Return Σ_r (x_r·θ − y_r) x_r and Σ_r (x_r·θ − y_r)² / 2."""
+    def evaluate(self, model: np.ndarray, x: np.ndarray, y: np.ndarray,
+                 out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        """Return Σ_r (x_r·θ − y_r) x_r (into ``out`` if given) and Σ_r (x_r·θ − y_r)² / 2."""
         residual = x @ model - y
-        return x.T @ residual, float(residual @ residual) / 2
+        return np.matmul(x.T, residual, out=out), float(residual @ residual) / 2
 
 
 @WORKLOADS.register("logistic")
@@ -42,6 +64,7 @@ class Logistic(LinearModel):
 
     name = "logistic"
     classifier = True
+    CURVATURE = 0.25  # σ'(z) ≤ 1/4
 
     def targets(self, x: np.ndarray, eps: np.ndarray) -> np.ndarray:
         """Return the 0/1 labels 1[x·θ* + noise·ε > 0]."""
@@ -59,9 +82,10 @@ class Logistic(LinearModel):
         """Return 1[x·θ > 0] (probability above one half) as 0.0/1.0."""
         return (x @ model > 0).astype(float)
 
-    def evaluate(self, model: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-        """Return Σ_r (σ(z_r) − y_r) x_r and Σ_r log(1 + e^{z_r}) − y_r z_r, stably."""
+    def evaluate(self, model: np.ndarray, x: np.ndarray, y: np.ndarray,
+                 out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        """Return Σ_r (σ(z_r) − y_r) x_r (into ``out`` if given) and Σ_r log(1 + e^{z_r}) − y_r z_r, stably."""
         z = x @ model
         softplus = np.logaddexp(0.0, z)
         sigma = np.exp(z - softplus)  # σ(z) = e^z / (1 + e^z), never overflows
-        return x.T @ (sigma - y), float(np.sum(softplus - y * z))
+        return np.matmul(x.T, sigma - y, out=out), float(np.sum(softplus - y * z))
