@@ -143,8 +143,8 @@ def settings(quick: bool) -> dict:
 
 def make(out: Path, quick: bool, log=sys.stdout) -> Path:
     """Run F8's config in the simulator into ``out`` (every entry whose scheme exists; the others named)."""
-    from mpigc._toml import format_value
     from mpigc.config import load_config
+    from mpigc.config.toml import format_value
     from mpigc.errors import InputError
     from mpigc.sim.driver import simulate
 

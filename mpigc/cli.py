@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # One BLAS thread per process (unless the user chose): ranks already share
         # the cores, and an idle OpenBLAS thread spins after each threaded call.
         # On 2 cores this took the 8-worker anchor from 35 to 8 ms per round.
-        from mpigc.threads import pin_blas
+        from mpigc.blas_threads import pin_blas
 
         pin_blas()
     if args.command == "run":

@@ -12,90 +12,23 @@ A registry given a ``package`` imports every module of that package the first
 time it is asked a question, so registering modules need not be imported by
 hand. Lookups go through :meth:`Registry.lookup`, the one place a name is
 resolved, so every config key, every backend and every rank resolves a name
-the same way, when the config is loaded.
-
-Plug-ins (docs/extending.md): a registry given an entry-point ``group`` also
-resolves
-
-* ``"package.module:Name"``: the module is imported, its attribute taken and
-  checked against the registry's interface (:meth:`Registry.require`);
-* names that installed distributions register under the group
-  (``[project.entry-points."mpigc.schemes"]`` in their ``pyproject.toml``),
-  found with :mod:`importlib.metadata` and loaded on first use.
-
-A plug-in that does not import, names nothing, or names something without the
-interface is bad input (:class:`~mpigc.errors.InputError` naming the key).
-:meth:`Registry.origin` says where any entry came from (built-in, entry point
-of a distribution, module path, registered by an outside module) and its
-version, for ``mpigc schemes`` and the run attribute ``plugins``.
+the same way, when the config is loaded. A registry given an entry-point
+``group`` also takes plug-ins (module paths and entry points), resolved by
+its :class:`~mpigc.plugins.PluginLoader`; :meth:`Registry.origin` says where
+any entry came from and its version.
 """
 from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.metadata
-import inspect
 import pkgutil
-import re
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from mpigc.errors import InputError
+from mpigc.plugins import Interface, Origin, PluginLoader, registered_origin
 
 T = TypeVar("T")
-
-#: ``package.module:Name`` (dotted names on both sides of one colon)
-PLUGIN_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-#: the package whose modules are built in
-HOME = "mpigc"
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a registry entry came from.
-
-    Attributes
-    ----------
-    source : str
-        ``"built-in"``, ``"entry point"``, ``"module path"`` or ``"registered"``
-        (added with :meth:`Registry.register` by a module outside mpigc).
-    module : str
-        The module defining the entry.
-    attr : str
-        Its qualified name in that module.
-    version : str
-        The distribution's version, else the module's (or its top package's)
-        ``__version__``, else ``"unknown"``.
-    distribution : str
-        The distribution that provides it ("" if none is known).
-    """
-
-    source: str
-    module: str
-    attr: str
-    version: str
-    distribution: str = ""
-
-    @property
-    def plugin(self) -> bool:
-        """Whether the entry comes from outside mpigc."""
-        return self.source != "built-in"
-
-    def describe(self) -> str:
-        """Return one phrase for listings: ``entry point of mpigc-example 0.1 (mod:Cls)``."""
-        where = f"{self.module}:{self.attr}"
-        if self.source == "built-in":
-            return "built-in"
-        if self.source == "entry point":
-            return f"entry point of {self.distribution} {self.version} ({where})"
-        return f"{self.source} {where} (version {self.version})"
-
-    def record(self) -> dict[str, str]:
-        """Return the provenance record of a plug-in: source, module, attr, version, distribution."""
-        return {"source": self.source, "module": self.module, "attr": self.attr, "version": self.version,
-                "distribution": self.distribution}
 
 
 class Registry(Generic[T]):
@@ -113,20 +46,25 @@ class Registry(Generic[T]):
     group : str, optional
         Entry-point group of plug-ins (``"mpigc.schemes"``); without it the
         registry takes registered names only.
+
+    Attributes
+    ----------
+    entries : dict
+        Registered name -> object.
+    meta : dict
+        Registered name -> the facts given to :meth:`register` beside it.
+    plugins : PluginLoader or None
+        Resolves module paths and entry points (None without ``group``).
     """
 
     def __init__(self, kind: str, key: str, package: str | None = None, group: str | None = None) -> None:
         self.kind = kind
         self.key = key
         self.package = package
-        self.group = group
         self.entries: dict[str, T] = {}
         self.meta: dict[str, dict[str, Any]] = {}
+        self.plugins = PluginLoader(kind, group) if group is not None else None
         self._loaded = package is None
-        self._interface: tuple[type, tuple[str, ...], tuple[type, ...]] | None = None
-        self._plugins: dict[str, T] = {}          # resolved module paths and entry points
-        self._origins: dict[str, Origin] = {}
-        self._points: dict[str, list[importlib.metadata.EntryPoint]] | None = None
 
     # -- filling -----------------------------------------------------------
     def register(self, name: str, **meta: Any) -> Callable[[T], T]:
@@ -148,8 +86,8 @@ class Registry(Generic[T]):
             definition, e.g. a reloaded module, replaces it).
         """
         old = self.entries.get(name)
-        if old is not None and _origin(old) != _origin(obj):
-            raise ValueError(f"{self.kind} {name!r} is already registered by {_origin(old)}")
+        if old is not None and _definition(old) != _definition(obj):
+            raise ValueError(f"{self.kind} {name!r} is already registered by {_definition(old)}")
         self.entries[name] = obj
         self.meta[name] = dict(meta)
 
@@ -163,7 +101,7 @@ class Registry(Generic[T]):
             importlib.import_module(f"{self.package}.{module.name}")
 
     def require(self, base: type, *methods: str, skeletons: tuple[type, ...] = ()) -> None:
-        """Set the interface a plug-in must have.
+        """Set the interface a plug-in must have (:class:`~mpigc.plugins.Interface`).
 
         Parameters
         ----------
@@ -174,8 +112,15 @@ class Registry(Generic[T]):
             ``skeletons``); ``"a|b"`` asks for either.
         skeletons : tuple of type
             Partial bases whose methods do not count as defined (``Memoryless``).
+
+        Raises
+        ------
+        TypeError
+            If the registry takes no plug-ins (it has no entry-point group).
         """
-        self._interface = (base, methods, (base, *skeletons))
+        if self.plugins is None:
+            raise TypeError(f"the {self.kind} registry takes no plug-ins: it has no entry-point group")
+        self.plugins.interface = Interface(base, methods, skeletons)
 
     # -- asking ------------------------------------------------------------
     def lookup(self, name: str, key: str | None = None) -> T:
@@ -195,97 +140,20 @@ class Registry(Generic[T]):
             them; or, for a plug-in, why it cannot be used (one line).
         """
         self.load()
-        found = self.entries.get(name) if isinstance(name, str) else None
-        if found is not None:
-            return found
-        if self.group is None or not isinstance(name, str):
+        if not isinstance(name, str):
             raise self.unknown(name, key)
-        if name in self._plugins:
-            return self._plugins[name]
-        if ":" in name:
-            return self._resolve_path(name, key or self.key)
-        if name in self.entry_points():
-            return self._resolve_entry_point(name, key or self.key)
-        raise self.unknown(name, key)
+        found = self.entries.get(name)
+        if found is None and self.plugins is not None:
+            found = self.plugins.resolve(name, key or self.key)
+        if found is None:
+            raise self.unknown(name, key)
+        return found
 
     def origin(self, name: str, key: str | None = None) -> Origin:
         """Return where the entry ``name`` came from (resolving it first; InputError as :meth:`lookup`)."""
         obj = self.lookup(name, key)
-        if name in self._origins:
-            return self._origins[name]
-        module = getattr(obj, "__module__", "") or ""
-        attr = getattr(obj, "__qualname__", repr(obj))
-        if module == HOME or module.startswith(HOME + "."):
-            return Origin("built-in", module, attr, _home_version())
-        return Origin("registered", module, attr, *_version_of(module))
-
-    def entry_points(self) -> dict[str, list[importlib.metadata.EntryPoint]]:
-        """Return this registry's entry points by name (read once; loading waits for a lookup)."""
-        if self._points is None:
-            self._points = {}
-            if self.group is not None:
-                for point in importlib.metadata.entry_points(group=self.group):
-                    self._points.setdefault(point.name, []).append(point)
-        return self._points
-
-    def problem(self, obj: Any) -> str | None:
-        """Return why ``obj`` lacks this registry's interface (None if it has it, or no interface is set)."""
-        if self._interface is None:
-            return None
-        base, methods, skeletons = self._interface
-        if not isinstance(obj, type):
-            return f"it is a {type(obj).__name__}, not a subclass of {_public(base)}"
-        if not issubclass(obj, base):
-            return f"{obj.__qualname__} is not a subclass of {_public(base)}"
-        if inspect.isabstract(obj):
-            return f"{obj.__qualname__} does not define {', '.join(sorted(obj.__abstractmethods__))}"
-        for method in methods:
-            options = method.split("|")
-            if not any(_defines(obj, m, skeletons) for m in options):
-                return f"{obj.__qualname__} does not define {' or '.join(options)}"
-        return None
-
-    def _resolve_path(self, name: str, key: str) -> T:
-        """Import ``package.module:Name``, check it, cache it under ``name``."""
-        if not PLUGIN_PATH.match(name):
-            raise InputError(key, f"{name!r} is neither a {self.kind} name nor a plug-in path package.module:Name")
-        module_name, attr = name.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except (Exception, SystemExit) as error:  # any failure while importing user code is bad input
-            raise InputError(key, f"plug-in {name!r}: cannot import {module_name!r} ({_one_line(error)})") from None
-        obj: Any = module
-        for part in attr.split("."):
-            if not hasattr(obj, part):
-                raise InputError(key, f"plug-in {name!r}: module {module_name!r} has no {attr!r}")
-            obj = getattr(obj, part)
-        self._accept(name, key, obj, Origin("module path", module_name, attr, *_version_of(module_name)))
-        return obj
-
-    def _resolve_entry_point(self, name: str, key: str) -> T:
-        """Load the entry point ``name`` of :attr:`group`, check it, cache it."""
-        points = self._points[name]
-        dists = [_dist_name(p) for p in points]
-        if len(points) > 1:
-            raise InputError(key, f"{self.kind} {name!r} is an entry point of several distributions "
-                                  f"({', '.join(dists)}); uninstall all but one")
-        point = points[0]
-        try:
-            obj = point.load()
-        except (Exception, SystemExit) as error:
-            raise InputError(key, f"plug-in {name!r} (entry point {point.value} of {dists[0]}) does not load "
-                                  f"({_one_line(error)})") from None
-        version = point.dist.version if point.dist is not None else "unknown"
-        module, _, attr = point.value.partition(":")
-        self._accept(name, key, obj, Origin("entry point", module.strip(), attr.strip(), version, dists[0]))
-        return obj
-
-    def _accept(self, name: str, key: str, obj: Any, origin: Origin) -> None:
-        problem = self.problem(obj)
-        if problem is not None:
-            raise InputError(key, f"plug-in {name!r} is not a {self.kind}: {problem}")
-        self._plugins[name] = obj
-        self._origins[name] = origin
+        plugin = self.plugins.origin(name) if self.plugins is not None else None
+        return plugin or registered_origin(obj)
 
     def unknown(self, name: Any, key: str | None = None) -> InputError:
         """Return the :class:`InputError` for a name that is not registered."""
@@ -295,13 +163,20 @@ class Registry(Generic[T]):
         return InputError(key or self.key, f"unknown {self.kind} {name!r}{tip} (known: {', '.join(names)})")
 
     def names(self) -> tuple[str, ...]:
-        """Return every registered name and every entry-point name of :attr:`group`, sorted."""
+        """Return every registered name and every entry-point name of the plug-in group, sorted."""
         self.load()
-        return tuple(sorted(set(self.entries) | set(self.entry_points())))
+        points = self.plugins.entry_points() if self.plugins is not None else {}
+        return tuple(sorted(set(self.entries) | set(points)))
 
     def items(self) -> list[tuple[str, T]]:
-        """Return ``(name, entry)`` pairs sorted by name."""
-        return [(name, self.entries[name]) for name in self.names()]
+        """Return ``(name, entry)`` for every name of :meth:`names`, sorted; entry points are loaded.
+
+        Raises
+        ------
+        InputError
+            As :meth:`lookup`, for an installed entry point that does not load.
+        """
+        return [(name, self.lookup(name)) for name in self.names()]
 
     def __contains__(self, name: object) -> bool:
         return name in self.names()
@@ -316,48 +191,6 @@ class Registry(Generic[T]):
         return self.lookup(name)
 
 
-def _origin(obj: Any) -> str:
+def _definition(obj: Any) -> str:
     """Where an entry was defined: ``module:qualname`` (its identity across re-imports)."""
     return f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
-
-
-def _defines(cls: type, method: str, skeletons: tuple[type, ...]) -> bool:
-    """Whether ``cls`` has ``method`` from somewhere other than the interface's own (skeleton) classes."""
-    found = getattr(cls, method, None)
-    return found is not None and all(found is not getattr(s, method, None) for s in skeletons)
-
-
-def _public(cls: type) -> str:
-    """``package.Name`` if the parent package exports the class (``mpigc.codes.Scheme``), else its own module's."""
-    parent = cls.__module__.rpartition(".")[0]
-    home = parent if parent and getattr(sys.modules.get(parent), cls.__name__, None) is cls else cls.__module__
-    return f"{home}.{cls.__qualname__}"
-
-
-def _one_line(error: BaseException) -> str:
-    """``Type: message``, first line only (bad input is reported on one line)."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
-
-
-def _dist_name(point: importlib.metadata.EntryPoint) -> str:
-    return point.dist.name if point.dist is not None else "an unknown distribution"
-
-
-def _home_version() -> str:
-    return str(getattr(sys.modules.get(HOME), "__version__", "unknown"))
-
-
-def _version_of(module: str) -> tuple[str, str]:
-    """Return (version, distribution) of ``module``: its distribution's, else ``__version__``, else unknown."""
-    top = module.split(".")[0]
-    for dist in importlib.metadata.packages_distributions().get(top, []):
-        try:
-            return importlib.metadata.version(dist), dist
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    for name in (module, top):
-        version = getattr(sys.modules.get(name), "__version__", None)
-        if version is not None:
-            return str(version), ""
-    return "unknown", ""

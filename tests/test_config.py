@@ -19,6 +19,8 @@ from mpigc.config import (
     load_config,
     to_toml,
 )
+from mpigc.config.keys import KEYS, TABLES
+from mpigc.config.spec import key, keys_of
 from mpigc.errors import InputError
 
 
@@ -371,11 +373,30 @@ def test_roundtrip_single_scheme_and_programmatic(tmp_path):
     assert roundtrip(tmp_path, d) == d
 
 
-def test_describe_keys_lists_every_key():
+def test_every_field_is_a_key_derived_from_its_declaration():
+    """Keys come from the dataclass fields: one per field, TOML name, default and spec from the one declaration."""
     text = describe_keys()
-    for table, cls in [("run", RunConfig), ("code", CodeConfig), ("workload", WorkloadConfig),
-                       ("delays", DelaysConfig), ("network", NetworkConfig)]:
-        for f in dataclasses.fields(cls):
-            name = "lambda" if f.name == "lam" else f.name
-            assert f"{table}.{name} " in text, name
-    assert "Pareto" not in text or "alpha" in text
+    assert list(TABLES) == ["run", "code", "workload", "delays", "network"]
+    for table, cls in TABLES.items():
+        fields = dataclasses.fields(cls)
+        assert len(fields) > 1 and list(KEYS[table].values()) == list(keys_of(cls))
+        assert [k.field for k in KEYS[table].values()] == [f.name for f in fields]
+        defaults = cls()
+        for f, k in zip(fields, KEYS[table].values()):
+            assert k.name == ("lambda" if f.name == "lam" else f.name)
+            assert k.default == getattr(defaults, f.name) and k.doc
+            assert f"{table}.{k.name} " in text, k.name
+    assert KEYS["delays"]["alpha"].message.startswith("Pareto") and KEYS["code"]["lambda"].lo == 0
+    assert len(text.splitlines()) >= 2 + sum(len(keys) for keys in KEYS.values())
+
+
+def test_a_field_not_declared_as_a_key_is_refused():
+    @dataclasses.dataclass(frozen=True)
+    class Table:
+        declared: int = key(1, "int", "a key", lo=0)
+        plain: int = 2
+
+    with pytest.raises(TypeError, match="Table.plain is not declared"):
+        keys_of(Table)
+    with pytest.raises(ValueError, match="unknown key kind"):
+        key(1, "integer", "a key")

@@ -78,6 +78,22 @@ def test_schemes_lists_the_entry_point_with_its_distribution(site, tmp_path):
                for line in lines[at:at + 3])
 
 
+def test_registry_items_hold_the_installed_entry_point(site, tmp_path):
+    """``items()`` loads entry points: with one installed, every listed name has its entry (no KeyError)."""
+    code = ("from mpigc.codes import SCHEMES\n"
+            "items = SCHEMES.items()\n"
+            "assert [n for n, _ in items] == list(SCHEMES.names())\n"
+            "assert all(entry is SCHEMES.lookup(n) for n, entry in items)\n"
+            "name = 'example-stochastic'\n"
+            "print(len(items), dict(items)[name].__module__, SCHEMES.origin(name).source)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    count, module, source = proc.stdout.split(maxsplit=2)
+    assert int(count) >= 10 and module == "mpigc_example.stochastic" and source.strip() == "entry point"
+
+
 def test_the_kit_passes_the_example(site, tmp_path):
     proc = mpigc(site, "check", "example-stochastic", "--seeds", "1", "--set", "code.p=0.5", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -19,8 +19,8 @@ import pytest
 from helpers import mpirun, own_lines, own_mpiexec
 
 from mpigc.config import load_config
+from mpigc.config.limits import BUDGET_ENV, estimate, memory_budget
 from mpigc.errors import InputError
-from mpigc.limits import BUDGET_ENV, estimate, memory_budget
 from mpigc.results import read_runs
 
 #: a child that checked its input before allocating stays near the interpreter's size (about 80 MB)
@@ -180,8 +180,6 @@ def test_the_largest_seed_runs_under_mpiexec(tmp_path):
 
 def test_a_bcc_worker_is_counted_with_every_chunk():
     """bcc workers hold all N chunks' data (they draw a batch per round), not their load's."""
-    from mpigc.limits import estimate
-
     def worker_data(scheme: str) -> int:
         cfg = load_config(None, [f'code.scheme="{scheme}"', "code.workers=8", "code.load=2", "run.verify=true",
                                  "workload.samples=8000"], backend="mpi", world_size=9)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -69,3 +70,55 @@ def test_mpi_library_provenance_takes_any_library_string(raw, expected, monkeypa
     writer.flush()
     (run,) = results.read_runs(path)
     assert run.attrs["mpi_library"] == expected
+
+
+def _setup(tmp_path: Path, *commands: str) -> None:
+    """Run setuptools commands from the checkout with every output under ``tmp_path`` (the checkout stays clean)."""
+    proc = subprocess.run([sys.executable, "-c", "import setuptools; setuptools.setup()", "-q",
+                           "egg_info", "-e", str(tmp_path), *commands], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_wheel_and_sdist_carry_the_license(tmp_path):
+    """The wheel's dist-info and the sdist hold LICENSE as it is in the checkout; the metadata names it."""
+    pytest.importorskip("wheel", reason="the test extra installs wheel (bdist_wheel)")
+    import tarfile
+    import zipfile
+
+    import mpigc
+
+    license_text = (ROOT / "LICENSE").read_bytes()
+    assert license_text.startswith(b"MIT License") and b"the mpigc authors" in license_text
+    _setup(tmp_path, "build", "-b", str(tmp_path / "build"), "bdist_wheel", "-b", str(tmp_path / "bdist"),
+           "-d", str(tmp_path / "dist"), "sdist", "-d", str(tmp_path / "dist"))
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    assert wheel.name == f"mpigc-{mpigc.__version__}-py3-none-any.whl"   # the version is mpigc.__version__
+    with zipfile.ZipFile(wheel) as zf:
+        info = f"mpigc-{mpigc.__version__}.dist-info"
+        licenses = [n for n in zf.namelist() if n.startswith(info + "/") and n.rsplit("/", 1)[-1] == "LICENSE"]
+        assert len(licenses) == 1, zf.namelist()
+        assert zf.read(licenses[0]) == license_text
+        metadata = zf.read(f"{info}/METADATA").decode().splitlines()
+    assert "License-File: LICENSE" in metadata and f"Version: {mpigc.__version__}" in metadata
+    (sdist,) = (tmp_path / "dist").glob("*.tar.gz")
+    with tarfile.open(sdist) as tf:
+        top = f"mpigc-{mpigc.__version__}"
+        for name in ("LICENSE", "CITATION.cff", "CHANGELOG.md"):
+            member = tf.extractfile(f"{top}/{name}")
+            assert member is not None and member.read() == (ROOT / name).read_bytes(), name
+
+
+def test_the_changelog_and_citation_follow_the_one_version():
+    """``mpigc.__version__`` is the only place the version is written; the changelog's newest release is it."""
+    import re
+
+    import mpigc
+
+    releases = re.findall(r"^## \[(\d[^\]]*)\]", (ROOT / "CHANGELOG.md").read_text(encoding="utf-8"), re.M)
+    assert releases and releases[0] == mpigc.__version__, releases
+    citation = (ROOT / "CITATION.cff").read_text(encoding="utf-8")
+    assert "cff-version: 1.2.0" in citation and "\nreferences:" in citation
+    assert not re.search(r"^version:", citation, re.M)      # cited versions come from mpigc --version
+    setup_cfg = (ROOT / "setup.cfg").read_text(encoding="utf-8")
+    assert "version = attr: mpigc.__version__" in setup_cfg and "license_files = LICENSE" in setup_cfg

@@ -11,7 +11,7 @@ from mpigc.codes import SCHEMES, make_scheme
 from mpigc.codes.assignments import ASSIGNMENTS, make_assignment
 from mpigc.codes.ordering import ORDERINGS
 from mpigc.config import CodeConfig, DelaysConfig, describe_keys, load_config
-from mpigc.config import keys as config_module
+from mpigc.config import keys as config_keys
 from mpigc.delays import MODELS, DelayModel
 from mpigc.errors import InputError
 from mpigc.registry import Registry
@@ -35,7 +35,7 @@ def test_registries_hold_the_built_ins():
                                            ("workload.model", WORKLOADS)])
 def test_config_choices_are_the_registry_names(key, registry):
     """``--keys`` lists exactly the registry's names for the key (a new entry shows up with no config edit)."""
-    assert config_module._NAMED[key] is registry
+    assert config_keys.REGISTRY_OF[key] is registry
     row = next(line for line in describe_keys().splitlines() if line.startswith(key + " "))
     listed = {n.strip('"') for n in " ".join(_allowed_cell(key)).replace("|", " ").split()}
     assert set(registry.names()) <= listed, (row, registry.names())
@@ -77,7 +77,7 @@ def test_unknown_names_below_the_config_suggest_too():
         DelayModel(dataclasses.replace(DelaysConfig(), model="burst"), 0, 4)
     assert info.value.key == "delays.model"
     with pytest.raises(InputError, match="did you mean 'mlp'") as info:
-        make_workload(dataclasses.replace(config_module.WorkloadConfig(), model="mpl"), 4, 0)
+        make_workload(dataclasses.replace(config_keys.WorkloadConfig(), model="mpl"), 4, 0)
     assert info.value.key == "workload.model"
     with pytest.raises(InputError, match="known: ") as info:
         make_scheme(CodeConfig(scheme="zzz"), 4, 0)

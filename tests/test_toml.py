@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from mpigc._toml import format_key, format_value
+from mpigc.config.toml import format_key, format_value
 
 VALUES = ['quote " backslash \\ tab \t newline \n control \x01 \x7f é', "C:\\traces\\x.csv", "", 0, -7, 1.5,
           -1.5e-3, 1e300, 1e-300, -0.0, 1e6, math.inf, -math.inf, True, False, [1, 11], (0, 1, 3), [],

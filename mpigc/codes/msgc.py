@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from mpigc.bursts import bursty_ok, check_bursty, window
+from mpigc.bursts import bursty_ok, window
 from mpigc.codes.base import Plan
 from mpigc.codes.classic import encoding_matrix
 from mpigc.codes.registry import register
-from mpigc.codes.sgc import Decode, SeqState, SequentialScheme, cyclic_plan
+from mpigc.codes.sgc import BurstyDesign, Decode, SeqState, SequentialScheme, cyclic_plan
 
 
 def msgc_sizes(B: int, W: int, lam: int) -> np.ndarray:
@@ -32,15 +32,12 @@ def msgc_load(m: int, B: int, W: int, lam: int) -> float:
 
 
 @register("m-sgc")
-class Multiplexed(SequentialScheme):
+class Multiplexed(BurstyDesign, SequentialScheme):
     """Multiplexed SGC (P3's main scheme): uncoded D1 chunks and crc-coded D2 groups (T_seq = W−2+B)."""
 
-    config_keys = ("code.B", "code.W", "code.lambda", "code.mu", "workload.models")
-
     @classmethod
-    def make_plan(cls, code, workers: int, seed: int) -> Plan:
+    def bursty_plan(cls, code, workers: int) -> Plan:
         """Plan the (W−1)(λ+1) D1 units of every worker and its B D2 groups of λ+1 units."""
-        check_bursty(code.B, code.W, code.lam, workers)
         m, B, W, lam = workers, code.B, code.W, code.lam
         units = m * ((W - 1) * (lam + 1) + B)
         a = np.zeros((units, m), dtype=bool)

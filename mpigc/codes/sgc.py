@@ -172,6 +172,27 @@ class SequentialScheme(Scheme):
         raise NotImplementedError("sequential schemes run in the sequential engine")
 
 
+class BurstyDesign:
+    """Mixin of the schemes designed for the bursty model: its keys (B, W, λ), checked before any plan.
+
+    A subclass (listed before its :class:`SequentialScheme` base) supplies
+    :meth:`bursty_plan`, called once ``check_bursty`` accepted the parameters.
+    """
+
+    config_keys = ("code.B", "code.W", "code.lambda", *SequentialScheme.config_keys)
+
+    @classmethod
+    def make_plan(cls, code, workers: int, seed: int) -> Plan:
+        """Check (B, W, λ) against the workers, then plan (:meth:`bursty_plan`)."""
+        check_bursty(code.B, code.W, code.lam, workers)
+        return cls.bursty_plan(code, workers)
+
+    @classmethod
+    def bursty_plan(cls, code, workers: int) -> Plan:
+        """Return the scheme's plan for parameters ``check_bursty`` accepted."""
+        raise NotImplementedError
+
+
 class _CrcJobs(SequentialScheme):
     """One (m, s) crc task per worker per round; job t decodes from ≥ m − s distinct workers."""
 
@@ -223,15 +244,12 @@ def sr_sgc_tolerance(B: int, W: int, lam: int) -> int:
 
 
 @register("sr-sgc")
-class SelectiveRepeat(_CrcJobs):
+class SelectiveRepeat(BurstyDesign, _CrcJobs):
     """Selective-repetition SGC: crc with s = ⌈Bλ/(W−1+B)⌉ plus redos B rounds later (T_seq = B)."""
 
-    config_keys = ("code.B", "code.W", "code.lambda", "code.mu", "workload.models")
-
     @classmethod
-    def make_plan(cls, code, workers: int, seed: int) -> Plan:
+    def bursty_plan(cls, code, workers: int) -> Plan:
         """Plan the cyclic assignment of the crc code with SR-SGC's tolerance s."""
-        check_bursty(code.B, code.W, code.lam, workers)
         if (code.W - 1) % code.B:
             raise InputError("code.W", f"sr-sgc needs W − 1 divisible by B; W − 1 = {code.W - 1}, B = {code.B}")
         return cyclic_plan(workers, sr_sgc_tolerance(code.B, code.W, code.lam) + 1)

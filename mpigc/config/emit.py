@@ -5,35 +5,35 @@ import dataclasses
 import textwrap
 from typing import Any
 
-from mpigc._toml import Key as _Key
-from mpigc._toml import format_key, format_value
-from mpigc.config.keys import _KEYS, _NAMED, _SPECS, _WORDS, CodeConfig, Config, _default
+from mpigc.config.keys import KEYS, REGISTRY_OF, WORDS, CodeConfig, Config
+from mpigc.config.spec import Key
+from mpigc.config.toml import format_key, format_value
 from mpigc.report import format_table
 
 
-def _line(key: _Key, value: Any) -> str:
+def _line(key: Key, value: Any) -> str:
     if value is None:
         return f"# {key.name} = ({key.unset})"
     return f"{format_key(key.name)} = {format_value(value)}"
 
 
 def _code_lines(codes: tuple[CodeConfig, ...]) -> list[str]:
-    keys = [k for k in _KEYS["code"][1] if k.name != "scheme"]
+    keys = [k for k in KEYS["code"].values() if k.name != "scheme"]
     if len(codes) == 1:
         first = codes[0]
-        lines = [_line(_SPECS["code"]["scheme"], first.scheme)]
+        lines = [_line(KEYS["code"]["scheme"], first.scheme)]
         return lines + [_line(k, getattr(first, k.field)) for k in keys]
-    base = {}
+    shared = {}  # [code]'s own values: those every entry has (None where entries differ)
     for k in keys:
-        vals = [getattr(c, k.field) for c in codes]
-        base[k.field] = None if any(v is None for v in vals) else vals[0]
+        values = [getattr(c, k.field) for c in codes]
+        shared[k.field] = None if any(v is None for v in values) else values[0]
     lines = ["scheme = ["]
     for c in codes:
-        over = {k.name: getattr(c, k.field) for k in keys
-                if getattr(c, k.field) is not None and getattr(c, k.field) != base[k.field]}
-        lines.append(f"  {format_value({'scheme': c.scheme, **over}) if over else format_value(c.scheme)},")
+        overrides = {k.name: getattr(c, k.field) for k in keys
+                     if getattr(c, k.field) is not None and getattr(c, k.field) != shared[k.field]}
+        lines.append(f"  {format_value({'scheme': c.scheme, **overrides}) if overrides else format_value(c.scheme)},")
     lines.append("]")
-    return lines + [_line(k, base[k.field]) for k in keys]
+    return lines + [_line(k, shared[k.field]) for k in keys]
 
 
 def to_toml(config: Config) -> str:
@@ -42,13 +42,13 @@ def to_toml(config: Config) -> str:
     None values (resolved later, per scheme) are written as ``# key = (auto)`` comments.
     """
     out = [f"# mpigc resolved config (backend {config.backend!r}); every default written out.", ""]
-    for table, (_, keys) in _KEYS.items():
+    for table, keys in KEYS.items():
         out.append(f"[{table}]")
         if table == "code":
             out += _code_lines(config.codes)
         else:
             obj = getattr(config, table)
-            out += [_line(k, getattr(obj, k.field)) for k in keys]
+            out += [_line(k, getattr(obj, k.field)) for k in keys.values()]
         out.append("")
     return "\n".join(out)
 
@@ -56,14 +56,13 @@ def to_toml(config: Config) -> str:
 def describe_keys() -> str:
     """Return a text table of every key: default, allowed values and meaning."""
     rows = [("key", "default", "allowed", "meaning")]
-    for table, (_, keys) in _KEYS.items():
-        for k in keys:
-            default = _default(table, k)
-            shown = f"({k.unset})" if default is None else format_value(default)
+    for table, keys in KEYS.items():
+        for k in keys.values():
+            shown = f"({k.unset})" if k.default is None else format_value(k.default)
             name = f"{table}.{k.name}"
-            if name in _NAMED:
-                k = dataclasses.replace(k, choices=_NAMED[name].names())
-            allowed = " | ".join([k.rule(), *(f'"{w}"' for w in _WORDS.get(name, ()))])
+            if name in REGISTRY_OF:
+                k = dataclasses.replace(k, choices=REGISTRY_OF[name].names())
+            allowed = " | ".join([k.rule(), *(f'"{w}"' for w in WORDS.get(name, ()))])
             rows.append((name, shown, allowed, k.doc))
     lines = []
     for row in rows:  # "allowed" wrapped to a 30-character column, continued on lines of its own

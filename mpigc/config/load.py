@@ -8,15 +8,13 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mpigc._toml import check as _check
-from mpigc._toml import show
 from mpigc.codes.assignments import ASSIGNMENTS
 from mpigc.codes.registry import SCHEMES
 from mpigc.config.keys import (
-    _NAMED,
-    _SPECS,
-    _WORDS,
     BACKENDS,
+    KEYS,
+    REGISTRY_OF,
+    WORDS,
     CodeConfig,
     Config,
     DelaysConfig,
@@ -24,8 +22,10 @@ from mpigc.config.keys import (
     RunConfig,
     WorkloadConfig,
 )
+from mpigc.config.limits import check_memory
+from mpigc.config.spec import check_value
+from mpigc.config.toml import show
 from mpigc.errors import InputError
-from mpigc.limits import check_memory
 
 #: seeds must fit numpy's SeedSequence and a 64-bit HDF5 attribute (run attrs store the seed)
 SEED_LIMIT = 2**64
@@ -33,15 +33,14 @@ SEED_LIMIT = 2**64
 MAX_SECONDS = 1e6
 
 
-
 def _unknown_key(table: str, name: str, prefix: str) -> InputError:
-    homes = [t for t in _SPECS if name in _SPECS[t]]
+    homes = [t for t in KEYS if name in KEYS[t]]
     if homes:
         return InputError(f"{prefix}.{name}", f"unknown key in [{table}]; did you mean '{homes[0]}.{name}'?")
-    close = difflib.get_close_matches(name, list(_SPECS[table]), n=1)
+    close = difflib.get_close_matches(name, list(KEYS[table]), n=1)
     if close:
         return InputError(f"{prefix}.{name}", f"unknown key; did you mean '{prefix}.{close[0]}'?")
-    return InputError(f"{prefix}.{name}", f"unknown key (keys of [{table}]: {', '.join(_SPECS[table])})")
+    return InputError(f"{prefix}.{name}", f"unknown key (keys of [{table}]: {', '.join(KEYS[table])})")
 
 
 #: tables a config may carry for the reader's information; never read (``[fit]``: how ``mpigc trace fit`` fitted)
@@ -54,15 +53,15 @@ def _check_tables(raw: Mapping[str, Any]) -> None:
             if not isinstance(value, dict):
                 raise InputError(name, f"must be a table [{name}], got {show(value)}")
             continue
-        if name not in _SPECS:
-            close = difflib.get_close_matches(name, list(_SPECS), n=1)
-            homes = [t for t in _SPECS if name in _SPECS[t]]
+        if name not in KEYS:
+            close = difflib.get_close_matches(name, list(KEYS), n=1)
+            homes = [t for t in KEYS if name in KEYS[t]]
             if homes:
                 problem = f"unknown table; did you mean '{homes[0]}.{name}' (keys belong under [{homes[0]}])?"
             elif close:
                 problem = f"unknown table; did you mean '{close[0]}'?"
             else:
-                problem = f"unknown table (tables: {', '.join(_SPECS)})"
+                problem = f"unknown table (tables: {', '.join(KEYS)})"
             raise InputError(name, problem)
         if not isinstance(value, dict):
             raise InputError(name, f"must be a table [{name}], got {show(value)}")
@@ -74,15 +73,15 @@ def _values(table: str, raw: Mapping[str, Any], prefix: str, skip: Sequence[str]
     for name, value in raw.items():
         if name in skip:
             continue
-        if name not in _SPECS[table]:
+        if name not in KEYS[table]:
             raise _unknown_key(table, name, prefix)
-        key = _SPECS[table][name]
+        key = KEYS[table][name]
         label = f"{prefix}.{name}"
-        if isinstance(value, str) and value in _WORDS.get(f"{table}.{name}", ()):
+        if isinstance(value, str) and value in WORDS.get(f"{table}.{name}", ()):
             out[key.field] = value
             continue
-        out[key.field] = _check(key, label, value)
-        registry = _NAMED.get(f"{table}.{name}")
+        out[key.field] = check_value(key, label, value)
+        registry = REGISTRY_OF.get(f"{table}.{name}")
         if registry is not None and registry is not ASSIGNMENTS:   # assignments take arguments: checked when planned
             registry.lookup(value, label)
     return out
@@ -208,9 +207,9 @@ def _parse_override(item: str) -> tuple[str, str, Any]:
     if "=" not in item:
         raise InputError("--set", f"expected key=value, got {item!r}")
     key, text = (s.strip() for s in item.split("=", 1))
-    parts = key.split(".")
-    if len(parts) != 2 or not all(parts):
-        homes = [f"{t}.{key}" for t in _SPECS if key in _SPECS[t]]
+    table_and_key = key.split(".")
+    if len(table_and_key) != 2 or not all(table_and_key):
+        homes = [f"{t}.{key}" for t in KEYS if key in KEYS[t]]
         hint = f"; did you mean '{homes[0]}'?" if homes else " (e.g. code.parts=2)"
         raise InputError("--set", f"expected table.key=value, got {item!r}{hint}")
     try:
@@ -218,7 +217,7 @@ def _parse_override(item: str) -> tuple[str, str, Any]:
         value = parsed["v"] if list(parsed) == ["v"] else text
     except tomllib.TOMLDecodeError:
         value = text
-    return parts[0], parts[1], value
+    return table_and_key[0], table_and_key[1], value
 
 
 def _read(path: str | None) -> dict[str, Any]:
@@ -274,9 +273,9 @@ def load_config(path: str | None, overrides: Sequence[str] = (), backend: str = 
         else:
             raw[table] = {key: value}
     _check_tables(raw)
-    parts = {t: _values(t, raw.get(t, {}), t) for t in ("run", "workload", "delays", "network")}
+    checked = {t: _values(t, raw.get(t, {}), t) for t in ("run", "workload", "delays", "network")}
     mpi = backend == "mpi"
-    run = RunConfig(**parts["run"])
+    run = RunConfig(**checked["run"])
     _check_run(run)
     run = dataclasses.replace(run, flush_every=run.flush_every or (1 if mpi else 1000),
                               detail=run.detail or ("full" if mpi else "rounds"))
@@ -297,11 +296,11 @@ def load_config(path: str | None, overrides: Sequence[str] = (), backend: str = 
         base["load"] = workers
     codes = _resolve_codes(raw_code, {**base, "workers": workers})
     _check_eval(run, codes)
-    delays = DelaysConfig(**parts["delays"])
+    delays = DelaysConfig(**checked["delays"])
     _check_delays(delays, workers)
-    workload = WorkloadConfig(**parts["workload"])
+    workload = WorkloadConfig(**checked["workload"])
     _check_dtype(workload, run, codes)
     config = Config(run=run, codes=codes, workload=workload, delays=delays,
-                    network=NetworkConfig(**parts["network"]), backend=backend)
+                    network=NetworkConfig(**checked["network"]), backend=backend)
     check_memory(config)     # before any command builds an m x N plan or a dataset
     return config

@@ -11,7 +11,7 @@ on rank 0 and broadcasts the verdict.
 Limits that need no scheme (non-finite or endless timeouts and deadlines,
 seeds of 2^64 and more, sizes whose plans or data cannot fit in memory) are
 checked earlier still, by :func:`mpigc.config.load_config` (see
-:mod:`mpigc.limits`): nothing of size m x N exists before they pass.
+:mod:`mpigc.config.limits`): nothing of size m x N exists before they pass.
 """
 from __future__ import annotations
 

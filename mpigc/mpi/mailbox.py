@@ -296,11 +296,6 @@ class Courier:
             return True
         return any(b is buf and not r.Test() for box in self.pending for r, b in box)
 
-    @property
-    def in_flight(self) -> int:
-        """Control sends not yet complete, over all workers."""
-        return sum(len(box) for box in self.pending)
-
     def wait(self) -> None:
         """Complete every send (call only once every worker has sent FINAL: all were received)."""
         MPI.Request.Waitall([r for box in self.pending for r, _ in box])

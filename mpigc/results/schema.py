@@ -222,20 +222,6 @@ def _write_attrs(group: h5py.Group, encoded: dict[str, Any], json_keys: list[str
     group.attrs[_JSON_KEYS] = json.dumps(sorted(old))
 
 
-def _read_attrs(group: h5py.Group) -> dict[str, Any]:
-    """Read a run's attributes, decoding JSON-encoded ones."""
-    json_keys = set(json.loads(_plain(group.attrs.get(_JSON_KEYS, "[]"))))
-    out: dict[str, Any] = {}
-    for key, value in group.attrs.items():
-        if key == _JSON_KEYS:
-            continue
-        value = _plain(value)
-        if key in json_keys and isinstance(value, str):
-            value = json.loads(value)
-        out[key] = value
-    return out
-
-
 def _plain(value: Any) -> Any:
     """Turn an attribute value read by h5py into a plain Python value."""
     if isinstance(value, bytes):

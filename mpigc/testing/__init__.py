@@ -48,6 +48,7 @@ from typing import TextIO
 
 from mpigc.codes import SCHEMES
 from mpigc.config import load_config
+from mpigc.config.toml import format_value
 from mpigc.testing.backends import check_backends
 from mpigc.testing.checks import FAIL, PASS, SKIP, Result, check_clocks, check_decoding
 from mpigc.testing.decoding import plan_instances
@@ -103,7 +104,7 @@ def iter_checks(scheme: str | type, overrides: Sequence[str] = (), seeds: int = 
 
 def resolve(name: str, overrides: Sequence[str]) -> type:
     """Return the scheme class ``name`` names, checking it and ``overrides`` as a config would (InputError)."""
-    load_config(None, [f"code.scheme={_quoted(name)}", *overrides], backend="sim")
+    load_config(None, [f"code.scheme={format_value(name)}", *overrides], backend="sim")
     return SCHEMES.lookup(name)
 
 
@@ -125,8 +126,3 @@ def run_kit(scheme: str | type, overrides: Sequence[str] = (), mpi: int | None =
         failed |= result.failed
     print(f"# {'FAILED' if failed else 'passed'}", file=out, flush=True)
     return 1 if failed else 0
-
-
-def _quoted(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-

@@ -18,6 +18,7 @@ import numpy as np
 
 from mpigc.codes import Combination, Scheme, combine, make_scheme, split_parts
 from mpigc.config import load_config
+from mpigc.config.toml import format_value
 from mpigc.errors import InputError
 
 #: (m, load) of the instances; parts 1 and 2 are tried on each
@@ -61,7 +62,7 @@ def instance_configs(name: str, overrides: list[str], seeds: int) -> Iterator[tu
     for (m, load) in GRID:
         for parts in (1, 2):
             for seed in range(1, seeds + 1):
-                over = [f"code.scheme={_toml(name)}", f"code.workers={m}", f"code.load={load}",
+                over = [f"code.scheme={format_value(name)}", f"code.workers={m}", f"code.load={load}",
                         f"code.parts={parts}", f"run.seed={seed}", *overrides]
                 yield f"m={m} load={load} parts={parts} seed={seed}", over
 
@@ -192,7 +193,3 @@ def implied(phi: np.ndarray, grads: np.ndarray, parts: int) -> np.ndarray:
 def decode(replay: Replay, comb: Combination, grads: np.ndarray) -> np.ndarray:
     """Apply the combination to the messages' vectors (first DIM coordinates)."""
     return combine(comb, replay.vectors(comb, grads), grads.shape[1])
-
-
-def _toml(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

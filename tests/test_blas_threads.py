@@ -7,16 +7,16 @@ import sys
 
 import pytest
 
-from mpigc.threads import BLAS_THREADS
+from mpigc.blas_threads import THREAD_COUNT_VARIABLES
 
-PROBE = ("from mpigc.threads import pin_blas, blas_threads\n"
+PROBE = ("from mpigc.blas_threads import pin_blas, thread_counts\n"
          "import numpy\n"  # BLAS loaded before the pin, as in a command that imported numpy first
-         "print(pin_blas(), blas_threads(), [__import__('os').environ.get(v) for v in "
+         "print(pin_blas(), thread_counts(), [__import__('os').environ.get(v) for v in "
          "('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS')])")
 
 
 def probe(**env) -> str:
-    clean = {k: v for k, v in os.environ.items() if k not in BLAS_THREADS}
+    clean = {k: v for k, v in os.environ.items() if k not in THREAD_COUNT_VARIABLES}
     out = subprocess.run([sys.executable, "-c", PROBE], env={**clean, **env}, capture_output=True, text=True,
                          check=True, timeout=60)
     return out.stdout.strip()
@@ -34,11 +34,11 @@ def test_user_choice_is_kept():
 
 @pytest.mark.parametrize("command", ["simulate", "tune"])
 def test_commands_pin(monkeypatch, tmp_path, command):
-    import mpigc.threads
+    import mpigc.blas_threads
     from mpigc.cli import main
 
     calls = []
-    monkeypatch.setattr(mpigc.threads, "pin_blas", lambda: calls.append(1) or True)
+    monkeypatch.setattr(mpigc.blas_threads, "pin_blas", lambda: calls.append(1) or True)
     trace = tmp_path / "t.csv"
     trace.write_text("\n".join(",".join(["1.0"] * 4) for _ in range(3)) + "\n")
     args = (["simulate", "--out", str(tmp_path / "s.h5"), "--set", "run.rounds=2"] if command == "simulate"

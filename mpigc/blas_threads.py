@@ -12,14 +12,14 @@ from __future__ import annotations
 import os
 
 #: thread-count variables of the BLAS libraries numpy may use; any of them set means the user chose
-BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_COUNT_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-_limits = None  # the active threadpoolctl limiter, kept for the process's lifetime
+_limiter = None  # the active threadpoolctl limiter, kept for the process's lifetime
 
 
-def user_chose() -> bool:
+def user_set_thread_count() -> bool:
     """Whether the user set any BLAS thread-count variable (then mpigc leaves threads alone)."""
-    return any(var in os.environ for var in BLAS_THREADS)
+    return any(var in os.environ for var in THREAD_COUNT_VARIABLES)
 
 
 def pin_blas() -> bool:
@@ -29,19 +29,19 @@ def pin_blas() -> bool:
     (and every child process) needs; ``threadpoolctl`` then limits any BLAS
     already loaded, e.g. by numpy imported before the command ran.
     """
-    global _limits
-    if user_chose():
+    global _limiter
+    if user_set_thread_count():
         return False
-    for var in BLAS_THREADS:
+    for var in THREAD_COUNT_VARIABLES:
         os.environ[var] = "1"
     import numpy  # noqa: F401  (loads the BLAS library so threadpoolctl can find it)
     from threadpoolctl import threadpool_limits
 
-    _limits = threadpool_limits(limits=1, user_api="blas")
+    _limiter = threadpool_limits(limits=1, user_api="blas")
     return True
 
 
-def blas_threads() -> list[int]:
+def thread_counts() -> list[int]:
     """Thread counts of every BLAS library loaded in this process (for tests and benchmarks)."""
     from threadpoolctl import threadpool_info
 

@@ -1,77 +1,36 @@
-"""TOML values for :mod:`mpigc.config`: values written by tomli-w, and the typed key checks.
+"""Config keys declared once: a dataclass field made by :func:`key` carries its :class:`Key`.
 
-:func:`format_value` and :func:`format_key` leave quoting, escaping and
-number spelling (inf, nan, exponents) to tomli-w, so :mod:`tomllib` reads
-them back to the same values. They only join arrays and inline tables on one
-line: a resolved config keeps each key on its own line beside
-``# key = (auto)`` comments, and tomli-w writes whole documents, with arrays
-one item per line, tables as sections and no comments. :class:`Key`
-describes one config key; :func:`check` type- and range-checks a value read
-for it.
+Each table of the config is a frozen dataclass whose fields are made with
+:func:`key`: the field's default, and in its metadata the key's type, range,
+choices and help. :func:`keys_of` reads them back in field order, so the
+validator, the emitted TOML and ``mpigc validate --keys`` all come from the
+one declaration. :func:`check_value` type- and range-checks a value read for
+a key.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import tomli_w
-
+from mpigc.config.toml import format_value, show
 from mpigc.errors import InputError
 
-_SCALARS = (bool, int, float, str)
-
-
-def format_key(key: str) -> str:
-    """Return ``key`` bare when TOML allows it, quoted otherwise (as tomli-w writes it)."""
-    return tomli_w.dumps({key: 0}).removesuffix(" = 0\n")
-
-
-def format_value(value: Any) -> str:
-    """Return one TOML value on one line: str, int, float, bool, list/tuple or mapping (inline table).
-
-    Raises
-    ------
-    TypeError
-        For a value TOML cannot hold (e.g. None).
-    """
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(format_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        items = ", ".join(f"{format_key(str(k))} = {format_value(v)}" for k, v in value.items())
-        return "{" + items + "}"
-    if not isinstance(value, _SCALARS):  # tomli-w would also write dates, which no key holds
-        raise TypeError(f"cannot write {type(value).__name__} as TOML")
-    return tomli_w.dumps({"v": value}).removeprefix("v = ").removesuffix("\n")
-
-
-def type_name(value: Any) -> str:
-    """Return the TOML name of a value's type, for error messages."""
-    for kind, name in ((bool, "boolean"), (int, "integer"), (float, "float"), (str, "string"),
-                       ((list, tuple), "array"), (Mapping, "table")):
-        if isinstance(value, kind):
-            return name
-    return type(value).__name__
-
-
-def show(value: Any) -> str:
-    """Return ``value`` as it would be written in TOML plus its type, e.g. ``1.5 (float)``."""
-    try:
-        text = format_value(value)
-    except TypeError:
-        text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{text} ({type_name(value)})"
+#: metadata entry of a dataclass field that holds its :class:`Key`
+_METADATA = "mpigc.config.key"
+_KIND_NAMES = {"int": "integer", "float": "float", "bool": "boolean", "str": "string", "ints": "integer list"}
 
 
 @dataclass(frozen=True)
 class Key:
-    """How one TOML key is typed, bounded and documented."""
+    """How one TOML key is typed, bounded and documented.
 
-    name: str
+    ``name``, ``field`` and ``default`` are filled in by :func:`keys_of`
+    from the dataclass field the key is declared on.
+    """
+
     kind: str  # "int" | "float" | "bool" | "str" | "ints"
     doc: str
     lo: float | None = None
@@ -79,25 +38,54 @@ class Key:
     hi: float | None = None
     choices: tuple[str, ...] = ()
     message: str = ""  # replaces the generated range message
-    finite: bool = True
     unset: str = "auto"  # how a None value is shown: "auto" (resolved later) or "unset"
-
-    @property
-    def field(self) -> str:
-        """The dataclass attribute (``lambda`` is a Python keyword: ``lam``)."""
-        return "lam" if self.name == "lambda" else self.name
+    name: str = ""  # the TOML key; the field's name unless that is not a Python identifier (lambda)
+    field: str = ""  # the dataclass attribute
+    default: Any = None
 
     def rule(self) -> str:
         """Human text for the allowed values."""
         if self.choices:
             return " | ".join(f'"{c}"' for c in self.choices)
-        kind = {"int": "integer", "float": "float", "bool": "boolean", "str": "string",
-                "ints": "integer list"}[self.kind]
+        kind = _KIND_NAMES[self.kind]
         if self.lo is not None and self.hi is not None:
             return f"{kind} in [{self.lo:g}, {self.hi:g}]"
         if self.lo is not None:
             return f"{kind} {'>' if self.lo_open else '>='} {self.lo:g}"
         return kind
+
+
+def key(default: Any, kind: str, doc: str, *, name: str = "", **limits: Any) -> Any:
+    """Declare a config key as a dataclass field: its default and its :class:`Key`.
+
+    Parameters
+    ----------
+    default : the value when the config does not set the key (None: resolved later, or unset).
+    kind : ``"int"``, ``"float"``, ``"bool"``, ``"str"`` or ``"ints"`` (a list of integers).
+    doc : one line of help, shown by ``mpigc validate --keys``.
+    name : the TOML key when it differs from the field's name (``lambda`` is a Python keyword).
+    **limits : ``lo``, ``lo_open``, ``hi``, ``choices``, ``message``, ``unset`` of :class:`Key`.
+    """
+    if kind not in _KIND_NAMES:
+        raise ValueError(f"unknown key kind {kind!r}")
+    return dataclasses.field(default=default, metadata={_METADATA: Key(kind, doc, name=name, **limits)})
+
+
+def keys_of(table: type) -> tuple[Key, ...]:
+    """Return the keys declared on a table's dataclass, in field order, names and defaults filled in.
+
+    Raises
+    ------
+    TypeError
+        If a field of ``table`` was not declared with :func:`key`.
+    """
+    keys = []
+    for f in dataclasses.fields(table):
+        if _METADATA not in f.metadata:
+            raise TypeError(f"{table.__name__}.{f.name} is not declared with mpigc.config.spec.key()")
+        spec = f.metadata[_METADATA]
+        keys.append(dataclasses.replace(spec, name=spec.name or f.name, field=f.name, default=f.default))
+    return tuple(keys)
 
 
 def range_problem(key: Key) -> str:
@@ -119,8 +107,14 @@ def in_range(key: Key, x: float) -> bool:
     return key.hi is None or x <= key.hi
 
 
-def check(key: Key, label: str, value: Any) -> Any:
-    """Type- and range-check one value; return it converted (float, tuple)."""
+def check_value(key: Key, label: str, value: Any) -> Any:
+    """Type- and range-check one value read for ``key``; return it converted (float, tuple).
+
+    Raises
+    ------
+    InputError
+        Keyed by ``label``, for a value of the wrong type, out of range or not among the choices.
+    """
     kind = key.kind
     if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
         raise InputError(label, f"must be an integer, got {show(value)}")
@@ -130,7 +124,7 @@ def check(key: Key, label: str, value: Any) -> Any:
         value = float(value)
         if math.isnan(value):
             raise InputError(label, f"must be a number, got {show(value)}")
-        if key.finite and math.isinf(value):
+        if math.isinf(value):
             raise InputError(label, f"must be a finite number, got {show(value)}")
     if kind == "bool" and not isinstance(value, bool):
         raise InputError(label, f"must be true or false, got {show(value)}")

@@ -35,7 +35,9 @@ import os
 import resource
 from typing import Any
 
+from mpigc.codes.registry import scheme_class
 from mpigc.errors import InputError
+from mpigc.workloads.base import WORKLOADS
 
 #: environment variable that overrides the memory budget (bytes, or with a K/M/G/T suffix)
 BUDGET_ENV = "MPIGC_MEMORY_BUDGET"
@@ -109,8 +111,6 @@ def memory_budget() -> tuple[int, str]:
 
 def _held_chunks(code: Any, chunks: int) -> int:
     """Return how many chunks' data one worker of ``code`` holds: its load, or all N (``bcc`` draws per round)."""
-    from mpigc.codes.registry import scheme_class  # the scheme's own layout, not a copy of its name here
-
     if (code.assignment or scheme_class(code.scheme).default_assignment) == "all":
         return chunks
     return min(int(code.load), chunks)
@@ -120,8 +120,6 @@ def _dimension(workload: Any) -> int | None:
     """Gradient length d of a synthetic workload (None for a user dataset: not opened here)."""
     if workload.dataset != "synthetic":
         return None
-    from mpigc.workloads.base import WORKLOADS  # the model's own dimension (registered workloads)
-
     return int(WORKLOADS.lookup(workload.model).dimension(workload.features, workload.hidden))
 
 
