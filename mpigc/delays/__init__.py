@@ -36,10 +36,8 @@ class DelayModel:
     ----------
     delays : DelaysConfig
         The ``[delays]`` table.
-    seed : int
-        ``run.seed``.
-    workers : int
-        Number of workers m.
+    seed, workers : int
+        ``run.seed`` and the number of workers m.
     reader : optional
         Reads HDF5 traces (``read_runs``, as :mod:`mpigc.results`); CSV traces need none.
 

@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from mpigc.delays.models import MODELS, GilbertElliott, StragglerModel
+from mpigc.delays.models import MODELS, GilbertElliott
+from mpigc.delays.replay import ValueReplay
 from mpigc.errors import InputError
 from mpigc.seeding import stream
 
@@ -91,25 +92,8 @@ class FittedValues:
         return np.stack([self.values(r) for r in range(int(rounds))]) if rounds else np.empty((0, self.workers))
 
 
-def replay_durations(values: np.ndarray, chunk_time: float, slope: float | None, positions: int,
-                     workers: int, chunk_load: float | None = None) -> np.ndarray:
-    """Return seconds per (worker, position) of one round's values, as ``trace`` replays them.
-
-    Without a slope every chunk of worker w takes ``chunk_time × value_w / median(values)``;
-    with one, position 0 carries the value and every position ``slope × chunk_load``.
-    """
-    if slope is None:
-        per_chunk = chunk_time * (values / np.median(values))  # trace replay's order of operations, bit for bit
-        return np.repeat(per_chunk[:, None], positions, axis=1)
-    load = 1.0 / workers if chunk_load is None else float(chunk_load)
-    out = np.full((workers, positions), slope * load)
-    if positions:
-        out[:, 0] += values
-    return out
-
-
 @MODELS.register("fitted")
-class Fitted(StragglerModel):
+class Fitted(ValueReplay):
     """A straggler model fitted to traces by ``mpigc trace fit`` (speed factors, fast/slow chain, log-normals)."""
 
     config_keys = tuple(f"delays.{k}" for k in FITTED_KEYS) + ("delays.slope",)
@@ -125,21 +109,14 @@ class Fitted(StragglerModel):
             raise InputError("delays.slope", 'a fitted model takes seconds per unit load, not "fit"')
         self.slope = None if slope is None else float(slope)
 
-    def durations(self, rnd: int, positions: int, chunk_load: float | None = None) -> np.ndarray:
-        """Return seconds per (worker, position) of round ``rnd`` (see :func:`replay_durations`)."""
-        return replay_durations(self.generator.values(rnd), self.chunk_time, self.slope, positions,
-                                self.workers, chunk_load)
-
-    def nominal_seconds(self, positions: int, chunk_load: float | None = None) -> float:
-        """Return the seconds of a nominal worker: ``chunk_time`` per task, or the affine time of the median."""
-        if self.slope is None:
-            return self.chunk_time * positions
-        load = 1.0 / self.workers if chunk_load is None else float(chunk_load)
-        return float(np.median(self.generator.values(0))) + self.slope * load * positions
-
-    def trace_seconds(self, rnd: int) -> np.ndarray:
+    def seconds(self, rnd: int) -> np.ndarray:
         """Return round ``rnd``'s values (the model's load-0 seconds), shape (m,)."""
         return self.generator.values(rnd)
 
+    def ratios(self, rnd: int) -> np.ndarray:
+        """Return round ``rnd``'s values over their median (as trace replay of a sampled trace)."""
+        values = self.generator.values(rnd)
+        return values / np.median(values)
 
-__all__ = ["FITTED_KEYS", "Fitted", "FittedParams", "FittedValues", "replay_durations"]
+
+__all__ = ["FITTED_KEYS", "Fitted", "FittedParams", "FittedValues"]

@@ -25,8 +25,46 @@ from mpigc.delays.trace import TraceReplay, load_trace
 from mpigc.errors import InputError
 
 
+class ValueReplay(StragglerModel):
+    """A model whose round r is one value per worker, used as trace replay uses a trace (module docstring).
+
+    Subclasses give :meth:`seconds` (the raw values) and :meth:`ratios` (values
+    over the round's median) and set ``slope`` (None: ratios × ``chunk_time``).
+    """
+
+    def seconds(self, rnd: int) -> np.ndarray:
+        """Return round ``rnd``'s values, shape (m,)."""
+        raise NotImplementedError
+
+    def ratios(self, rnd: int) -> np.ndarray:
+        """Return round ``rnd``'s values over their median, shape (m,)."""
+        raise NotImplementedError
+
+    def durations(self, rnd: int, positions: int, chunk_load: float | None = None) -> np.ndarray:
+        """Return seconds per (worker, position): scaled ratios, or the affine split described above."""
+        if self.slope is None:
+            per_chunk = self.chunk_time * self.ratios(rnd)
+            return np.repeat(per_chunk[:, None], positions, axis=1)
+        load = 1.0 / self.workers if chunk_load is None else float(chunk_load)
+        out = np.full((self.workers, positions), self.slope * load)
+        if positions:
+            out[:, 0] += self.seconds(rnd)
+        return out
+
+    def nominal_seconds(self, positions: int, chunk_load: float | None = None) -> float:
+        """Return round 0's median load-0 value plus the affine load time (ratios: ``chunk_time`` per task)."""
+        if self.slope is None:
+            return self.chunk_time * positions
+        load = 1.0 / self.workers if chunk_load is None else float(chunk_load)
+        return float(np.median(self.seconds(0))) + self.slope * load * positions
+
+    def trace_seconds(self, rnd: int) -> np.ndarray:
+        """Return the raw (load-0) values of every worker in round ``rnd``, shape (m,)."""
+        return self.seconds(rnd)
+
+
 @MODELS.register("trace")
-class Trace(StragglerModel):
+class Trace(ValueReplay):
     """Replay a trace of per-round, per-worker seconds (CSV or an HDF5 result file)."""
 
     config_keys = ("delays.trace", "delays.slope", "delays.wrap")
@@ -43,27 +81,13 @@ class Trace(StragglerModel):
         """Raise InputError if a run of ``rounds`` rounds would outrun a non-wrapping trace."""
         self.replay.check_rounds(rounds)
 
-    def durations(self, rnd: int, positions: int, chunk_load: float | None = None) -> np.ndarray:
-        """Return seconds per (worker, position): scaled ratios, or the affine split described above."""
-        if self.slope is None:
-            per_chunk = self.chunk_time * self.replay.ratios(rnd)
-            return np.repeat(per_chunk[:, None], positions, axis=1)
-        load = 1.0 / self.workers if chunk_load is None else float(chunk_load)
-        out = np.full((self.workers, positions), self.slope * load)
-        if positions:
-            out[:, 0] += self.replay.seconds(rnd)
-        return out
-
-    def nominal_seconds(self, positions: int, chunk_load: float | None = None) -> float:
-        """Return round 0's median load-0 value plus the affine load time (ratios: ``chunk_time`` per task)."""
-        if self.slope is None:
-            return self.chunk_time * positions
-        load = 1.0 / self.workers if chunk_load is None else float(chunk_load)
-        return float(np.median(self.replay.seconds(0))) + self.slope * load * positions
-
-    def trace_seconds(self, rnd: int) -> np.ndarray:
-        """Return the raw (load-0) seconds of every worker in round ``rnd``, wrapped, shape (m,)."""
+    def seconds(self, rnd: int) -> np.ndarray:
+        """Return the raw values of round ``rnd``, shape (m,)."""
         return self.replay.seconds(rnd)
+
+    def ratios(self, rnd: int) -> np.ndarray:
+        """Return value / the whole trace row's median, shape (m,)."""
+        return self.replay.ratios(rnd)
 
 
 def _slope(value: float | str | None, trace: str) -> float | None:

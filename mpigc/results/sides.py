@@ -102,43 +102,49 @@ def take_orphan(path: Path) -> int | None:
     Without ``flock`` support the identity decides: a dead pid on this host
     is gone; a writer on another host is presumed alive (its file stays).
     """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    fd, state = _try_lock(path)
+    if state == "locked":
         return fd
-    except BlockingIOError:
+    if state == "no-flock" and not _writer_alive(path, missing=True):
+        return fd
+    if fd is not None:
         os.close(fd)
-        return None
-    except OSError as exc:
-        if exc.errno not in _NO_FLOCK:
-            os.close(fd)
-            raise
-    record = read_identity(path)
-    if record is None or record.get("host") != socket.gethostname() or _pid_alive(record.get("pid")):
-        os.close(fd)
-        return None
-    return fd
+    return None
 
 
 def is_live(path: Path) -> bool:
     """Whether a side file's writer holds it now (or a locking HDF5 reader has it open: counted alive)."""
+    fd, state = _try_lock(path)
+    if fd is not None:
+        os.close(fd)
+    return state == "held" or (state == "no-flock" and _writer_alive(path, missing=False))
+
+
+def _try_lock(path: Path) -> tuple[int | None, str]:
+    """Open ``path`` and try an exclusive flock: (fd, "locked"), (None, "held"), (fd, "no-flock") or (None, "gone")."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return False
+        return None, "gone"
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
+        return fd, "locked"
     except BlockingIOError:
-        return True
-    except OSError:
-        record = read_identity(path)
-        return record is not None and (record.get("host") != socket.gethostname() or _pid_alive(record.get("pid")))
-    finally:
         os.close(fd)
+        return None, "held"
+    except OSError as exc:
+        if exc.errno not in _NO_FLOCK:
+            os.close(fd)
+            raise
+        return fd, "no-flock"
+
+
+def _writer_alive(path: Path, missing: bool) -> bool:
+    """Without flock, the identity decides: alive unless a dead pid on this host (``missing``: no record)."""
+    record = read_identity(path)
+    if record is None:
+        return missing
+    return record.get("host") != socket.gethostname() or _pid_alive(record.get("pid"))
 
 
 def _pid_alive(pid: object) -> bool:

@@ -50,14 +50,7 @@ class ResultWriteError(Exception):
 
 def running_files(path: str | os.PathLike) -> list[Path]:
     """Return the side files of ``path`` (runs in progress or left by a killed job), oldest first."""
-    p = target(path)
-    pattern = re.compile(re.escape(p.stem) + r"\.running(\d+)" + re.escape(p.suffix) + r"\Z")
-    try:
-        names = os.listdir(p.parent if str(p.parent) else ".")
-    except OSError:
-        return []
-    found = [(int(m.group(1)), p.with_name(n)) for n in names if (m := pattern.match(n))]
-    return [f for _, f in sorted(found)]
+    return _numbered_siblings(path, "running")
 
 
 def side_path(path: str | os.PathLike, k: int) -> Path:
@@ -240,14 +233,19 @@ def merge_side(runs: h5py.Group, side: Path, recovered: bool) -> Verdict:
 
 def damaged_files(path: str | os.PathLike) -> list[Path]:
     """Return the side files set aside as damaged (``<stem>.damaged<k><suffix>``), oldest first."""
+    return _numbered_siblings(path, "damaged", r"(?:\.(\d+))?")
+
+
+def _numbered_siblings(path: str | os.PathLike, kind: str, tail: str = "") -> list[Path]:
+    """Return the files ``<stem>.<kind><k><suffix><tail>`` beside ``path``'s target, by their numbers."""
     p = target(path)
-    pattern = re.compile(re.escape(p.stem) + r"\.damaged(\d+)" + re.escape(p.suffix) + r"(?:\.(\d+))?\Z")
+    pattern = re.compile(re.escape(p.stem) + rf"\.{kind}(\d+)" + re.escape(p.suffix) + tail + r"\Z")
     try:
         names = os.listdir(p.parent if str(p.parent) else ".")
     except OSError:
         return []
-    found = [(int(m.group(1)), int(m.group(2) or 0), p.with_name(n)) for n in names if (m := pattern.match(n))]
-    return [f for *_, f in sorted(found)]
+    found = [(tuple(int(g or 0) for g in m.groups()), p.with_name(n)) for n in names if (m := pattern.match(n))]
+    return [f for _, f in sorted(found)]
 
 
 def stale_temporaries(path: str | os.PathLike) -> list[Path]:
