@@ -82,9 +82,10 @@ def _setup(tmp_path: Path, *commands: str) -> None:
 
 def test_wheel_and_sdist_carry_the_license(tmp_path):
     """The wheel's dist-info and the sdist hold LICENSE as it is in the checkout; the metadata names it."""
-    import wheel  # noqa: F401 - bdist_wheel needs it; the test extra installs it (a missing one is a failure)
     import tarfile
     import zipfile
+
+    import wheel  # noqa: F401 - bdist_wheel needs it; the test extra installs it (a missing one is a failure)
 
     import mpigc
 
