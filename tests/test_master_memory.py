@@ -4,7 +4,7 @@ Passes at any world size ≥ 3 (m = size − 1). δ − 1 consecutive workers ar
 slow, so every fast worker sends all δ of its messages before the decode
 (the case where keeping every message until the round ends held about
 m·δ vectors). A recording subclass of the master, patched into
-``mpigc.mpi.launch``, notes after every round how many vectors it kept at
+``mpigc.mpi.single``, notes after every round how many vectors it kept at
 most (``Master.peak_held``), how many receive buffers were in its hands at
 once (``Inbox.peak_lent``) and how many wait in the pools.
 """
@@ -16,7 +16,7 @@ from helpers import runs_by_name
 from mpi4py import MPI
 from mpitools import assert_all, run_mpigc, shared_path, verdict
 
-from mpigc.mpi import launch
+from mpigc.mpi import single
 from mpigc.mpi.mailbox import POOL_KEEP
 from mpigc.mpi.master import Master
 
@@ -53,8 +53,8 @@ def records(tmp_path_factory) -> tuple[list[dict], dict[int, str]]:
     world = MPI.COMM_WORLD
     m = world.size - 1
     RecordingMaster.seen = []
-    original = launch.Master
-    launch.Master = RecordingMaster
+    original = single.Master  # the single-round regime builds rank 0's Master (mpigc.mpi.single)
+    single.Master = RecordingMaster
     paths = {}
     try:
         for load in _loads(m):
@@ -68,7 +68,7 @@ def records(tmp_path_factory) -> tuple[list[dict], dict[int, str]]:
                                     'delays.model="constant"', f"delays.slow={slow}", "delays.factor=10",
                                     "delays.chunk_time=0.05"])
     finally:
-        launch.Master = original
+        single.Master = original
     return RecordingMaster.seen, paths
 
 
