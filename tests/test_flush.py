@@ -138,3 +138,42 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_file(tmp_path) -> 
         assert proc.returncode != 0 and "is open for writing by another process" in proc.stderr, proc.stderr
     check_writable_after = subprocess.run([sys.executable, "-c", SECOND, str(path)], env=child_env(), timeout=60)
     assert check_writable_after.returncode == 0
+
+
+@pytest.mark.parametrize("keep_open", [True, False])
+def test_a_signal_during_a_flush_never_writes_its_rows_twice(tmp_path, keep_open):
+    """A signal held while rows are written is raised after the buffer is emptied: the interrupt path's
+    close() has nothing left to write again (it once duplicated a flush of a sequential run under mpiexec)."""
+    path = tmp_path / "r.h5"
+    previous = interrupts.install()
+    try:
+        file = ResultFile(path, keep_open=keep_open)
+        writer = file.new_run("run", {})
+        rows = np.zeros(10, ROUNDS_DTYPE)
+        rows["round"] = np.arange(10)
+        writer.append("rounds", rows)
+        writer.flush(force=True)
+        rows["round"] += 10
+        writer.append("rounds", rows)
+        real = file._commit if not keep_open else writer._ledger.write
+
+        def signalled(*args, **kwargs):
+            out = real(*args, **kwargs)
+            os.kill(os.getpid(), signal.SIGTERM)   # arrives while the write is deferred
+            return out
+
+        if keep_open:
+            writer._ledger.write = signalled
+        else:
+            file._commit = signalled
+        with pytest.raises(interrupts.Interrupted):
+            writer.flush(force=True)
+        if not keep_open:
+            file._commit = real
+        file.mark_interrupted(writer, "SIGTERM")
+        file.close()
+    finally:
+        interrupts.restore(previous)
+    (run,) = read_runs(path)
+    assert run.tables["rounds"]["round"].tolist() == list(range(20))
+    assert run.attrs["interrupted"] == "SIGTERM"

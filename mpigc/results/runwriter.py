@@ -110,20 +110,23 @@ class RunWriter:
             if encoded:
                 _write_attrs(group, encoded, json_keys)
 
+        if self._h5 is None and (self._side is not None or self.file._failed):
+            raise ResultWriteError(f"{self.file.path}: run {self.name} can no longer be written (its file is closed)")
         if self._h5 is not None:
             self.check_side()
-            with interrupts.deferred():
+        # The buffer is emptied inside the same deferred block as the write: a signal held during the
+        # write is raised only after it, so the interrupt path never writes these rows a second time.
+        with interrupts.deferred():
+            if self._h5 is not None:
                 # rows first, then the ledger that confirms them: a kill in between leaves rows the
                 # ledger does not count (dropped by the merge), never a count without its rows
                 self._guard(lambda: (write(self._h5["runs"][self.name]), self._h5.flush(),
                                      self._ledger.write(), self._h5.flush()))
-        elif self._side is not None or self.file._failed:
-            raise ResultWriteError(f"{self.file.path}: run {self.name} can no longer be written (its file is closed)")
-        else:
-            self.file._commit(lambda f: write(f["runs"][self.name]))
-        self._rows.clear()
-        self._attrs.clear()
-        self._last = now
+            else:
+                self.file._commit(lambda f: write(f["runs"][self.name]))
+            self._rows.clear()
+            self._attrs.clear()
+            self._last = now
 
     def start_side(self, create, fresh: Path, side: Path) -> None:
         """Make the new side file ``fresh`` provable (identity, ledger, flock), switch it to SWMR, name it ``side``."""
